@@ -1,0 +1,248 @@
+//! The one place where messages become bytes and back. Everything else calls these
+//! functions, so the encoding (bincode 2, standard config) could be swapped here alone.
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::consts::{MAX_CLIENT_MSG_BYTES, MAX_SERVER_MSG_BYTES};
+use crate::protocol::{ClientMsg, ServerMsg};
+
+/// Why a frame could not be read as a message.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame is longer than any valid message in this direction.
+    #[error("frame of {len} bytes exceeds the {limit}-byte limit")]
+    TooLarge { len: usize, limit: usize },
+    /// The bytes are not a message (bad tag, truncated, a length beyond the limit, bad UTF-8).
+    #[error("undecodable frame: {0}")]
+    Invalid(#[from] bincode::error::DecodeError),
+    /// A message decoded but bytes were left over, so the frame was not what it claimed.
+    #[error("{extra} trailing bytes after the message")]
+    TrailingBytes { extra: usize },
+}
+
+const fn config<const LIMIT: usize>() -> Configuration<LittleEndian, Varint, Limit<LIMIT>> {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
+
+fn encode<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
+    // Invariant: every protocol type is a plain serde data type (no maps with non-string
+    // keys, no unsized sequences) and the target is a Vec, so encoding cannot fail.
+    bincode::serde::encode_into_std_write(msg, out, bincode::config::standard())
+        .expect("protocol types always encode");
+}
+
+/// Decodes exactly one message that must fill the frame. The size limit bounds every
+/// length prefix inside, so a hostile prefix cannot make the decoder allocate more.
+fn decode<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > LIMIT {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            limit: LIMIT,
+        });
+    }
+    let (msg, used) = bincode::serde::decode_from_slice(bytes, config::<LIMIT>())?;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes {
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(msg)
+}
+
+pub fn encode_client(msg: &ClientMsg) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    encode(msg, &mut out);
+    out
+}
+
+pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode(msg, &mut out);
+    out
+}
+
+pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    decode::<ClientMsg, MAX_CLIENT_MSG_BYTES>(bytes)
+}
+
+pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    decode::<ServerMsg, MAX_SERVER_MSG_BYTES>(bytes)
+}
+
+/// Reads the protocol version from a frame that starts like a `Hello` of any version,
+/// even one this build cannot decode in full. `Hello` is variant 0 and its first field is
+/// the version, a layout every version keeps.
+pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
+    let (tag, version): (u32, u16) =
+        bincode::serde::decode_from_slice(bytes, config::<16>()).ok()?.0;
+    (tag == 0).then_some(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use glam::Vec2;
+
+    use super::*;
+    use crate::consts::PROTOCOL_VERSION;
+    use crate::ids::{PlayerId, Seq, Tick};
+    use crate::map::Map;
+    use crate::protocol::*;
+
+    fn every_client_msg() -> Vec<ClientMsg> {
+        vec![
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "zoë".into(),
+                room: Some("lobby".into()),
+            },
+            ClientMsg::Input(InputFrame {
+                seq: Seq(u32::MAX),
+                buttons: buttons::UP | buttons::FIRE,
+                aim: -1.5,
+            }),
+            ClientMsg::Chat { text: "gg".into() },
+            ClientMsg::Ping { nonce: 7 },
+        ]
+    }
+
+    fn every_server_msg() -> Vec<ServerMsg> {
+        let player = PlayerState {
+            id: PlayerId(3),
+            pos: Vec2::new(1.5, 2.25),
+            vel: Vec2::new(-3.0, 0.0),
+            aim: 0.5,
+            health: 75,
+            alive: true,
+            score: 2,
+        };
+        vec![
+            ServerMsg::Welcome(Box::new(Welcome {
+                player_id: PlayerId(3),
+                name: "ann".into(),
+                room: "r1".into(),
+                tick_hz: 60,
+                snapshot_hz: 30,
+                tick: Tick(99),
+                map: Map::test_arena(),
+                roster: vec![RosterEntry {
+                    id: PlayerId(3),
+                    name: "ann".into(),
+                }],
+            })),
+            ServerMsg::Snapshot(Snapshot {
+                tick: Tick(100),
+                ack_input: Seq(41),
+                players: vec![player],
+                projectiles: vec![ProjectileState {
+                    id: 9,
+                    owner: PlayerId(3),
+                    pos: Vec2::ONE,
+                    vel: Vec2::X,
+                }],
+            }),
+            ServerMsg::PlayerJoined {
+                id: PlayerId(4),
+                name: "bob".into(),
+            },
+            ServerMsg::PlayerLeft { id: PlayerId(4) },
+            ServerMsg::Event(GameEvent::Killed {
+                victim: PlayerId(4),
+                by: PlayerId(3),
+            }),
+            ServerMsg::Chat {
+                from: PlayerId(3),
+                name: "ann".into(),
+                text: "hi".into(),
+            },
+            ServerMsg::Pong { nonce: 7 },
+            ServerMsg::Disconnect {
+                reason: CloseReason::VersionMismatch { server: 1 },
+                detail: "update".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn client_messages_round_trip() {
+        for msg in every_client_msg() {
+            let bytes = encode_client(&msg);
+            assert_eq!(decode_client(&bytes).expect("decodes"), msg);
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        for msg in every_server_msg() {
+            let bytes = encode_server(&msg);
+            assert_eq!(decode_server(&bytes).expect("decodes"), msg);
+        }
+    }
+
+    #[test]
+    fn input_frame_is_small_on_the_wire() {
+        let bytes = encode_client(&ClientMsg::Input(InputFrame {
+            seq: Seq(1000),
+            buttons: buttons::ALL,
+            aim: 1.0,
+        }));
+        assert!(bytes.len() <= 9, "input frame took {} bytes", bytes.len());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = encode_client(&ClientMsg::Ping { nonce: 1 });
+        bytes.push(0);
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(DecodeError::TrailingBytes { extra: 1 })
+        ));
+    }
+
+    #[test]
+    fn truncated_frames_are_rejected() {
+        let bytes = encode_client(&every_client_msg()[0]);
+        for cut in 0..bytes.len() {
+            assert!(decode_client(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+        }
+    }
+
+    #[test]
+    fn huge_length_prefix_is_refused_without_allocating() {
+        // Chat variant (tag 2), then a string length of u64::MAX as a varint (0xFD + 8 bytes).
+        let mut bytes = vec![2u8, 0xFD];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        bytes.extend_from_slice(&[b'a'; 9]);
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(DecodeError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn oversize_frame_is_rejected_before_decoding() {
+        let bytes = vec![0u8; MAX_CLIENT_MSG_BYTES + 1];
+        assert!(matches!(
+            decode_client(&bytes),
+            Err(DecodeError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn hello_version_is_readable_from_any_future_hello() {
+        let hello = encode_client(&ClientMsg::Hello {
+            protocol: 4242,
+            name: "x".into(),
+            room: None,
+        });
+        assert_eq!(peek_hello_version(&hello), Some(4242));
+        // A future Hello with extra fields appended still shows its version.
+        let mut future = hello.clone();
+        future.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(peek_hello_version(&future), Some(4242));
+        assert_eq!(
+            peek_hello_version(&encode_client(&ClientMsg::Ping { nonce: 1 })),
+            None
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Tick rates, protocol limits and game tuning in one place, so no number is written twice.
+
+/// Bumped whenever the wire format changes; checked in the handshake.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Default simulation rate of a room, in ticks per second.
+pub const DEFAULT_TICK_HZ: u16 = 60;
+/// Default rate at which a room sends snapshots, per second.
+pub const DEFAULT_SNAPSHOT_HZ: u16 = 30;
+/// Bounds accepted for either rate.
+pub const MIN_RATE_HZ: u16 = 1;
+pub const MAX_RATE_HZ: u16 = 240;
+
+/// Seats in a room.
+pub const DEFAULT_ROOM_CAPACITY: u16 = 16;
+/// Hard upper bound on seats, which keeps player ids and snapshot lists small.
+pub const MAX_ROOM_CAPACITY: u16 = 64;
+
+/// Largest client message the server reads; anything bigger closes the connection (1009).
+pub const MAX_CLIENT_MSG_BYTES: usize = 2 * 1024;
+/// Largest server message a client decodes (the welcome carries the map).
+pub const MAX_SERVER_MSG_BYTES: usize = 256 * 1024;
+
+/// Nickname length in characters, after trimming.
+pub const NAME_MIN_CHARS: usize = 1;
+pub const NAME_MAX_CHARS: usize = 16;
+/// Room name length in characters.
+pub const ROOM_NAME_MAX_CHARS: usize = 24;
+/// Chat line length in characters, after sanitising.
+pub const CHAT_MAX_CHARS: usize = 160;
+
+/// Inputs a player may have applied in one tick; the rest of a burst waits or is dropped.
+pub const MAX_INPUTS_PER_TICK: u32 = 3;
+/// Unused input credit a player may bank (one credit per tick), so jitter is absorbed
+/// but a client that sends faster than the tick rate cannot move faster.
+pub const MAX_INPUT_CREDIT: u32 = 4;
+
+/// Game tuning: units are world units and seconds.
+pub mod tuning {
+    pub const PLAYER_RADIUS: f32 = 20.0;
+    /// Acceleration while a direction key is held.
+    pub const PLAYER_ACCEL: f32 = 2400.0;
+    /// Fraction of velocity lost per second (linear damping); top speed is ACCEL / FRICTION.
+    pub const PLAYER_FRICTION: f32 = 8.0;
+    pub const PLAYER_MAX_SPEED: f32 = 320.0;
+    pub const MAX_HEALTH: u8 = 100;
+    pub const RESPAWN_DELAY_S: f32 = 2.0;
+    pub const FIRE_COOLDOWN_S: f32 = 0.25;
+    pub const PROJECTILE_SPEED: f32 = 900.0;
+    pub const PROJECTILE_RADIUS: f32 = 4.0;
+    pub const PROJECTILE_TTL_S: f32 = 1.2;
+    pub const PROJECTILE_DAMAGE: u8 = 25;
+}

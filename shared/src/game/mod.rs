@@ -1,0 +1,9 @@
+//! The game rules as a pure, deterministic step: the same state, inputs and `dt` always
+//! give the same next state, on the server and in client prediction alike.
+
+pub mod collide;
+pub mod movement;
+pub mod world;
+
+pub use movement::{Body, step_body};
+pub use world::{Player, Projectile, World};

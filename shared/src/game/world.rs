@@ -1,0 +1,430 @@
+//! A room's whole game state and its step. The step reads like the rules: apply each
+//! player's inputs, fly the projectiles, then bring the dead back.
+
+use glam::Vec2;
+
+use crate::consts::tuning::*;
+use crate::game::collide::{sweep_point_box, sweep_point_circle};
+use crate::game::movement::{Body, step_body};
+use crate::ids::{PlayerId, Tick};
+use crate::map::Map;
+use crate::protocol::{GameEvent, InputFrame, PlayerState, ProjectileState, buttons};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Player {
+    pub id: PlayerId,
+    pub body: Body,
+    pub aim: f32,
+    pub health: u8,
+    pub score: u16,
+    /// Seconds until the player may fire again; counts down with the player's own inputs.
+    pub fire_cooldown: f32,
+    /// Seconds until respawn while dead; `None` while alive.
+    pub respawn_in: Option<f32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Projectile {
+    pub id: u16,
+    pub owner: PlayerId,
+    pub pos: Vec2,
+    pub vel: Vec2,
+    /// Seconds left before it expires.
+    pub ttl: f32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct World {
+    pub map: Map,
+    pub tick: Tick,
+    /// Sorted by id, so every loop over players runs in the same order on every run.
+    players: Vec<Player>,
+    projectiles: Vec<Projectile>,
+    next_projectile_id: u16,
+}
+
+impl Player {
+    pub fn is_alive(&self) -> bool {
+        self.respawn_in.is_none()
+    }
+
+    pub fn state(&self) -> PlayerState {
+        PlayerState {
+            id: self.id,
+            pos: self.body.pos,
+            vel: self.body.vel,
+            aim: self.aim,
+            health: self.health,
+            alive: self.is_alive(),
+            score: self.score,
+        }
+    }
+}
+
+impl Projectile {
+    pub fn state(&self) -> ProjectileState {
+        ProjectileState {
+            id: self.id,
+            owner: self.owner,
+            pos: self.pos,
+            vel: self.vel,
+        }
+    }
+}
+
+/// The unit vector of an aim angle. libm gives the same bits natively and in wasm32.
+pub fn aim_direction(aim: f32) -> Vec2 {
+    Vec2::new(libm::cosf(aim), libm::sinf(aim))
+}
+
+impl World {
+    pub fn new(map: Map) -> World {
+        World {
+            map,
+            tick: Tick(0),
+            players: Vec::new(),
+            projectiles: Vec::new(),
+            next_projectile_id: 0,
+        }
+    }
+
+    pub fn players(&self) -> &[Player] {
+        &self.players
+    }
+
+    pub fn projectiles(&self) -> &[Projectile] {
+        &self.projectiles
+    }
+
+    pub fn player(&self, id: PlayerId) -> Option<&Player> {
+        let idx = self.players.binary_search_by_key(&id, |p| p.id).ok()?;
+        Some(&self.players[idx])
+    }
+
+    /// Puts a new player at a free spawn point. Adding an id that is present does nothing.
+    pub fn add_player(&mut self, id: PlayerId) {
+        let Err(idx) = self.players.binary_search_by_key(&id, |p| p.id) else {
+            return;
+        };
+        let pos = self.free_spawn_point(id);
+        self.players.insert(
+            idx,
+            Player {
+                id,
+                body: Body { pos, vel: Vec2::ZERO },
+                aim: 0.0,
+                health: MAX_HEALTH,
+                score: 0,
+                fire_cooldown: 0.0,
+                respawn_in: None,
+            },
+        );
+    }
+
+    /// Removes a player and the projectiles they fired.
+    pub fn remove_player(&mut self, id: PlayerId) {
+        self.players.retain(|p| p.id != id);
+        self.projectiles.retain(|p| p.owner != id);
+    }
+
+    /// Advances the world by one tick of `dt` seconds. `inputs` are applied in the order
+    /// given (the caller orders them by player, then sequence); each moves its player by
+    /// one `dt`. Things worth telling players are pushed onto `events`.
+    pub fn step(&mut self, inputs: &[(PlayerId, InputFrame)], dt: f32, events: &mut Vec<GameEvent>) {
+        for (id, input) in inputs {
+            self.apply_input(*id, input, dt);
+        }
+        self.fly_projectiles(dt, events);
+        self.respawn_the_dead(dt, events);
+        self.tick = self.tick.next();
+    }
+
+    fn apply_input(&mut self, id: PlayerId, input: &InputFrame, dt: f32) {
+        let Ok(idx) = self.players.binary_search_by_key(&id, |p| p.id) else {
+            return;
+        };
+        let player = &mut self.players[idx];
+        if !player.is_alive() {
+            return;
+        }
+        step_body(&mut player.body, input.buttons, dt, &self.map);
+        player.aim = input.aim;
+        player.fire_cooldown = (player.fire_cooldown - dt).max(0.0);
+        if input.buttons & buttons::FIRE != 0 && player.fire_cooldown == 0.0 {
+            player.fire_cooldown = FIRE_COOLDOWN_S;
+            let dir = aim_direction(player.aim);
+            let projectile = Projectile {
+                id: self.next_projectile_id,
+                owner: id,
+                pos: player.body.pos + dir * (PLAYER_RADIUS + PROJECTILE_RADIUS + 1.0),
+                vel: dir * PROJECTILE_SPEED,
+                ttl: PROJECTILE_TTL_S,
+            };
+            self.next_projectile_id = self.next_projectile_id.wrapping_add(1);
+            self.projectiles.push(projectile);
+        }
+    }
+
+    fn fly_projectiles(&mut self, dt: f32, events: &mut Vec<GameEvent>) {
+        let mut projectiles = std::mem::take(&mut self.projectiles);
+        projectiles.retain_mut(|projectile| {
+            let delta = projectile.vel * dt;
+            let mut first_wall = None::<f32>;
+            for wall in &self.map.walls {
+                if let Some(t) = sweep_point_box(projectile.pos, delta, wall, PROJECTILE_RADIUS) {
+                    first_wall = Some(first_wall.map_or(t, |best| best.min(t)));
+                }
+            }
+            let mut first_player = None::<(f32, usize)>;
+            for (player_idx, player) in self.players.iter().enumerate() {
+                if player.id == projectile.owner || !player.is_alive() {
+                    continue;
+                }
+                let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
+                if let Some(t) = sweep_point_circle(projectile.pos, delta, player.body.pos, reach) {
+                    if first_player.is_none_or(|(best, _)| t < best) {
+                        first_player = Some((t, player_idx));
+                    }
+                }
+            }
+            match (first_player, first_wall) {
+                (Some((t_player, target_idx)), wall) if wall.is_none_or(|t_wall| t_player < t_wall) => {
+                    self.hit(target_idx, projectile.owner, events);
+                    false
+                }
+                (_, Some(_)) => false,
+                _ => {
+                    projectile.pos += delta;
+                    projectile.ttl -= dt;
+                    let out_of_arena = projectile.pos.cmplt(Vec2::ZERO).any()
+                        || projectile.pos.cmpgt(self.map.size).any();
+                    projectile.ttl > 0.0 && !out_of_arena
+                }
+            }
+        });
+        self.projectiles = projectiles;
+    }
+
+    fn hit(&mut self, target_idx: usize, by: PlayerId, events: &mut Vec<GameEvent>) {
+        let target = &mut self.players[target_idx];
+        target.health = target.health.saturating_sub(PROJECTILE_DAMAGE);
+        let victim = target.id;
+        events.push(GameEvent::Hit { target: victim, by });
+        if target.health > 0 {
+            return;
+        }
+        target.respawn_in = Some(RESPAWN_DELAY_S);
+        target.body.vel = Vec2::ZERO;
+        events.push(GameEvent::Killed { victim, by });
+        if let Ok(killer_idx) = self.players.binary_search_by_key(&by, |p| p.id) {
+            let killer = &mut self.players[killer_idx];
+            killer.score = killer.score.saturating_add(1);
+        }
+    }
+
+    fn respawn_the_dead(&mut self, dt: f32, events: &mut Vec<GameEvent>) {
+        for player_idx in 0..self.players.len() {
+            let Some(left) = self.players[player_idx].respawn_in else {
+                continue;
+            };
+            let left = left - dt;
+            if left > 0.0 {
+                self.players[player_idx].respawn_in = Some(left);
+                continue;
+            }
+            let id = self.players[player_idx].id;
+            let pos = self.free_spawn_point(id);
+            let player = &mut self.players[player_idx];
+            player.respawn_in = None;
+            player.health = MAX_HEALTH;
+            player.fire_cooldown = 0.0;
+            player.body = Body { pos, vel: Vec2::ZERO };
+            events.push(GameEvent::Respawned { id });
+        }
+    }
+
+    /// The spawn point farthest from every living player (ties go to the first in a
+    /// rotation that depends on tick and id, so players do not all start in one corner).
+    fn free_spawn_point(&self, for_id: PlayerId) -> Vec2 {
+        let spawns = &self.map.spawns;
+        let start = (self.tick.0 as usize).wrapping_add(for_id.0 as usize) % spawns.len();
+        let mut best = (f32::NEG_INFINITY, spawns[start]);
+        for offset in 0..spawns.len() {
+            let spawn = spawns[(start + offset) % spawns.len()];
+            let clearance = self
+                .players
+                .iter()
+                .filter(|p| p.is_alive() && p.id != for_id)
+                .map(|p| p.body.pos.distance_squared(spawn))
+                .fold(f32::INFINITY, f32::min);
+            if clearance > best.0 {
+                best = (clearance, spawn);
+            }
+        }
+        best.1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Seq;
+
+    const DT: f32 = 1.0 / 60.0;
+
+    fn input(seq: u32, held: u8, aim: f32) -> InputFrame {
+        InputFrame {
+            seq: Seq(seq),
+            buttons: held,
+            aim,
+        }
+    }
+
+    /// Two players facing each other across open ground, `a` at the left aiming right.
+    fn duel() -> (World, PlayerId, PlayerId) {
+        let mut world = World::new(Map {
+            walls: vec![],
+            ..Map::test_arena()
+        });
+        let (a, b) = (PlayerId(1), PlayerId(2));
+        world.add_player(a);
+        world.add_player(b);
+        world.players[0].body.pos = Vec2::new(100.0, 300.0);
+        world.players[1].body.pos = Vec2::new(400.0, 300.0);
+        (world, a, b)
+    }
+
+    #[test]
+    fn players_spawn_apart_at_spawn_points() {
+        let mut world = World::new(Map::test_arena());
+        for id in 1..=4 {
+            world.add_player(PlayerId(id));
+        }
+        let mut spots: Vec<_> = world.players().iter().map(|p| p.body.pos.to_array()).collect();
+        spots.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        spots.dedup();
+        assert_eq!(spots.len(), 4, "four players take four different spawn points");
+    }
+
+    #[test]
+    fn input_moves_only_its_player() {
+        let (mut world, a, b) = duel();
+        let before = world.player(b).map(|p| p.body);
+        world.step(&[(a, input(1, buttons::DOWN, 0.0))], DT, &mut Vec::new());
+        assert!(world.player(a).is_some_and(|p| p.body.pos.y > 300.0));
+        assert_eq!(world.player(b).map(|p| p.body), before);
+        assert_eq!(world.tick, Tick(1));
+    }
+
+    #[test]
+    fn firing_respects_the_cooldown() {
+        let (mut world, a, _) = duel();
+        for seq in 1..=10 {
+            world.step(&[(a, input(seq, buttons::FIRE, -1.0))], DT, &mut Vec::new());
+        }
+        // 10 ticks at 60 Hz is 0.167 s, shorter than one cooldown: one shot only.
+        let fired = world.projectiles().len();
+        assert_eq!(fired, 1, "fired {fired} projectiles within one cooldown");
+    }
+
+    #[test]
+    fn projectiles_damage_and_kill_and_the_killer_scores() {
+        let (mut world, a, b) = duel();
+        let mut events = Vec::new();
+        let mut seq = 0;
+        // Four hits of 25 kill; fire for long enough to land them.
+        for _ in 0..240 {
+            seq += 1;
+            world.step(&[(a, input(seq, buttons::FIRE, 0.0))], DT, &mut events);
+            if world.player(b).is_some_and(|p| !p.is_alive()) {
+                break;
+            }
+        }
+        let victim = world.player(b).cloned().expect("b is in the world");
+        assert!(!victim.is_alive(), "b should be dead after being shot repeatedly");
+        assert_eq!(victim.health, 0);
+        assert_eq!(world.player(a).map(|p| p.score), Some(1));
+        let hits = events.iter().filter(|e| matches!(e, GameEvent::Hit { target, .. } if *target == b)).count();
+        assert_eq!(hits, 4);
+        assert!(events.contains(&GameEvent::Killed { victim: b, by: a }));
+    }
+
+    #[test]
+    fn the_dead_respawn_after_the_delay_with_full_health() {
+        let (mut world, a, b) = duel();
+        world.players[1].health = PROJECTILE_DAMAGE;
+        let mut events = Vec::new();
+        let mut seq = 0;
+        while world.player(b).is_some_and(|p| p.is_alive()) {
+            seq += 1;
+            world.step(&[(a, input(seq, buttons::FIRE, 0.0))], DT, &mut events);
+            assert!(seq < 120, "b should die within two seconds");
+        }
+        let died_at = world.tick;
+        while world.player(b).is_some_and(|p| !p.is_alive()) {
+            world.step(&[], DT, &mut events);
+        }
+        let dead_for = world.tick.since(died_at) as f32 * DT;
+        assert!((dead_for - RESPAWN_DELAY_S).abs() < 2.0 * DT, "dead for {dead_for}s");
+        assert_eq!(world.player(b).map(|p| p.health), Some(MAX_HEALTH));
+        assert!(events.contains(&GameEvent::Respawned { id: b }));
+    }
+
+    #[test]
+    fn walls_stop_projectiles() {
+        let (mut world, a, b) = duel();
+        world.map.walls.push(crate::map::Wall {
+            min: Vec2::new(240.0, 200.0),
+            max: Vec2::new(260.0, 400.0),
+        });
+        let mut events = Vec::new();
+        for seq in 1..=120 {
+            world.step(&[(a, input(seq, buttons::FIRE, 0.0))], DT, &mut events);
+        }
+        assert_eq!(world.player(b).map(|p| p.health), Some(MAX_HEALTH), "the wall shields b");
+        assert!(events.is_empty());
+        assert!(world.projectiles().iter().all(|p| p.pos.x < 240.0));
+    }
+
+    #[test]
+    fn projectiles_expire() {
+        let (mut world, a, _) = duel();
+        world.step(&[(a, input(1, buttons::FIRE, -std::f32::consts::FRAC_PI_2))], DT, &mut Vec::new());
+        assert_eq!(world.projectiles().len(), 1);
+        for _ in 0..((PROJECTILE_TTL_S / DT) as usize + 2) {
+            world.step(&[], DT, &mut Vec::new());
+        }
+        assert!(world.projectiles().is_empty());
+    }
+
+    #[test]
+    fn removing_a_player_removes_their_projectiles() {
+        let (mut world, a, _) = duel();
+        world.step(&[(a, input(1, buttons::FIRE, 3.0))], DT, &mut Vec::new());
+        world.remove_player(a);
+        assert!(world.player(a).is_none());
+        assert!(world.projectiles().is_empty());
+    }
+
+    #[test]
+    fn the_step_is_deterministic() {
+        let run = || {
+            let mut world = World::new(Map::test_arena());
+            for id in 1..=4 {
+                world.add_player(PlayerId(id));
+            }
+            let mut events = Vec::new();
+            for t in 0u32..900 {
+                let inputs: Vec<_> = (1..=4u16)
+                    .map(|id| {
+                        let mix = t.wrapping_mul(2_654_435_761).wrapping_add(id as u32 * 40_503);
+                        (PlayerId(id), input(t + 1, (mix >> 24) as u8 & buttons::ALL, (mix % 628) as f32 / 100.0))
+                    })
+                    .collect();
+                world.step(&inputs, DT, &mut events);
+            }
+            (world, events)
+        };
+        assert_eq!(run(), run());
+    }
+}

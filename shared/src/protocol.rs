@@ -1,0 +1,170 @@
+//! The wire protocol, named by direction: `ClientMsg` goes up, `ServerMsg` comes down.
+//! Every message is one binary WebSocket frame, encoded by `codec`.
+
+use glam::Vec2;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PlayerId, Seq, Tick};
+use crate::map::Map;
+
+/// Messages from a client to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// First message on a connection. Must stay variant 0 with `protocol` first, so any
+    /// future server can read the version of any past client and refuse it clearly.
+    Hello {
+        /// The client's `PROTOCOL_VERSION`.
+        protocol: u16,
+        /// Requested nickname; the server validates it and may add a suffix.
+        name: String,
+        /// Room to join by name; `None` means join-or-create.
+        room: Option<String>,
+    },
+    /// One tick's worth of input.
+    Input(InputFrame),
+    /// A chat line for the room.
+    Chat { text: String },
+    /// Round-trip probe; the server answers `Pong` with the same nonce.
+    Ping { nonce: u32 },
+}
+
+/// Buttons held during one client tick.
+pub mod buttons {
+    pub const UP: u8 = 1 << 0;
+    pub const DOWN: u8 = 1 << 1;
+    pub const LEFT: u8 = 1 << 2;
+    pub const RIGHT: u8 = 1 << 3;
+    pub const FIRE: u8 = 1 << 4;
+    /// Every bit that means something; the server masks off the rest.
+    pub const ALL: u8 = UP | DOWN | LEFT | RIGHT | FIRE;
+}
+
+/// The input for one simulation tick of the sending player. Carries no position: the
+/// server simulates movement itself and never trusts a client's idea of where it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputFrame {
+    /// Increases by one per frame; the server applies frames in this order, once each.
+    pub seq: Seq,
+    /// Bit set of `buttons`.
+    pub buttons: u8,
+    /// Aim angle in radians, 0 along +x, counter-clockwise towards +y.
+    pub aim: f32,
+}
+
+/// Messages from the server to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// The answer to a good `Hello`: who you are and where you are.
+    Welcome(Box<Welcome>),
+    /// The state of the room at one tick.
+    Snapshot(Snapshot),
+    /// Someone entered the room.
+    PlayerJoined { id: PlayerId, name: String },
+    /// Someone left the room; their entity is gone from later snapshots.
+    PlayerLeft { id: PlayerId },
+    /// Something happened in the game that a client shows once.
+    Event(GameEvent),
+    /// A chat line, stamped by the server with its sender.
+    Chat {
+        from: PlayerId,
+        name: String,
+        text: String,
+    },
+    /// Answer to `Ping`.
+    Pong { nonce: u32 },
+    /// Sent just before the server closes the connection, saying why in a form a client
+    /// can act on (the WebSocket close frame carries the same code and text).
+    Disconnect { reason: CloseReason, detail: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub player_id: PlayerId,
+    /// The nickname as the room knows it (validated and de-duplicated).
+    pub name: String,
+    pub room: String,
+    pub tick_hz: u16,
+    pub snapshot_hz: u16,
+    pub tick: Tick,
+    pub map: Map,
+    /// Everyone in the room, including the new player.
+    pub roster: Vec<RosterEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    pub id: PlayerId,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tick: Tick,
+    /// The last input sequence of the receiving player that this state includes.
+    pub ack_input: Seq,
+    pub players: Vec<PlayerState>,
+    pub projectiles: Vec<ProjectileState>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlayerState {
+    pub id: PlayerId,
+    pub pos: Vec2,
+    pub vel: Vec2,
+    pub aim: f32,
+    /// 0 while dead.
+    pub health: u8,
+    pub alive: bool,
+    pub score: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectileState {
+    pub id: u16,
+    pub owner: PlayerId,
+    pub pos: Vec2,
+    pub vel: Vec2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum GameEvent {
+    Hit { target: PlayerId, by: PlayerId },
+    Killed { victim: PlayerId, by: PlayerId },
+    Respawned { id: PlayerId },
+}
+
+/// Why the server ends a connection. Each maps to one WebSocket close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CloseReason {
+    /// The client speaks another protocol version.
+    VersionMismatch { server: u16 },
+    /// The requested room has no free seat.
+    RoomFull,
+    /// The nickname or room name is not acceptable.
+    BadName,
+    /// A frame did not decode, or was not binary, or came out of order.
+    Malformed,
+    /// A frame was larger than the server accepts.
+    TooBig,
+    /// The client sent more than its rate limit.
+    Flood,
+    /// The client did not say hello, or stopped answering, in time.
+    Timeout,
+    /// The server is shutting down or restarting.
+    ServerShutdown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code: standard codes where one fits, 4000-4999 for the rest.
+    pub fn close_code(self) -> u16 {
+        match self {
+            CloseReason::ServerShutdown => 1001,
+            CloseReason::Malformed => 1007,
+            CloseReason::Flood | CloseReason::Timeout => 1008,
+            CloseReason::TooBig => 1009,
+            CloseReason::VersionMismatch { .. } => 4001,
+            CloseReason::RoomFull => 4002,
+            CloseReason::BadName => 4003,
+        }
+    }
+}
