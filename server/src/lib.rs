@@ -1,1 +1,108 @@
-//! x
+//! The Skirmish game server as a library, so tests and tools can run the real thing
+//! in-process on `127.0.0.1:0`.
+
+pub mod config;
+pub mod conn;
+pub mod http;
+pub mod lobby;
+pub mod metrics;
+pub mod net;
+pub mod outbox;
+pub mod ratelimit;
+pub mod room;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shared::Map;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::Config;
+use crate::lobby::Lobby;
+use crate::metrics::Metrics;
+use crate::room::RoomSettings;
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub lobby: Arc<Lobby>,
+    pub metrics: Arc<Metrics>,
+    pub join_timeout: Duration,
+    pub web_root: Option<PathBuf>,
+    /// Cancelled when the server shuts down; connections close with 1001.
+    pub shutdown: CancellationToken,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: Arc<AppState>,
+    accept_task: JoinHandle<()>,
+}
+
+/// Loads and checks a map file.
+pub fn load_map(path: &std::path::Path) -> anyhow::Result<Map> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read map {}", path.display()))?;
+    let map: Map = serde_json::from_str(&text).with_context(|| format!("parse map {}", path.display()))?;
+    map.validate().with_context(|| format!("check map {}", path.display()))?;
+    Ok(map)
+}
+
+/// Binds and starts serving. Returns once the socket is listening.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    config.validate()?;
+    let map = load_map(&config.map)?;
+    let web_root = config.web_root.clone().filter(|root| {
+        let usable = root.join("index.html").is_file();
+        if !usable {
+            tracing::warn!(root = %root.display(), "no index.html in the web root; serving the placeholder page");
+        }
+        usable
+    });
+    let metrics = Arc::new(Metrics::new());
+    let settings = RoomSettings {
+        tick_hz: config.tick_hz,
+        snapshot_hz: config.snapshot_hz,
+        capacity: config.room_capacity,
+        empty_grace: config.room_grace(),
+        map,
+    };
+    let app = Arc::new(AppState {
+        lobby: Lobby::new(settings, Arc::clone(&metrics)),
+        metrics,
+        join_timeout: config.join_timeout(),
+        web_root,
+        shutdown: CancellationToken::new(),
+    });
+    let listener = net::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
+    let addr = listener.local_addr().context("read the bound address")?;
+    let routes = http::routes(Arc::clone(&app));
+    let accept_task = tokio::spawn(net::accept_loop(listener, routes, app.shutdown.clone()));
+    Ok(Server { addr, app, accept_task })
+}
+
+impl Server {
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Stops accepting, tells every client the server is going away, and waits (a few
+    /// seconds at most) for the connections to close.
+    pub async fn shutdown(self) {
+        self.app.shutdown.cancel();
+        let _ = self.accept_task.await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while self.app.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -35,6 +35,16 @@ pub const MAX_INPUTS_PER_TICK: u32 = 3;
 /// but a client that sends faster than the tick rate cannot move faster.
 pub const MAX_INPUT_CREDIT: u32 = 4;
 
+/// Inputs that may wait in a player's queue; older extras are dropped so a client whose
+/// clock runs fast gains neither speed nor latency.
+pub const MAX_QUEUED_INPUTS: usize = 8;
+/// An input more than this many sequence numbers ahead of the last one is ignored.
+pub const MAX_SEQ_JUMP: i32 = 1024;
+
+/// Chat lines a player may send in a burst, and the refill rate after it.
+pub const CHAT_BURST: u32 = 5;
+pub const CHAT_PER_SECOND: f32 = 0.5;
+
 /// Game tuning: units are world units and seconds.
 pub mod tuning {
     pub const PLAYER_RADIUS: f32 = 20.0;

@@ -51,6 +51,36 @@ pub struct InputFrame {
     pub aim: f32,
 }
 
+/// Why an input frame cannot be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    /// The aim is NaN or infinite; no honest client produces one.
+    #[error("aim is not a finite number")]
+    NonFiniteAim,
+}
+
+impl InputFrame {
+    /// The frame as the server applies it: unknown button bits cleared and the aim wrapped
+    /// into (-pi, pi]. A frame no honest client could send is an error.
+    pub fn validated(self) -> Result<InputFrame, InvalidInput> {
+        if !self.aim.is_finite() {
+            return Err(InvalidInput::NonFiniteAim);
+        }
+        let tau = core::f32::consts::TAU;
+        let mut aim = self.aim % tau;
+        if aim > core::f32::consts::PI {
+            aim -= tau;
+        } else if aim <= -core::f32::consts::PI {
+            aim += tau;
+        }
+        Ok(InputFrame {
+            seq: self.seq,
+            buttons: self.buttons & buttons::ALL,
+            aim,
+        })
+    }
+}
+
 /// Messages from the server to a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServerMsg {
@@ -72,6 +102,8 @@ pub enum ServerMsg {
     },
     /// Answer to `Ping`.
     Pong { nonce: u32 },
+    /// A line from the server itself for this player only, such as a chat limit reached.
+    Notice { text: String },
     /// Sent just before the server closes the connection, saying why in a form a client
     /// can act on (the WebSocket close frame carries the same code and text).
     Disconnect { reason: CloseReason, detail: String },
@@ -150,6 +182,8 @@ pub enum CloseReason {
     Flood,
     /// The client did not say hello, or stopped answering, in time.
     Timeout,
+    /// The client read too slowly for the messages that must reach it.
+    TooSlow,
     /// The server is shutting down or restarting.
     ServerShutdown,
 }
@@ -160,11 +194,56 @@ impl CloseReason {
         match self {
             CloseReason::ServerShutdown => 1001,
             CloseReason::Malformed => 1007,
-            CloseReason::Flood | CloseReason::Timeout => 1008,
+            CloseReason::Flood | CloseReason::Timeout | CloseReason::TooSlow => 1008,
             CloseReason::TooBig => 1009,
             CloseReason::VersionMismatch { .. } => 4001,
             CloseReason::RoomFull => 4002,
             CloseReason::BadName => 4003,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_masks_unknown_buttons_and_wraps_aim() {
+        let frame = InputFrame {
+            seq: Seq(3),
+            buttons: 0xFF,
+            aim: 3.0 * core::f32::consts::PI,
+        };
+        let valid = frame.validated().expect("finite aim is valid");
+        assert_eq!(valid.buttons, buttons::ALL);
+        assert!((valid.aim - core::f32::consts::PI).abs() < 1e-4, "aim {}", valid.aim);
+        assert_eq!(valid.seq, Seq(3));
+    }
+
+    #[test]
+    fn validation_refuses_non_finite_aim() {
+        for aim in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let frame = InputFrame { aim, ..InputFrame::default() };
+            assert_eq!(frame.validated(), Err(InvalidInput::NonFiniteAim));
+        }
+    }
+
+    #[test]
+    fn every_close_reason_has_a_valid_close_code() {
+        let reasons = [
+            CloseReason::VersionMismatch { server: 1 },
+            CloseReason::RoomFull,
+            CloseReason::BadName,
+            CloseReason::Malformed,
+            CloseReason::TooBig,
+            CloseReason::Flood,
+            CloseReason::Timeout,
+            CloseReason::TooSlow,
+            CloseReason::ServerShutdown,
+        ];
+        for reason in reasons {
+            let code = reason.close_code();
+            assert!(matches!(code, 1001 | 1007..=1009 | 4000..=4999), "{reason:?} -> {code}");
         }
     }
 }

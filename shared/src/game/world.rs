@@ -181,10 +181,10 @@ impl World {
                     continue;
                 }
                 let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
-                if let Some(t) = sweep_point_circle(projectile.pos, delta, player.body.pos, reach) {
-                    if first_player.is_none_or(|(best, _)| t < best) {
-                        first_player = Some((t, player_idx));
-                    }
+                if let Some(t) = sweep_point_circle(projectile.pos, delta, player.body.pos, reach)
+                    && first_player.is_none_or(|(best, _)| t < best)
+                {
+                    first_player = Some((t, player_idx));
                 }
             }
             match (first_player, first_wall) {

@@ -1,0 +1,171 @@
+//! A native client connection over a real WebSocket: the handshake, then typed sends
+//! and receives. The bots and the server's tests talk to the server through it.
+
+use futures_util::{SinkExt, StreamExt};
+use shared::codec::{DecodeError, decode_server, encode_client};
+use shared::consts::PROTOCOL_VERSION;
+use shared::protocol::{ClientMsg, CloseReason, ServerMsg, Welcome};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Why a connection could not be made or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("websocket: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The server said why it refused or dropped us.
+    #[error("refused ({reason:?}): {detail}")]
+    Refused { reason: CloseReason, detail: String },
+    #[error("the server closed the connection before welcoming us")]
+    ClosedBeforeWelcome,
+    #[error("expected a welcome, got {0}")]
+    UnexpectedFirstMessage(String),
+}
+
+/// What the client says in its hello.
+#[derive(Clone, Debug)]
+pub struct Hello {
+    pub name: String,
+    pub room: Option<String>,
+    pub protocol: u16,
+}
+
+impl Hello {
+    pub fn new(name: impl Into<String>) -> Hello {
+        Hello {
+            name: name.into(),
+            room: None,
+            protocol: PROTOCOL_VERSION,
+        }
+    }
+
+    pub fn in_room(mut self, room: impl Into<String>) -> Hello {
+        self.room = Some(room.into());
+        self
+    }
+}
+
+/// Counters of what crossed the socket, in WebSocket payload bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub down_bytes: u64,
+    pub down_messages: u64,
+    pub up_bytes: u64,
+    pub up_messages: u64,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    socket: Socket,
+    pub welcome: Welcome,
+    pub traffic: Traffic,
+    /// The close frame the server sent, once it has.
+    pub close: Option<(u16, String)>,
+}
+
+/// Opens the WebSocket with an `Origin` of the server itself, as a browser on the
+/// game's page would.
+pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
+    let mut request = url.into_client_request()?;
+    let origin = request
+        .uri()
+        .authority()
+        .map(|authority| format!("http://{authority}"))
+        .and_then(|origin| HeaderValue::from_str(&origin).ok());
+    if let Some(origin) = origin {
+        request.headers_mut().insert("origin", origin);
+    }
+    // Nagle would hold a ping behind the input frame sent just before it.
+    let (socket, _response) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+    Ok(socket)
+}
+
+impl Connection {
+    /// Connects, says hello and waits for the welcome.
+    pub async fn join(url: &str, hello: Hello) -> Result<Connection, NetError> {
+        let mut socket = open_socket(url).await?;
+        let msg = ClientMsg::Hello {
+            protocol: hello.protocol,
+            name: hello.name,
+            room: hello.room,
+        };
+        let bytes = encode_client(&msg);
+        let up_bytes = bytes.len() as u64;
+        socket.send(Message::binary(bytes)).await?;
+        let mut traffic = Traffic {
+            up_bytes,
+            up_messages: 1,
+            ..Traffic::default()
+        };
+        let mut close = None;
+        match recv_from(&mut socket, &mut traffic, &mut close).await? {
+            Some(ServerMsg::Welcome(welcome)) => Ok(Connection {
+                socket,
+                welcome: *welcome,
+                traffic,
+                close,
+            }),
+            Some(ServerMsg::Disconnect { reason, detail }) => Err(NetError::Refused { reason, detail }),
+            Some(other) => Err(NetError::UnexpectedFirstMessage(format!("{other:?}"))),
+            None => Err(NetError::ClosedBeforeWelcome),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) -> Result<(), NetError> {
+        self.send_raw(encode_client(msg)).await
+    }
+
+    /// Sends bytes as one binary frame, whatever they are.
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), NetError> {
+        self.traffic.up_bytes += bytes.len() as u64;
+        self.traffic.up_messages += 1;
+        self.socket.send(Message::binary(bytes)).await?;
+        Ok(())
+    }
+
+    /// The next message from the server. `Ok(None)` once the connection has closed;
+    /// the close frame, if any, is then in `self.close`.
+    pub async fn recv(&mut self) -> Result<Option<ServerMsg>, NetError> {
+        recv_from(&mut self.socket, &mut self.traffic, &mut self.close).await
+    }
+
+    /// Closes politely and waits for the server's close frame.
+    pub async fn close(mut self) -> Result<(), NetError> {
+        self.socket.close(None).await?;
+        while self.socket.next().await.is_some() {}
+        Ok(())
+    }
+
+    /// The raw socket, for tests that must misbehave below the protocol.
+    pub fn socket_mut(&mut self) -> &mut Socket {
+        &mut self.socket
+    }
+}
+
+async fn recv_from(
+    socket: &mut Socket,
+    traffic: &mut Traffic,
+    close: &mut Option<(u16, String)>,
+) -> Result<Option<ServerMsg>, NetError> {
+    while let Some(frame) = socket.next().await {
+        match frame? {
+            Message::Binary(bytes) => {
+                traffic.down_bytes += bytes.len() as u64;
+                traffic.down_messages += 1;
+                return Ok(Some(decode_server(&bytes)?));
+            }
+            Message::Close(frame) => {
+                *close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}

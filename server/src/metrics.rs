@@ -1,0 +1,98 @@
+//! Prometheus metrics for operators: tick timing, occupancy and WebSocket traffic.
+//! Handles are cloned out once at start-up, so hot paths touch only atomics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Seconds one room tick took: inputs, step, encode and hand-off.
+    pub tick_duration: Histogram,
+    /// Seconds a tick started after its scheduled time.
+    pub tick_lateness: Histogram,
+    pub rooms: Gauge,
+    pub players: Gauge,
+    pub connections: Gauge,
+    pub ws_sent_bytes: Counter,
+    pub ws_sent_messages: Counter,
+    pub ws_received_bytes: Counter,
+    pub ws_received_messages: Counter,
+    disconnects: Family<ReasonLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        use prometheus_client::registry::Unit;
+        let mut registry = Registry::with_prefix("skirmish");
+        // 20 us to about 1.3 s: fine at the bottom, where healthy ticks live.
+        let tick_duration = Histogram::new(exponential_buckets(20e-6, 2.0, 17));
+        let tick_lateness = Histogram::new(exponential_buckets(20e-6, 2.0, 17));
+        let metrics = Metrics {
+            registry: Registry::default(),
+            tick_duration: tick_duration.clone(),
+            tick_lateness: tick_lateness.clone(),
+            rooms: Gauge::default(),
+            players: Gauge::default(),
+            connections: Gauge::default(),
+            ws_sent_bytes: Counter::default(),
+            ws_sent_messages: Counter::default(),
+            ws_received_bytes: Counter::default(),
+            ws_received_messages: Counter::default(),
+            disconnects: Family::default(),
+        };
+        let m = &metrics;
+        registry.register_with_unit(
+            "tick_duration",
+            "Time one room tick took: inputs, step, encode, hand-off",
+            Unit::Seconds,
+            tick_duration,
+        );
+        registry.register_with_unit(
+            "tick_lateness",
+            "How late a room tick started against its schedule",
+            Unit::Seconds,
+            tick_lateness,
+        );
+        registry.register("rooms", "Open rooms", m.rooms.clone());
+        registry.register("players", "Players seated in rooms", m.players.clone());
+        registry.register("connections", "Open game WebSocket connections", m.connections.clone());
+        registry.register("ws_sent_bytes", "WebSocket payload bytes sent", m.ws_sent_bytes.clone());
+        registry.register("ws_sent_messages", "WebSocket messages sent", m.ws_sent_messages.clone());
+        registry.register("ws_received_bytes", "WebSocket payload bytes received", m.ws_received_bytes.clone());
+        registry.register("ws_received_messages", "WebSocket messages received", m.ws_received_messages.clone());
+        registry.register("disconnects", "Game connections closed, by reason", m.disconnects.clone());
+        Metrics { registry, ..metrics }
+    }
+
+    pub fn count_disconnect(&self, reason: &str) {
+        self.disconnects
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition, which Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

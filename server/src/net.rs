@@ -1,0 +1,78 @@
+//! The listening socket and the accept loop. We serve warp's filter through our own
+//! hyper connection builder so we choose the protocol (HTTP/1.1 only) and the limits
+//! (a header-read timeout), and we set TCP_NODELAY where every accepted socket inherits it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Socket, Type};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+use warp::Filter;
+use warp::reply::Reply;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// The remote address of the connection a request came on.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// Binds the game's listening socket. TCP_NODELAY is set on the listener because
+/// Linux copies it to every accepted socket; with Nagle on, small snapshots would wait
+/// behind delayed ACKs for tens of milliseconds.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts connections until `shutdown` is cancelled, serving each with `routes`.
+pub async fn accept_loop<F>(listener: TcpListener, routes: F, shutdown: CancellationToken)
+where
+    F: Filter + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors, most likely: back off instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = warp::service(routes.clone());
+        let hyper_service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer));
+            let mut service = service.clone();
+            async move { Ok::<_, Infallible>(service.call(request).await.unwrap_or_else(|never| match never {})) }
+        });
+        tokio::spawn(async move {
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), hyper_service)
+                .with_upgrades()
+                .await;
+            if let Err(err) = served {
+                tracing::debug!(%peer, %err, "http connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,318 @@
+//! One room's fixed-rate loop. The loop alone owns the room's world: connections reach it
+//! only through its command channel and their own input queues, and it reaches them only
+//! through non-blocking outboxes. It never awaits a client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shared::codec::encode_server;
+use shared::consts::{MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP};
+use shared::game::World;
+use shared::protocol::{CloseReason, GameEvent, InputFrame, RosterEntry, ServerMsg, Snapshot, Welcome};
+use shared::text::dedup_name;
+use shared::{Map, PlayerId, Seq};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+use crate::lobby::Lobby;
+use crate::metrics::Metrics;
+use crate::outbox::OutboxTx;
+
+/// How every room runs; set once from the flags.
+#[derive(Clone, Debug)]
+pub struct RoomSettings {
+    pub tick_hz: u16,
+    pub snapshot_hz: u16,
+    pub capacity: u16,
+    pub empty_grace: Duration,
+    pub map: Map,
+}
+
+/// What a connection hands the room when it joins.
+#[derive(Debug)]
+pub struct PlayerLink {
+    /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
+    pub inputs: mpsc::Receiver<InputFrame>,
+    pub outbox: OutboxTx,
+}
+
+#[derive(Debug)]
+pub enum RoomCmd {
+    /// Seat a player whose seat the lobby has reserved. The reply carries their id.
+    Join {
+        name: String,
+        link: PlayerLink,
+        reply: oneshot::Sender<PlayerId>,
+    },
+    Leave { id: PlayerId },
+    /// A sanitised chat line from a player.
+    Chat { id: PlayerId, text: String },
+}
+
+/// A seated player as the room sees them: the connection-facing half of a player.
+#[derive(Debug)]
+struct Occupant {
+    id: PlayerId,
+    name: String,
+    link: PlayerLink,
+    /// The last input sequence applied (or skipped); reported back in snapshots.
+    last_seq: Seq,
+    /// Inputs this player may still have applied; one is added per tick.
+    input_credit: u32,
+}
+
+struct Room {
+    id: String,
+    settings: Arc<RoomSettings>,
+    world: World,
+    /// Sorted by id, like the world's players.
+    occupants: Vec<Occupant>,
+    next_player_id: u16,
+    metrics: Arc<Metrics>,
+    /// Reused every tick so the steady state allocates nothing for them.
+    inputs: Vec<(PlayerId, InputFrame)>,
+    events: Vec<GameEvent>,
+}
+
+pub async fn room_loop(
+    id: String,
+    settings: Arc<RoomSettings>,
+    mut commands: mpsc::Receiver<RoomCmd>,
+    lobby: Arc<Lobby>,
+    metrics: Arc<Metrics>,
+) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(settings.tick_hz));
+    let dt = period.as_secs_f32();
+    let mut room = Room {
+        id,
+        world: World::new(settings.map.clone()),
+        settings: Arc::clone(&settings),
+        occupants: Vec::new(),
+        next_player_id: 1,
+        metrics,
+        inputs: Vec::new(),
+        events: Vec::new(),
+    };
+    let mut next_tick = Instant::now();
+    let mut snapshot_credit = 0u32;
+    let mut empty_since = Some(Instant::now());
+    loop {
+        sleep_until(next_tick).await;
+        let started = Instant::now();
+        room.metrics.tick_lateness.observe((started - next_tick).as_secs_f64());
+
+        while let Ok(cmd) = commands.try_recv() {
+            room.handle(cmd);
+        }
+        room.collect_inputs();
+        room.world.step(&room.inputs, dt, &mut room.events);
+        room.broadcast_events();
+        snapshot_credit += u32::from(settings.snapshot_hz);
+        if snapshot_credit >= u32::from(settings.tick_hz) {
+            snapshot_credit -= u32::from(settings.tick_hz);
+            room.send_snapshots();
+        }
+        room.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+
+        next_tick += period;
+        // After a long stall (a suspended process, an overloaded machine) resume the
+        // schedule from now instead of running a burst of catch-up ticks.
+        if started.saturating_duration_since(next_tick) > period * 5 {
+            next_tick = started + period;
+        }
+
+        if room.occupants.is_empty() {
+            let since = *empty_since.get_or_insert(started);
+            if started - since >= settings.empty_grace && lobby.close_if_empty(&room.id) {
+                return;
+            }
+        } else {
+            empty_since = None;
+        }
+    }
+}
+
+impl Room {
+    fn handle(&mut self, cmd: RoomCmd) {
+        match cmd {
+            RoomCmd::Join { name, link, reply } => self.join(name, link, reply),
+            RoomCmd::Leave { id } => self.leave(id),
+            RoomCmd::Chat { id, text } => {
+                if let Some(sender) = self.occupant(id) {
+                    let msg = ServerMsg::Chat {
+                        from: id,
+                        name: sender.name.clone(),
+                        text,
+                    };
+                    self.broadcast(&msg);
+                }
+            }
+        }
+    }
+
+    fn occupant(&self, id: PlayerId) -> Option<&Occupant> {
+        let idx = self.occupants.binary_search_by_key(&id, |o| o.id).ok()?;
+        Some(&self.occupants[idx])
+    }
+
+    fn allocate_player_id(&mut self) -> PlayerId {
+        // Ids count up and wrap, skipping 0 and ids in use, so a leaver's id is not
+        // handed to the next joiner while their last messages may still be in flight.
+        loop {
+            let id = PlayerId(self.next_player_id);
+            self.next_player_id = self.next_player_id.wrapping_add(1).max(1);
+            if self.occupant(id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    fn join(&mut self, name: String, link: PlayerLink, reply: oneshot::Sender<PlayerId>) {
+        let id = self.allocate_player_id();
+        let name = dedup_name(&name, |candidate| {
+            self.occupants.iter().any(|o| o.name.eq_ignore_ascii_case(candidate))
+        });
+        self.world.add_player(id);
+        self.broadcast(&ServerMsg::PlayerJoined {
+            id,
+            name: name.clone(),
+        });
+        let occupant = Occupant {
+            id,
+            name,
+            link,
+            last_seq: Seq(0),
+            input_credit: 1,
+        };
+        let idx = self.occupants.partition_point(|o| o.id < id);
+        self.occupants.insert(idx, occupant);
+        let welcome = ServerMsg::Welcome(Box::new(Welcome {
+            player_id: id,
+            name: self.occupants[idx].name.clone(),
+            room: self.id.clone(),
+            tick_hz: self.settings.tick_hz,
+            snapshot_hz: self.settings.snapshot_hz,
+            tick: self.world.tick,
+            map: self.settings.map.clone(),
+            roster: self
+                .occupants
+                .iter()
+                .map(|o| RosterEntry {
+                    id: o.id,
+                    name: o.name.clone(),
+                })
+                .collect(),
+        }));
+        let _ = self.occupants[idx].link.outbox.send_reliable(encode_server(&welcome).into());
+        // The connection may have gone already; its Leave is queued behind this Join.
+        let _ = reply.send(id);
+        tracing::debug!(room = %self.id, player = id.0, "player joined");
+    }
+
+    fn leave(&mut self, id: PlayerId) {
+        let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) else {
+            return;
+        };
+        self.occupants.remove(idx);
+        self.world.remove_player(id);
+        self.broadcast(&ServerMsg::PlayerLeft { id });
+        tracing::debug!(room = %self.id, player = id.0, "player left");
+    }
+
+    /// Takes each player's queued inputs in sequence order, within the player's credit.
+    fn collect_inputs(&mut self) {
+        self.inputs.clear();
+        for occupant in &mut self.occupants {
+            occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
+            let mut applied = 0;
+            while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {
+                let Ok(input) = occupant.link.inputs.try_recv() else {
+                    break;
+                };
+                if !is_next_input(occupant.last_seq, input.seq) {
+                    continue;
+                }
+                occupant.last_seq = input.seq;
+                occupant.input_credit -= 1;
+                applied += 1;
+                self.inputs.push((occupant.id, input));
+            }
+            // A backlog means the client sends faster than we tick: drop its oldest
+            // extras rather than let its inputs lag further and further behind.
+            while occupant.link.inputs.len() > MAX_QUEUED_INPUTS {
+                if let Ok(input) = occupant.link.inputs.try_recv()
+                    && is_next_input(occupant.last_seq, input.seq)
+                {
+                    occupant.last_seq = input.seq;
+                }
+            }
+        }
+    }
+
+    fn broadcast_events(&mut self) {
+        for event_idx in 0..self.events.len() {
+            let event = self.events[event_idx];
+            self.broadcast(&ServerMsg::Event(event));
+        }
+        self.events.clear();
+    }
+
+    /// Sends a message that must arrive to every occupant; one that cannot keep up is kicked.
+    fn broadcast(&mut self, msg: &ServerMsg) {
+        let bytes: Bytes = encode_server(msg).into();
+        let mut overflowed = Vec::new();
+        for occupant in &self.occupants {
+            if occupant.link.outbox.send_reliable(bytes.clone()).is_err() {
+                overflowed.push(occupant.id);
+            }
+        }
+        for id in overflowed {
+            self.kick(id, CloseReason::TooSlow);
+        }
+    }
+
+    fn kick(&mut self, id: PlayerId, reason: CloseReason) {
+        if let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) {
+            tracing::info!(room = %self.id, player = id.0, ?reason, "kicking player");
+            self.occupants[idx].link.outbox.kick(reason);
+            self.leave(id);
+        }
+    }
+
+    fn send_snapshots(&mut self) {
+        let mut msg = ServerMsg::Snapshot(Snapshot {
+            tick: self.world.tick,
+            ack_input: Seq(0),
+            players: self.world.players().iter().map(|p| p.state()).collect(),
+            projectiles: self.world.projectiles().iter().map(|p| p.state()).collect(),
+        });
+        for occupant in &self.occupants {
+            if let ServerMsg::Snapshot(snapshot) = &mut msg {
+                snapshot.ack_input = occupant.last_seq;
+            }
+            occupant.link.outbox.put_snapshot(encode_server(&msg).into());
+        }
+    }
+}
+
+/// True if `seq` is the next input to apply after `last`: later, and not implausibly far.
+fn is_next_input(last: Seq, seq: Seq) -> bool {
+    let ahead = seq.since(last);
+    ahead > 0 && ahead <= MAX_SEQ_JUMP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_old_and_far_future_inputs_are_not_next() {
+        assert!(is_next_input(Seq(0), Seq(1)));
+        assert!(is_next_input(Seq(10), Seq(12)), "a gap is fine");
+        assert!(!is_next_input(Seq(10), Seq(10)), "duplicate");
+        assert!(!is_next_input(Seq(10), Seq(9)), "old");
+        assert!(!is_next_input(Seq(10), Seq(10 + MAX_SEQ_JUMP as u32 + 1)), "far future");
+        assert!(is_next_input(Seq(u32::MAX), Seq(0)), "wrap-around");
+    }
+}
