@@ -73,7 +73,11 @@ impl RoomView {
         self.map = Some(welcome.map.clone());
         self.tick_hz = welcome.tick_hz;
         self.snapshot_hz = welcome.snapshot_hz;
-        self.roster = welcome.roster.iter().map(|entry| (entry.id, entry.name.clone())).collect();
+        self.roster = welcome
+            .roster
+            .iter()
+            .map(|entry| (entry.id, entry.name.clone()))
+            .collect();
     }
 
     /// Takes the game events received since the last call.
@@ -119,7 +123,8 @@ mod tests {
                 name: "ann".into(),
             }],
         }));
-        view.apply_bytes(&encode_server(&welcome)).expect("welcome decodes");
+        view.apply_bytes(&encode_server(&welcome))
+            .expect("welcome decodes");
         view.apply(&ServerMsg::PlayerJoined {
             id: PlayerId(2),
             name: "bob".into(),

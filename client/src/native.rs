@@ -83,7 +83,8 @@ pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
         request.headers_mut().insert("origin", origin);
     }
     // Nagle would hold a ping behind the input frame sent just before it.
-    let (socket, _response) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+    let (socket, _response) =
+        tokio_tungstenite::connect_async_with_config(request, None, true).await?;
     Ok(socket)
 }
 
@@ -112,7 +113,9 @@ impl Connection {
                 traffic,
                 close,
             }),
-            Some(ServerMsg::Disconnect { reason, detail }) => Err(NetError::Refused { reason, detail }),
+            Some(ServerMsg::Disconnect { reason, detail }) => {
+                Err(NetError::Refused { reason, detail })
+            }
             Some(other) => Err(NetError::UnexpectedFirstMessage(format!("{other:?}"))),
             None => Err(NetError::ClosedBeforeWelcome),
         }

@@ -38,9 +38,10 @@ pub struct Config {
     #[arg(long, default_value_t = 5.0)]
     pub join_timeout_secs: f64,
 
-    /// Map file (JSON) the rooms play on.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/maps/arena.json"))]
-    pub map: PathBuf,
+    /// Map file (JSON) the rooms play on; without it, the built-in copy of
+    /// `assets/maps/arena.json`.
+    #[arg(long)]
+    pub map: Option<PathBuf>,
 
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
@@ -72,8 +73,14 @@ impl Config {
             self.snapshot_hz,
             self.tick_hz
         );
-        anyhow::ensure!(self.room_grace_secs.is_finite(), "--room-grace-secs must be finite");
-        anyhow::ensure!(self.join_timeout_secs.is_finite(), "--join-timeout-secs must be finite");
+        anyhow::ensure!(
+            self.room_grace_secs.is_finite(),
+            "--room-grace-secs must be finite"
+        );
+        anyhow::ensure!(
+            self.join_timeout_secs.is_finite(),
+            "--join-timeout-secs must be finite"
+        );
         Ok(())
     }
 }

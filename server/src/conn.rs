@@ -48,7 +48,10 @@ pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>) {
         tracing::debug!(reason = ?refusal.0, detail = %refusal.1, "closing connection");
         let _ = close_tx.send(refusal);
         // Keep reading so the client's close frame is seen and the handshake completes.
-        let _ = timeout(CLOSE_LINGER, async { while stream.next().await.is_some() {} }).await;
+        let _ = timeout(CLOSE_LINGER, async {
+            while stream.next().await.is_some() {}
+        })
+        .await;
     } else {
         drop(close_tx);
     }
@@ -63,7 +66,12 @@ async fn session(
     app: &AppState,
 ) -> Result<(), Refusal> {
     let hello = match timeout(app.join_timeout, next_frame(stream, app)).await {
-        Err(_) => return Err((CloseReason::Timeout, "no hello within the join timeout".into())),
+        Err(_) => {
+            return Err((
+                CloseReason::Timeout,
+                "no hello within the join timeout".into(),
+            ));
+        }
         Ok(frame) => frame?,
     };
     let Some(hello) = hello else { return Ok(()) };
@@ -84,8 +92,16 @@ async fn session(
         },
         reply: reply_tx,
     };
-    let shutting_down = || (CloseReason::ServerShutdown, "the room is closing".to_owned());
-    seat.commands.send(join).await.map_err(|_| shutting_down())?;
+    let shutting_down = || {
+        (
+            CloseReason::ServerShutdown,
+            "the room is closing".to_owned(),
+        )
+    };
+    seat.commands
+        .send(join)
+        .await
+        .map_err(|_| shutting_down())?;
     let id = reply_rx.await.map_err(|_| shutting_down())?;
 
     let played = play(stream, id, &seat, input_tx, pongs, app).await;
@@ -104,12 +120,17 @@ async fn next_frame(
             Err(err) => return read_error(&err),
         };
         app.metrics.ws_received_messages.inc();
-        app.metrics.ws_received_bytes.inc_by(msg.as_bytes().len() as u64);
+        app.metrics
+            .ws_received_bytes
+            .inc_by(msg.as_bytes().len() as u64);
         if msg.is_binary() {
             return Ok(Some(msg.into_bytes()));
         }
         if msg.is_text() {
-            return Err((CloseReason::Malformed, "text frames are not part of the protocol".into()));
+            return Err((
+                CloseReason::Malformed,
+                "text frames are not part of the protocol".into(),
+            ));
         }
         // Close, ping and pong are the WebSocket layer's business; keep reading so it
         // can answer them and see the end of the stream.
@@ -131,8 +152,12 @@ fn read_error(err: &warp::Error) -> Result<Option<Bytes>, Refusal> {
 }
 
 fn read_hello(bytes: &[u8]) -> Result<(String, Option<String>), Refusal> {
-    let version = peek_hello_version(bytes)
-        .ok_or_else(|| (CloseReason::Malformed, "the first message must be hello".to_owned()))?;
+    let version = peek_hello_version(bytes).ok_or_else(|| {
+        (
+            CloseReason::Malformed,
+            "the first message must be hello".to_owned(),
+        )
+    })?;
     if version != PROTOCOL_VERSION {
         return Err((
             CloseReason::VersionMismatch {
@@ -144,7 +169,8 @@ fn read_hello(bytes: &[u8]) -> Result<(String, Option<String>), Refusal> {
     let Ok(ClientMsg::Hello { name, room, .. }) = decode_client(bytes) else {
         return Err((CloseReason::Malformed, "hello did not decode".into()));
     };
-    let name = validate_name(&name).map_err(|err| (CloseReason::BadName, format!("nickname {err}")))?;
+    let name =
+        validate_name(&name).map_err(|err| (CloseReason::BadName, format!("nickname {err}")))?;
     let room = room
         .map(|room| validate_room_name(&room))
         .transpose()
@@ -169,7 +195,10 @@ async fn play(
                     .validated()
                     .map_err(|err| (CloseReason::Malformed, err.to_string()))?;
                 if let Err(mpsc::error::TrySendError::Full(_)) = inputs.try_send(frame) {
-                    return Err((CloseReason::Flood, "input frames arrive faster than the tick rate".into()));
+                    return Err((
+                        CloseReason::Flood,
+                        "input frames arrive faster than the tick rate".into(),
+                    ));
                 }
             }
             ClientMsg::Chat { text } => {
@@ -234,7 +263,10 @@ async fn conn_writer(
         };
         let _ = sink.feed(Message::binary(encode_server(&goodbye))).await;
         let _ = sink
-            .send(Message::close_with(reason.close_code(), close_text(&detail)))
+            .send(Message::close_with(
+                reason.close_code(),
+                close_text(&detail),
+            ))
             .await;
     }
     let _ = sink.close().await;

@@ -13,7 +13,9 @@ use crate::conn::serve_socket;
 
 const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
 
-pub fn routes(app: Arc<AppState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+pub fn routes(
+    app: Arc<AppState>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let with_app = {
         let app = Arc::clone(&app);
         warp::any().map(move || Arc::clone(&app))
@@ -54,7 +56,10 @@ pub fn routes(app: Arc<AppState>) -> impl Filter<Extract = (warp::reply::Respons
         });
 
     let page = match app.web_root.clone() {
-        Some(root) => warp::get().and(warp::fs::dir(root)).map(Reply::into_response).boxed(),
+        Some(root) => warp::get()
+            .and(warp::fs::dir(root))
+            .map(Reply::into_response)
+            .boxed(),
         None => warp::get()
             .and(warp::path::end())
             .map(|| warp::reply::html(PLACEHOLDER_PAGE).into_response())
@@ -75,7 +80,9 @@ pub fn routes(app: Arc<AppState>) -> impl Filter<Extract = (warp::reply::Respons
             } else {
                 warp::http::StatusCode::BAD_REQUEST
             };
-            Ok::<_, std::convert::Infallible>(warp::reply::with_status(format!("{status}\n"), status).into_response())
+            Ok::<_, std::convert::Infallible>(
+                warp::reply::with_status(format!("{status}\n"), status).into_response(),
+            )
         })
         .unify()
 }

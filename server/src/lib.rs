@@ -45,18 +45,29 @@ pub struct Server {
     accept_task: JoinHandle<()>,
 }
 
-/// Loads and checks a map file.
-pub fn load_map(path: &std::path::Path) -> anyhow::Result<Map> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read map {}", path.display()))?;
-    let map: Map = serde_json::from_str(&text).with_context(|| format!("parse map {}", path.display()))?;
-    map.validate().with_context(|| format!("check map {}", path.display()))?;
+/// The arena every room plays on unless `--map` names another.
+const DEFAULT_MAP: &str = include_str!("../../assets/maps/arena.json");
+
+/// Loads and checks a map file, or the built-in arena.
+pub fn load_map(path: Option<&std::path::Path>) -> anyhow::Result<Map> {
+    let (text, source) = match path {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("read map {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (DEFAULT_MAP.to_owned(), "built-in arena".to_owned()),
+    };
+    let map: Map = serde_json::from_str(&text).with_context(|| format!("parse map {source}"))?;
+    map.validate()
+        .with_context(|| format!("check map {source}"))?;
     Ok(map)
 }
 
 /// Binds and starts serving. Returns once the socket is listening.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     config.validate()?;
-    let map = load_map(&config.map)?;
+    let map = load_map(config.map.as_deref())?;
     let web_root = config.web_root.clone().filter(|root| {
         let usable = root.join("index.html").is_file();
         if !usable {
@@ -83,7 +94,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let addr = listener.local_addr().context("read the bound address")?;
     let routes = http::routes(Arc::clone(&app));
     let accept_task = tokio::spawn(net::accept_loop(listener, routes, app.shutdown.clone()));
-    Ok(Server { addr, app, accept_task })
+    Ok(Server {
+        addr,
+        app,
+        accept_task,
+    })
 }
 
 impl Server {

@@ -136,7 +136,9 @@ impl Lobby {
     /// so a reserved seat always has a live loop behind it.
     pub fn close_if_empty(&self, room_id: &str) -> bool {
         let mut rooms = self.rooms.lock();
-        let empty = rooms.get(room_id).is_some_and(|entry| entry.seats_taken == 0);
+        let empty = rooms
+            .get(room_id)
+            .is_some_and(|entry| entry.seats_taken == 0);
         if empty {
             rooms.remove(room_id);
             self.metrics.rooms.dec();

@@ -65,13 +65,40 @@ impl Metrics {
         );
         registry.register("rooms", "Open rooms", m.rooms.clone());
         registry.register("players", "Players seated in rooms", m.players.clone());
-        registry.register("connections", "Open game WebSocket connections", m.connections.clone());
-        registry.register("ws_sent_bytes", "WebSocket payload bytes sent", m.ws_sent_bytes.clone());
-        registry.register("ws_sent_messages", "WebSocket messages sent", m.ws_sent_messages.clone());
-        registry.register("ws_received_bytes", "WebSocket payload bytes received", m.ws_received_bytes.clone());
-        registry.register("ws_received_messages", "WebSocket messages received", m.ws_received_messages.clone());
-        registry.register("disconnects", "Game connections closed, by reason", m.disconnects.clone());
-        Metrics { registry, ..metrics }
+        registry.register(
+            "connections",
+            "Open game WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "ws_sent_bytes",
+            "WebSocket payload bytes sent",
+            m.ws_sent_bytes.clone(),
+        );
+        registry.register(
+            "ws_sent_messages",
+            "WebSocket messages sent",
+            m.ws_sent_messages.clone(),
+        );
+        registry.register(
+            "ws_received_bytes",
+            "WebSocket payload bytes received",
+            m.ws_received_bytes.clone(),
+        );
+        registry.register(
+            "ws_received_messages",
+            "WebSocket messages received",
+            m.ws_received_messages.clone(),
+        );
+        registry.register(
+            "disconnects",
+            "Game connections closed, by reason",
+            m.disconnects.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     pub fn count_disconnect(&self, reason: &str) {

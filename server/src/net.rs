@@ -58,11 +58,19 @@ where
             }
         };
         let service = warp::service(routes.clone());
-        let hyper_service = hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
-            request.extensions_mut().insert(PeerAddr(peer));
-            let mut service = service.clone();
-            async move { Ok::<_, Infallible>(service.call(request).await.unwrap_or_else(|never| match never {})) }
-        });
+        let hyper_service =
+            hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                let mut service = service.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        service
+                            .call(request)
+                            .await
+                            .unwrap_or_else(|never| match never {}),
+                    )
+                }
+            });
         tokio::spawn(async move {
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())

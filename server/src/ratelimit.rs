@@ -46,7 +46,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn bucket_allows_a_burst_then_refills_at_its_rate() {
         let mut bucket = TokenBucket::new(3, 2.0);
-        assert!((0..3).all(|_| bucket.try_take()), "the burst is available at once");
+        assert!(
+            (0..3).all(|_| bucket.try_take()),
+            "the burst is available at once"
+        );
         assert!(!bucket.try_take(), "empty after the burst");
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(bucket.try_take(), "one token after half a second at 2/s");

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use shared::codec::encode_server;
 use shared::consts::{MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP};
 use shared::game::World;
-use shared::protocol::{CloseReason, GameEvent, InputFrame, RosterEntry, ServerMsg, Snapshot, Welcome};
+use shared::protocol::{
+    CloseReason, GameEvent, InputFrame, RosterEntry, ServerMsg, Snapshot, Welcome,
+};
 use shared::text::dedup_name;
 use shared::{Map, PlayerId, Seq};
 use tokio::sync::{mpsc, oneshot};
@@ -45,9 +47,14 @@ pub enum RoomCmd {
         link: PlayerLink,
         reply: oneshot::Sender<PlayerId>,
     },
-    Leave { id: PlayerId },
+    Leave {
+        id: PlayerId,
+    },
     /// A sanitised chat line from a player.
-    Chat { id: PlayerId, text: String },
+    Chat {
+        id: PlayerId,
+        text: String,
+    },
 }
 
 /// A seated player as the room sees them: the connection-facing half of a player.
@@ -100,7 +107,9 @@ pub async fn room_loop(
     loop {
         sleep_until(next_tick).await;
         let started = Instant::now();
-        room.metrics.tick_lateness.observe((started - next_tick).as_secs_f64());
+        room.metrics
+            .tick_lateness
+            .observe((started - next_tick).as_secs_f64());
 
         while let Ok(cmd) = commands.try_recv() {
             room.handle(cmd);
@@ -113,7 +122,9 @@ pub async fn room_loop(
             snapshot_credit -= u32::from(settings.tick_hz);
             room.send_snapshots();
         }
-        room.metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+        room.metrics
+            .tick_duration
+            .observe(started.elapsed().as_secs_f64());
 
         next_tick += period;
         // After a long stall (a suspended process, an overloaded machine) resume the
@@ -171,7 +182,9 @@ impl Room {
     fn join(&mut self, name: String, link: PlayerLink, reply: oneshot::Sender<PlayerId>) {
         let id = self.allocate_player_id();
         let name = dedup_name(&name, |candidate| {
-            self.occupants.iter().any(|o| o.name.eq_ignore_ascii_case(candidate))
+            self.occupants
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(candidate))
         });
         self.world.add_player(id);
         self.broadcast(&ServerMsg::PlayerJoined {
@@ -204,7 +217,10 @@ impl Room {
                 })
                 .collect(),
         }));
-        let _ = self.occupants[idx].link.outbox.send_reliable(encode_server(&welcome).into());
+        let _ = self.occupants[idx]
+            .link
+            .outbox
+            .send_reliable(encode_server(&welcome).into());
         // The connection may have gone already; its Leave is queued behind this Join.
         let _ = reply.send(id);
         tracing::debug!(room = %self.id, player = id.0, "player joined");
@@ -291,7 +307,10 @@ impl Room {
             if let ServerMsg::Snapshot(snapshot) = &mut msg {
                 snapshot.ack_input = occupant.last_seq;
             }
-            occupant.link.outbox.put_snapshot(encode_server(&msg).into());
+            occupant
+                .link
+                .outbox
+                .put_snapshot(encode_server(&msg).into());
         }
     }
 }
@@ -312,7 +331,10 @@ mod tests {
         assert!(is_next_input(Seq(10), Seq(12)), "a gap is fine");
         assert!(!is_next_input(Seq(10), Seq(10)), "duplicate");
         assert!(!is_next_input(Seq(10), Seq(9)), "old");
-        assert!(!is_next_input(Seq(10), Seq(10 + MAX_SEQ_JUMP as u32 + 1)), "far future");
+        assert!(
+            !is_next_input(Seq(10), Seq(10 + MAX_SEQ_JUMP as u32 + 1)),
+            "far future"
+        );
         assert!(is_next_input(Seq(u32::MAX), Seq(0)), "wrap-around");
     }
 }

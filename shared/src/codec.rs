@@ -74,8 +74,9 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
 /// even one this build cannot decode in full. `Hello` is variant 0 and its first field is
 /// the version, a layout every version keeps.
 pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
-    let (tag, version): (u32, u16) =
-        bincode::serde::decode_from_slice(bytes, config::<16>()).ok()?.0;
+    let (tag, version): (u32, u16) = bincode::serde::decode_from_slice(bytes, config::<16>())
+        .ok()?
+        .0;
     (tag == 0).then_some(version)
 }
 
@@ -203,7 +204,10 @@ mod tests {
     fn truncated_frames_are_rejected() {
         let bytes = encode_client(&every_client_msg()[0]);
         for cut in 0..bytes.len() {
-            assert!(decode_client(&bytes[..cut]).is_err(), "prefix of {cut} bytes decoded");
+            assert!(
+                decode_client(&bytes[..cut]).is_err(),
+                "prefix of {cut} bytes decoded"
+            );
         }
     }
 

@@ -133,6 +133,9 @@ mod tests {
         let text = include_str!("../../assets/maps/arena.json");
         let map: Map = serde_json::from_str(text).expect("arena.json should parse as a Map");
         assert_eq!(map.validate(), Ok(()));
-        assert!(map.size.min_element() >= 2000.0, "the arena is a few thousand units a side");
+        assert!(
+            map.size.min_element() >= 2000.0,
+            "the arena is a few thousand units a side"
+        );
     }
 }

@@ -216,14 +216,21 @@ mod tests {
         };
         let valid = frame.validated().expect("finite aim is valid");
         assert_eq!(valid.buttons, buttons::ALL);
-        assert!((valid.aim - core::f32::consts::PI).abs() < 1e-4, "aim {}", valid.aim);
+        assert!(
+            (valid.aim - core::f32::consts::PI).abs() < 1e-4,
+            "aim {}",
+            valid.aim
+        );
         assert_eq!(valid.seq, Seq(3));
     }
 
     #[test]
     fn validation_refuses_non_finite_aim() {
         for aim in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let frame = InputFrame { aim, ..InputFrame::default() };
+            let frame = InputFrame {
+                aim,
+                ..InputFrame::default()
+            };
             assert_eq!(frame.validated(), Err(InvalidInput::NonFiniteAim));
         }
     }
@@ -243,7 +250,10 @@ mod tests {
         ];
         for reason in reasons {
             let code = reason.close_code();
-            assert!(matches!(code, 1001 | 1007..=1009 | 4000..=4999), "{reason:?} -> {code}");
+            assert!(
+                matches!(code, 1001 | 1007..=1009 | 4000..=4999),
+                "{reason:?} -> {code}"
+            );
         }
     }
 }

@@ -27,7 +27,11 @@ pub fn validate_name(raw: &str) -> Result<String, NameError> {
         return Err(NameError::Characters);
     }
     // Runs of spaces would let two names look alike.
-    Ok(name.split(' ').filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" "))
+    Ok(name
+        .split(' ')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// Checks a room name: ASCII letters, digits, `_` and `-`, so it is safe in a URL.
@@ -39,7 +43,10 @@ pub fn validate_room_name(raw: &str) -> Result<String, NameError> {
             max: ROOM_NAME_MAX_CHARS,
         });
     }
-    if !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !raw
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(NameError::Characters);
     }
     Ok(raw.to_owned())
@@ -89,8 +96,14 @@ mod tests {
         assert_eq!(validate_name("  ann  ").as_deref(), Ok("ann"));
         assert_eq!(validate_name("a   b").as_deref(), Ok("a b"));
         assert_eq!(validate_name("Zoë_1").as_deref(), Ok("Zoë_1"));
-        assert!(matches!(validate_name("   "), Err(NameError::Length { .. })));
-        assert!(matches!(validate_name(&"x".repeat(17)), Err(NameError::Length { .. })));
+        assert!(matches!(
+            validate_name("   "),
+            Err(NameError::Length { .. })
+        ));
+        assert!(matches!(
+            validate_name(&"x".repeat(17)),
+            Err(NameError::Length { .. })
+        ));
         assert_eq!(validate_name("a<b>"), Err(NameError::Characters));
         assert_eq!(validate_name("evil\u{202E}"), Err(NameError::Characters));
     }
@@ -115,10 +128,16 @@ mod tests {
 
     #[test]
     fn chat_is_stripped_of_controls_and_bidi_and_cut_to_length() {
-        assert_eq!(sanitize_chat(" hi\u{0007}\n there ").as_deref(), Some("hi there"));
+        assert_eq!(
+            sanitize_chat(" hi\u{0007}\n there ").as_deref(),
+            Some("hi there")
+        );
         assert_eq!(sanitize_chat("\u{202E}gnp.exe").as_deref(), Some("gnp.exe"));
         assert_eq!(sanitize_chat(" \u{200F} "), None);
         let long = "y".repeat(CHAT_MAX_CHARS + 50);
-        assert_eq!(sanitize_chat(&long).map(|s| s.chars().count()), Some(CHAT_MAX_CHARS));
+        assert_eq!(
+            sanitize_chat(&long).map(|s| s.chars().count()),
+            Some(CHAT_MAX_CHARS)
+        );
     }
 }

@@ -44,8 +44,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    anyhow::ensure!(args.duration.is_finite() && args.duration >= 0.0, "--duration must be a non-negative number");
-    anyhow::ensure!(args.ramp.is_finite() && args.ramp >= 0.0, "--ramp must be a non-negative number");
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration >= 0.0,
+        "--duration must be a non-negative number"
+    );
+    anyhow::ensure!(
+        args.ramp.is_finite() && args.ramp >= 0.0,
+        "--ramp must be a non-negative number"
+    );
     let report = run(BotsConfig {
         url: args.url,
         count: args.count,

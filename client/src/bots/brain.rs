@@ -102,8 +102,15 @@ mod tests {
         };
         let mut brain = Brain::new(7);
         let (held, aim) = brain.decide(PlayerId(1), Some(&snapshot));
-        assert_ne!(held & buttons::FIRE, 0, "an enemy 100 units away is in range");
-        assert!((aim - std::f32::consts::FRAC_PI_2).abs() < 1e-5, "aims at player 2 (+y), got {aim}");
+        assert_ne!(
+            held & buttons::FIRE,
+            0,
+            "an enemy 100 units away is in range"
+        );
+        assert!(
+            (aim - std::f32::consts::FRAC_PI_2).abs() < 1e-5,
+            "aims at player 2 (+y), got {aim}"
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ pub async fn run(config: BotsConfig) -> Report {
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(config.count);
     for bot_idx in 0..config.count {
-        let join_at = start + config.ramp.mul_f64(bot_idx as f64 / config.count.max(1) as f64);
+        let join_at = start
+            + config
+                .ramp
+                .mul_f64(bot_idx as f64 / config.count.max(1) as f64);
         let config = config.clone();
         tasks.push(tokio::spawn(async move {
             sleep_until(join_at).await;
@@ -105,7 +108,9 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let mut view = RoomView::default();
     view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())));
     let mut brain = Brain::new(config.seed.wrapping_add(bot_idx as u64));
-    let mut ticker = interval(Duration::from_secs_f64(1.0 / f64::from(conn.welcome.tick_hz.max(1))));
+    let mut ticker = interval(Duration::from_secs_f64(
+        1.0 / f64::from(conn.welcome.tick_hz.max(1)),
+    ));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut seq = Seq(0);
     let mut next_ping = joined_at;
@@ -176,7 +181,10 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
             .collect()
     };
     let snapshot_rates = per_s(&|s| s.snapshots as f64);
-    let mut rtts: Vec<f64> = stats.iter().flat_map(|s| s.rtts_ms.iter().copied()).collect();
+    let mut rtts: Vec<f64> = stats
+        .iter()
+        .flat_map(|s| s.rtts_ms.iter().copied())
+        .collect();
     rtts.sort_by(f64::total_cmp);
     let mut errors: Vec<String> = Vec::new();
     for error in stats.iter().filter_map(|s| s.error.clone()) {

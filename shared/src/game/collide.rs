@@ -132,7 +132,11 @@ mod tests {
         let mut vel = Vec2::new(50.0, 10.0);
         resolve_circle_walls(&mut pos, &mut vel, 20.0, &map);
         assert_eq!(pos, Vec2::new(80.0, 150.0));
-        assert_eq!(vel, Vec2::new(0.0, 10.0), "only the inward component is cancelled");
+        assert_eq!(
+            vel,
+            Vec2::new(0.0, 10.0),
+            "only the inward component is cancelled"
+        );
     }
 
     #[test]
@@ -157,14 +161,29 @@ mod tests {
 
     #[test]
     fn sweep_hits_a_circle_in_its_path_only() {
-        let t = sweep_point_circle(Vec2::ZERO, Vec2::new(100.0, 0.0), Vec2::new(60.0, 0.0), 10.0);
+        let t = sweep_point_circle(
+            Vec2::ZERO,
+            Vec2::new(100.0, 0.0),
+            Vec2::new(60.0, 0.0),
+            10.0,
+        );
         assert_eq!(t, Some(0.5));
         assert_eq!(
-            sweep_point_circle(Vec2::ZERO, Vec2::new(100.0, 0.0), Vec2::new(60.0, 30.0), 10.0),
+            sweep_point_circle(
+                Vec2::ZERO,
+                Vec2::new(100.0, 0.0),
+                Vec2::new(60.0, 30.0),
+                10.0
+            ),
             None
         );
         assert_eq!(
-            sweep_point_circle(Vec2::ZERO, Vec2::new(-100.0, 0.0), Vec2::new(60.0, 0.0), 10.0),
+            sweep_point_circle(
+                Vec2::ZERO,
+                Vec2::new(-100.0, 0.0),
+                Vec2::new(60.0, 0.0),
+                10.0
+            ),
             None,
             "moving away never hits"
         );

@@ -21,7 +21,10 @@ pub fn input_direction(held: u8) -> Vec2 {
     let axis = |neg: u8, pos: u8| -> f32 {
         (held & pos != 0) as i8 as f32 - (held & neg != 0) as i8 as f32
     };
-    let dir = Vec2::new(axis(buttons::LEFT, buttons::RIGHT), axis(buttons::UP, buttons::DOWN));
+    let dir = Vec2::new(
+        axis(buttons::LEFT, buttons::RIGHT),
+        axis(buttons::UP, buttons::DOWN),
+    );
     if dir.x != 0.0 && dir.y != 0.0 {
         dir * core::f32::consts::FRAC_1_SQRT_2
     } else {
@@ -126,7 +129,13 @@ mod tests {
             body
         };
         let (a, b) = (run(), run());
-        assert_eq!(a.pos.to_array().map(f32::to_bits), b.pos.to_array().map(f32::to_bits));
-        assert_eq!(a.vel.to_array().map(f32::to_bits), b.vel.to_array().map(f32::to_bits));
+        assert_eq!(
+            a.pos.to_array().map(f32::to_bits),
+            b.pos.to_array().map(f32::to_bits)
+        );
+        assert_eq!(
+            a.vel.to_array().map(f32::to_bits),
+            b.vel.to_array().map(f32::to_bits)
+        );
     }
 }

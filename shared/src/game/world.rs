@@ -111,7 +111,10 @@ impl World {
             idx,
             Player {
                 id,
-                body: Body { pos, vel: Vec2::ZERO },
+                body: Body {
+                    pos,
+                    vel: Vec2::ZERO,
+                },
                 aim: 0.0,
                 health: MAX_HEALTH,
                 score: 0,
@@ -130,7 +133,12 @@ impl World {
     /// Advances the world by one tick of `dt` seconds. `inputs` are applied in the order
     /// given (the caller orders them by player, then sequence); each moves its player by
     /// one `dt`. Things worth telling players are pushed onto `events`.
-    pub fn step(&mut self, inputs: &[(PlayerId, InputFrame)], dt: f32, events: &mut Vec<GameEvent>) {
+    pub fn step(
+        &mut self,
+        inputs: &[(PlayerId, InputFrame)],
+        dt: f32,
+        events: &mut Vec<GameEvent>,
+    ) {
         for (id, input) in inputs {
             self.apply_input(*id, input, dt);
         }
@@ -188,7 +196,9 @@ impl World {
                 }
             }
             match (first_player, first_wall) {
-                (Some((t_player, target_idx)), wall) if wall.is_none_or(|t_wall| t_player < t_wall) => {
+                (Some((t_player, target_idx)), wall)
+                    if wall.is_none_or(|t_wall| t_player < t_wall) =>
+                {
                     self.hit(target_idx, projectile.owner, events);
                     false
                 }
@@ -238,7 +248,10 @@ impl World {
             player.respawn_in = None;
             player.health = MAX_HEALTH;
             player.fire_cooldown = 0.0;
-            player.body = Body { pos, vel: Vec2::ZERO };
+            player.body = Body {
+                pos,
+                vel: Vec2::ZERO,
+            };
             events.push(GameEvent::Respawned { id });
         }
     }
@@ -300,10 +313,18 @@ mod tests {
         for id in 1..=4 {
             world.add_player(PlayerId(id));
         }
-        let mut spots: Vec<_> = world.players().iter().map(|p| p.body.pos.to_array()).collect();
+        let mut spots: Vec<_> = world
+            .players()
+            .iter()
+            .map(|p| p.body.pos.to_array())
+            .collect();
         spots.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
         spots.dedup();
-        assert_eq!(spots.len(), 4, "four players take four different spawn points");
+        assert_eq!(
+            spots.len(),
+            4,
+            "four players take four different spawn points"
+        );
     }
 
     #[test]
@@ -341,10 +362,16 @@ mod tests {
             }
         }
         let victim = world.player(b).cloned().expect("b is in the world");
-        assert!(!victim.is_alive(), "b should be dead after being shot repeatedly");
+        assert!(
+            !victim.is_alive(),
+            "b should be dead after being shot repeatedly"
+        );
         assert_eq!(victim.health, 0);
         assert_eq!(world.player(a).map(|p| p.score), Some(1));
-        let hits = events.iter().filter(|e| matches!(e, GameEvent::Hit { target, .. } if *target == b)).count();
+        let hits = events
+            .iter()
+            .filter(|e| matches!(e, GameEvent::Hit { target, .. } if *target == b))
+            .count();
         assert_eq!(hits, 4);
         assert!(events.contains(&GameEvent::Killed { victim: b, by: a }));
     }
@@ -365,7 +392,10 @@ mod tests {
             world.step(&[], DT, &mut events);
         }
         let dead_for = world.tick.since(died_at) as f32 * DT;
-        assert!((dead_for - RESPAWN_DELAY_S).abs() < 2.0 * DT, "dead for {dead_for}s");
+        assert!(
+            (dead_for - RESPAWN_DELAY_S).abs() < 2.0 * DT,
+            "dead for {dead_for}s"
+        );
         assert_eq!(world.player(b).map(|p| p.health), Some(MAX_HEALTH));
         assert!(events.contains(&GameEvent::Respawned { id: b }));
     }
@@ -381,7 +411,11 @@ mod tests {
         for seq in 1..=120 {
             world.step(&[(a, input(seq, buttons::FIRE, 0.0))], DT, &mut events);
         }
-        assert_eq!(world.player(b).map(|p| p.health), Some(MAX_HEALTH), "the wall shields b");
+        assert_eq!(
+            world.player(b).map(|p| p.health),
+            Some(MAX_HEALTH),
+            "the wall shields b"
+        );
         assert!(events.is_empty());
         assert!(world.projectiles().iter().all(|p| p.pos.x < 240.0));
     }
@@ -389,7 +423,11 @@ mod tests {
     #[test]
     fn projectiles_expire() {
         let (mut world, a, _) = duel();
-        world.step(&[(a, input(1, buttons::FIRE, -std::f32::consts::FRAC_PI_2))], DT, &mut Vec::new());
+        world.step(
+            &[(a, input(1, buttons::FIRE, -std::f32::consts::FRAC_PI_2))],
+            DT,
+            &mut Vec::new(),
+        );
         assert_eq!(world.projectiles().len(), 1);
         for _ in 0..((PROJECTILE_TTL_S / DT) as usize + 2) {
             world.step(&[], DT, &mut Vec::new());
@@ -417,8 +455,17 @@ mod tests {
             for t in 0u32..900 {
                 let inputs: Vec<_> = (1..=4u16)
                     .map(|id| {
-                        let mix = t.wrapping_mul(2_654_435_761).wrapping_add(id as u32 * 40_503);
-                        (PlayerId(id), input(t + 1, (mix >> 24) as u8 & buttons::ALL, (mix % 628) as f32 / 100.0))
+                        let mix = t
+                            .wrapping_mul(2_654_435_761)
+                            .wrapping_add(id as u32 * 40_503);
+                        (
+                            PlayerId(id),
+                            input(
+                                t + 1,
+                                (mix >> 24) as u8 & buttons::ALL,
+                                (mix % 628) as f32 / 100.0,
+                            ),
+                        )
                     })
                     .collect();
                 world.step(&inputs, DT, &mut events);

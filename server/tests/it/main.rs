@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1:0, real WebSockets, real HTTP.
+
+mod bad_input;
+mod bots;
+mod gameplay;
+mod handshake;
+mod http;
+mod support;

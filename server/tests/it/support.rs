@@ -1,0 +1,110 @@
+//! Starting a real server in-process and talking to it as clients do.
+
+use std::time::Duration;
+
+use client::native::{Connection, Hello};
+use server::{Config, Server};
+use shared::protocol::{ServerMsg, Snapshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Long enough for any message a healthy server sends within a tick or two.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
+    let mut config = Config::for_addr("127.0.0.1:0".parse().expect("a valid address"));
+    tweak(&mut config);
+    server::start(config).await.expect("server starts")
+}
+
+pub async fn join(server: &Server, name: &str) -> Connection {
+    Connection::join(&server.ws_url(), Hello::new(name))
+        .await
+        .expect("join succeeds")
+}
+
+pub async fn join_room(server: &Server, name: &str, room: &str) -> Connection {
+    Connection::join(&server.ws_url(), Hello::new(name).in_room(room))
+        .await
+        .expect("join succeeds")
+}
+
+/// Receives until `pick` returns something, failing the test after `PATIENCE`.
+pub async fn recv_until<T>(
+    conn: &mut Connection,
+    mut pick: impl FnMut(&ServerMsg) -> Option<T>,
+) -> T {
+    let found = timeout(PATIENCE, async {
+        loop {
+            match conn.recv().await {
+                Ok(Some(msg)) => {
+                    if let Some(found) = pick(&msg) {
+                        return found;
+                    }
+                }
+                Ok(None) => panic!(
+                    "connection closed while waiting (close frame {:?})",
+                    conn.close
+                ),
+                Err(err) => panic!("receive failed while waiting: {err}"),
+            }
+        }
+    })
+    .await;
+    found.expect("the awaited message should arrive within the patience window")
+}
+
+pub async fn next_snapshot(conn: &mut Connection) -> Snapshot {
+    recv_until(conn, |msg| match msg {
+        ServerMsg::Snapshot(snapshot) => Some(snapshot.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads until the server closes, returning its close frame and any `Disconnect` reason.
+pub async fn expect_closed(conn: &mut Connection) -> (Option<(u16, String)>, Option<ServerMsg>) {
+    let mut goodbye = None;
+    let closed = timeout(PATIENCE, async {
+        loop {
+            match conn.recv().await {
+                Ok(Some(msg @ ServerMsg::Disconnect { .. })) => goodbye = Some(msg),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server should close the connection");
+    (conn.close.clone(), goodbye)
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+pub async fn http_get(server: &Server, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("response within patience")
+        .expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("an HTTP status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
