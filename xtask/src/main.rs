@@ -1,1 +1,35 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//! `serve` builds and runs the game, `test` runs every check CI runs, `bots` plays a
+//! swarm of headless bots against a fresh release server.
+
+mod bots;
+mod serve;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "Skirmish build automation")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Build everything and serve the game (release build) until Ctrl-C.
+    Serve(serve::Args),
+    /// Run every check: fmt, clippy, the wasm32 build of `shared`, and all tests.
+    Test(test::Args),
+    /// Start a release server on a free port and play N headless bots against it.
+    Bots(bots::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Serve(args) => serve::run(args),
+        Task::Test(args) => test::run(args),
+        Task::Bots(args) => bots::run(args),
+    }
+}

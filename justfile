@@ -1,0 +1,13 @@
+# Skirmish: each recipe is one line and calls cargo xtask or cargo.
+
+# Build and serve the game at http://127.0.0.1:8080
+serve *ARGS:
+    cargo xtask serve -- {{ARGS}}
+
+# Every check CI runs: fmt, clippy, wasm32 build of shared, all tests
+test:
+    cargo xtask test
+
+# N headless bots against a fresh release server (default 16 bots, 30 s)
+bots N="16" *ARGS:
+    cargo xtask bots {{N}} {{ARGS}}

@@ -1,0 +1,24 @@
+//! `cargo xtask serve`: build the release server and run it in the foreground.
+
+use anyhow::Context;
+
+use crate::util::{cargo, exec, root};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flags passed to the server, after `--` (see `server --help`).
+    #[arg(last = true)]
+    server_args: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    exec(cargo().args(["build", "--release", "-p", "server", "--bin", "server"]))?;
+    let binary = root().join("target/release/server");
+    let mut server = std::process::Command::new(&binary);
+    server.current_dir(root()).args(&args.server_args);
+    let status = server
+        .status()
+        .with_context(|| format!("start {}", binary.display()))?;
+    anyhow::ensure!(status.success(), "server exited with {status}");
+    Ok(())
+}
