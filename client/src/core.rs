@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use shared::codec::{DecodeError, decode_server};
-use shared::protocol::{GameEvent, ServerMsg, Snapshot, Welcome};
+use shared::protocol::{ClientMsg, GameEvent, InputFrame, ServerMsg, Snapshot, Welcome};
 use shared::{Map, PlayerId};
 
 /// A client's view of the room, updated by `apply` with every server message.
@@ -78,6 +78,12 @@ impl RoomView {
             .iter()
             .map(|entry| (entry.id, entry.name.clone()))
             .collect();
+    }
+
+    /// The message that sends `frame` to the server. Every client builds its input
+    /// messages here, so whatever else an input message must carry is added in one place.
+    pub fn input_message(&self, frame: InputFrame) -> ClientMsg {
+        ClientMsg::Input(frame)
     }
 
     /// Takes the game events received since the last call.

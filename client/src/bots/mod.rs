@@ -122,7 +122,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
             _ = ticker.tick() => {
                 seq = seq.next();
                 let (held, aim) = brain.decide(me, view.snapshot.as_ref());
-                let input = ClientMsg::Input(InputFrame { seq, buttons: held, aim });
+                let input = view.input_message(InputFrame { seq, buttons: held, aim });
                 if let Err(err) = conn.send(&input).await {
                     break Err(err);
                 }
