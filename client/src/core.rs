@@ -1,10 +1,35 @@
 //! What a client knows of its room, rebuilt from the server's messages alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-use shared::codec::{DecodeError, decode_server};
-use shared::protocol::{ClientMsg, GameEvent, InputFrame, ServerMsg, Snapshot, Welcome};
-use shared::{Map, PlayerId};
+use shared::codec::{DecodeError, decode_server, encoded_len};
+use shared::consts::SNAPSHOT_RING;
+use shared::protocol::{
+    ClientMsg, GameEvent, InputFrame, ServerMsg, Snapshot, SnapshotMsg, TickRef, Welcome,
+};
+use shared::quant::dequantize_vel;
+use shared::snapshot::{DeltaError, Fixed16, QState, apply};
+use shared::{Map, PlayerId, Seq, Tick};
+
+/// A server frame this client could not use.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+}
+
+/// What the snapshots cost on the wire, for the net graph and the benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SnapshotStats {
+    pub full: u64,
+    pub deltas: u64,
+    /// Player deltas in delta snapshots that moved the player.
+    pub moving_players: u64,
+    /// Bytes those deltas took, plus their share of the changed-players bitmap.
+    pub moving_player_bytes: u64,
+}
 
 /// A client's view of the room, updated by `apply` with every server message.
 #[derive(Debug, Default)]
@@ -16,37 +41,33 @@ pub struct RoomView {
     pub snapshot_hz: u16,
     /// Names of everyone in the room, by id.
     pub roster: BTreeMap<PlayerId, String>,
-    /// The newest snapshot.
+    /// The newest snapshot, as the room's state at its tick.
     pub snapshot: Option<Snapshot>,
     pub snapshots_received: u64,
+    pub snapshot_stats: SnapshotStats,
     /// Chat lines as (sender name, text), oldest first, the newest `CHAT_LOG` kept.
     pub chat: Vec<(String, String)>,
     pub events: Vec<GameEvent>,
+    /// Recent snapshots as received, newest last: the baselines deltas refer to.
+    received: VecDeque<QState>,
+    /// The newest input sequence this client has sent.
+    last_sent_seq: Seq,
 }
 
 const CHAT_LOG: usize = 100;
 
 impl RoomView {
     /// Decodes and applies one binary frame from the server, returning the message.
-    pub fn apply_bytes(&mut self, bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    pub fn apply_bytes(&mut self, bytes: &[u8]) -> Result<ServerMsg, ApplyError> {
         let msg = decode_server(bytes)?;
-        self.apply(&msg);
+        self.apply(&msg)?;
         Ok(msg)
     }
 
-    pub fn apply(&mut self, msg: &ServerMsg) {
+    pub fn apply(&mut self, msg: &ServerMsg) -> Result<(), DeltaError> {
         match msg {
             ServerMsg::Welcome(welcome) => self.welcome(welcome),
-            ServerMsg::Snapshot(snapshot) => {
-                let newer = self
-                    .snapshot
-                    .as_ref()
-                    .is_none_or(|old| snapshot.tick.since(old.tick) > 0);
-                if newer {
-                    self.snapshot = Some(snapshot.clone());
-                }
-                self.snapshots_received += 1;
-            }
+            ServerMsg::Snapshot(snapshot) => self.snapshot(snapshot)?,
             ServerMsg::PlayerJoined { id, name } => {
                 self.roster.insert(*id, name.clone());
             }
@@ -65,6 +86,7 @@ impl RoomView {
             ServerMsg::Event(event) => self.events.push(*event),
             ServerMsg::Pong { .. } | ServerMsg::Notice { .. } | ServerMsg::Disconnect { .. } => {}
         }
+        Ok(())
     }
 
     fn welcome(&mut self, welcome: &Welcome) {
@@ -78,12 +100,101 @@ impl RoomView {
             .iter()
             .map(|entry| (entry.id, entry.name.clone()))
             .collect();
+        self.received.clear();
+        self.snapshot = None;
     }
 
-    /// The message that sends `frame` to the server. Every client builds its input
-    /// messages here, so whatever else an input message must carry is added in one place.
-    pub fn input_message(&self, frame: InputFrame) -> ClientMsg {
-        ClientMsg::Input(frame)
+    fn snapshot(&mut self, msg: &SnapshotMsg) -> Result<(), DeltaError> {
+        let (baseline, tick) = match msg.header.tick {
+            TickRef::Full(tick) => (None, tick),
+            TickRef::Delta {
+                baseline_low,
+                after,
+            } => {
+                let baseline = self
+                    .received
+                    .iter()
+                    .rev()
+                    .find(|s| s.tick.0 as u16 == baseline_low)
+                    .ok_or(DeltaError::MissingBaseline)?;
+                (Some(baseline), Tick(baseline.tick.0.wrapping_add(after)))
+            }
+        };
+        let state = apply(baseline, tick, &msg.body)?;
+        self.count(baseline.is_some(), msg);
+        self.snapshots_received += 1;
+        let newer = self
+            .received
+            .back()
+            .is_none_or(|newest| tick.since(newest.tick) > 0);
+        if !newer {
+            return Ok(());
+        }
+        let dt = 1.0 / f32::from(self.tick_hz.max(1));
+        let mut snapshot = state.to_snapshot(dt);
+        snapshot.ack_input = self.widen_input_ack(msg.header.ack_input_low);
+        if let (Some(me), Some(vel)) = (self.me, msg.header.own_vel)
+            && let Some(mine) = snapshot.players.iter_mut().find(|p| p.id == me)
+        {
+            mine.vel = dequantize_vel(vel);
+        }
+        self.snapshot = Some(snapshot);
+        if self.received.len() >= 2 * SNAPSHOT_RING {
+            self.received.pop_front();
+        }
+        self.received.push_back(state);
+        Ok(())
+    }
+
+    fn count(&mut self, is_delta: bool, msg: &SnapshotMsg) {
+        let stats = &mut self.snapshot_stats;
+        if !is_delta {
+            stats.full += 1;
+            return;
+        }
+        stats.deltas += 1;
+        let moving: Vec<_> = msg
+            .body
+            .changed
+            .iter()
+            .filter(|d| d.moved != [0, 0])
+            .collect();
+        if moving.is_empty() {
+            return;
+        }
+        let bitmap_share =
+            encoded_len(&msg.body.changed_bits) * moving.len() / msg.body.changed.len();
+        stats.moving_players += moving.len() as u64;
+        stats.moving_player_bytes +=
+            (bitmap_share + moving.iter().map(|d| encoded_len(*d)).sum::<usize>()) as u64;
+    }
+
+    /// The full input sequence whose low 16 bits the server acknowledged: the latest
+    /// sent sequence with those low bits (acks never run ahead of what was sent).
+    fn widen_input_ack(&self, low: u16) -> Seq {
+        let behind = (self.last_sent_seq.0 as u16).wrapping_sub(low);
+        Seq(self.last_sent_seq.0.wrapping_sub(u32::from(behind)))
+    }
+
+    /// The tick of the newest snapshot applied, as acknowledgements carry it.
+    fn ack(&self) -> Option<Fixed16> {
+        self.received.back().map(|s| Fixed16(s.tick.0 as u16))
+    }
+
+    /// The message that sends `frame` to the server, acknowledging the newest
+    /// snapshot. Every client builds its input messages here.
+    pub fn input_message(&mut self, frame: InputFrame) -> ClientMsg {
+        self.last_sent_seq = frame.seq;
+        ClientMsg::Input {
+            ack: self.ack(),
+            frame,
+        }
+    }
+
+    /// An acknowledgement of the newest snapshot, for a client that is not sending
+    /// inputs (a hidden tab, an idle connection). `None` before the first snapshot.
+    pub fn ack_message(&self) -> Option<ClientMsg> {
+        self.ack().map(|tick| ClientMsg::Ack { tick })
     }
 
     /// Takes the game events received since the last call.
@@ -94,27 +205,50 @@ impl RoomView {
 
 #[cfg(test)]
 mod tests {
-    use glam::Vec2;
     use shared::codec::encode_server;
-    use shared::protocol::{PlayerState, RosterEntry};
-    use shared::{Seq, Tick};
+    use shared::protocol::{RosterEntry, SnapshotHeader};
+    use shared::snapshot::{QPlayer, diff};
 
     use super::*;
 
-    fn player(id: u16) -> PlayerState {
-        PlayerState {
+    fn q_player(id: u8, x: u16) -> QPlayer {
+        QPlayer {
             id: PlayerId(id),
-            pos: Vec2::ZERO,
-            vel: Vec2::ZERO,
-            aim: 0.0,
+            pos: [Fixed16(x), Fixed16(800)],
+            aim: 0,
             health: 100,
             alive: true,
             score: 0,
         }
     }
 
-    #[test]
-    fn view_follows_welcome_joins_leaves_and_snapshots() {
+    fn state(tick: u32, players: Vec<QPlayer>) -> QState {
+        QState {
+            tick: Tick(tick),
+            players,
+            projectiles: vec![],
+        }
+    }
+
+    fn snapshot_msg(baseline: Option<&QState>, current: &QState) -> ServerMsg {
+        let tick = match baseline {
+            Some(base) => TickRef::Delta {
+                baseline_low: base.tick.0 as u16,
+                after: current.tick.since(base.tick) as u32,
+            },
+            None => TickRef::Full(current.tick),
+        };
+        ServerMsg::Snapshot(SnapshotMsg {
+            header: SnapshotHeader {
+                tick,
+                ack_input_low: 0,
+                own_vel: Some([16, 0]),
+            },
+            body: diff(baseline, current),
+        })
+    }
+
+    fn welcomed() -> RoomView {
         let mut view = RoomView::default();
         let welcome = ServerMsg::Welcome(Box::new(Welcome {
             player_id: PlayerId(1),
@@ -131,34 +265,101 @@ mod tests {
         }));
         view.apply_bytes(&encode_server(&welcome))
             .expect("welcome decodes");
+        view
+    }
+
+    #[test]
+    fn view_follows_welcome_joins_leaves_and_snapshots() {
+        let mut view = welcomed();
         view.apply(&ServerMsg::PlayerJoined {
             id: PlayerId(2),
             name: "bob".into(),
-        });
-        view.apply(&ServerMsg::Snapshot(Snapshot {
-            tick: Tick(5),
-            ack_input: Seq(0),
-            players: vec![player(1), player(2)],
-            projectiles: vec![],
-        }));
+        })
+        .expect("applies");
+        let full = state(5, vec![q_player(1, 80), q_player(2, 160)]);
+        view.apply_bytes(&encode_server(&snapshot_msg(None, &full)))
+            .expect("applies");
         assert_eq!(view.me, Some(PlayerId(1)));
         assert_eq!(view.roster.len(), 2);
-        view.apply(&ServerMsg::PlayerLeft { id: PlayerId(2) });
+        let snapshot = view.snapshot.as_ref().expect("a snapshot arrived");
+        assert_eq!(
+            snapshot.players[1].pos.x, 20.0,
+            "160 grid steps are 20 units"
+        );
+        assert_eq!(
+            snapshot.players[0].vel.x, 1.0,
+            "own velocity comes from the header"
+        );
+        assert_eq!(
+            snapshot.players[1].vel.x, 0.0,
+            "others' velocity is not sent"
+        );
+        view.apply(&ServerMsg::PlayerLeft { id: PlayerId(2) })
+            .expect("applies");
         assert_eq!(view.roster.values().collect::<Vec<_>>(), ["ann"]);
-        let players = &view.snapshot.as_ref().expect("a snapshot arrived").players;
+        let players = &view.snapshot.as_ref().expect("still there").players;
         assert_eq!(players.len(), 1, "the leaver is gone from the view at once");
     }
 
     #[test]
+    fn deltas_apply_to_the_acknowledged_baseline() {
+        let mut view = welcomed();
+        let base = state(10, vec![q_player(1, 80), q_player(2, 160)]);
+        view.apply(&snapshot_msg(None, &base))
+            .expect("full applies");
+        let input = view.input_message(InputFrame::default());
+        assert!(
+            matches!(
+                input,
+                ClientMsg::Input {
+                    ack: Some(Fixed16(10)),
+                    ..
+                }
+            ),
+            "inputs acknowledge the newest snapshot: {input:?}"
+        );
+        let current = state(12, vec![q_player(1, 88), q_player(3, 0)]);
+        view.apply(&snapshot_msg(Some(&base), &current))
+            .expect("delta applies");
+        let snapshot = view.snapshot.as_ref().expect("snapshot");
+        assert_eq!(snapshot.tick, Tick(12));
+        let ids: Vec<_> = snapshot.players.iter().map(|p| p.id.0).collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(snapshot.players[0].pos.x, 11.0);
+        assert_eq!(view.snapshot_stats.deltas, 1);
+        assert_eq!(view.snapshot_stats.moving_players, 1);
+        assert!(view.ack_message().is_some());
+    }
+
+    #[test]
+    fn a_delta_against_an_unknown_baseline_is_an_error() {
+        let mut view = welcomed();
+        let base = state(10, vec![q_player(1, 80)]);
+        let current = state(12, vec![q_player(1, 88)]);
+        let refused = view.apply(&snapshot_msg(Some(&base), &current));
+        assert_eq!(refused, Err(DeltaError::MissingBaseline));
+        assert!(view.snapshot.is_none());
+    }
+
+    #[test]
     fn an_older_snapshot_does_not_replace_a_newer_one() {
-        let mut view = RoomView::default();
+        let mut view = welcomed();
         for tick in [10, 9] {
-            view.apply(&ServerMsg::Snapshot(Snapshot {
-                tick: Tick(tick),
-                ..Snapshot::default()
-            }));
+            view.apply(&snapshot_msg(None, &state(tick, vec![])))
+                .expect("applies");
         }
         assert_eq!(view.snapshot.map(|s| s.tick), Some(Tick(10)));
         assert_eq!(view.snapshots_received, 2);
+    }
+
+    #[test]
+    fn input_acks_widen_to_the_sent_sequence() {
+        let mut view = welcomed();
+        view.input_message(InputFrame {
+            seq: Seq(70_000),
+            ..InputFrame::default()
+        });
+        assert_eq!(view.widen_input_ack(70_000u32 as u16), Seq(70_000));
+        assert_eq!(view.widen_input_ack((69_990u32) as u16), Seq(69_990));
     }
 }

@@ -38,6 +38,14 @@ pub struct Config {
     #[arg(long, default_value_t = 5.0)]
     pub join_timeout_secs: f64,
 
+    /// Send every snapshot in full instead of as a delta (for comparison and debugging).
+    #[arg(long)]
+    pub no_deltas: bool,
+
+    /// Seconds a client may go without acknowledging snapshots before it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    pub stall_timeout_secs: f64,
+
     /// Map file (JSON) the rooms play on; without it, the built-in copy of
     /// `assets/maps/arena.json`.
     #[arg(long)]
@@ -61,6 +69,10 @@ impl Config {
         Duration::from_secs_f64(self.room_grace_secs.max(0.0))
     }
 
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.stall_timeout_secs.max(0.5))
+    }
+
     pub fn join_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.join_timeout_secs.max(0.1))
     }
@@ -76,6 +88,10 @@ impl Config {
         anyhow::ensure!(
             self.room_grace_secs.is_finite(),
             "--room-grace-secs must be finite"
+        );
+        anyhow::ensure!(
+            self.stall_timeout_secs.is_finite(),
+            "--stall-timeout-secs must be finite"
         );
         anyhow::ensure!(
             self.join_timeout_secs.is_finite(),

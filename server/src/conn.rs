@@ -17,6 +17,7 @@ use tokio::time::timeout;
 use warp::ws::{Message, WebSocket};
 
 use crate::AppState;
+use crate::ack::AckSlot;
 use crate::lobby::Seat;
 use crate::outbox::{OutboxRx, OutboxTx, outbox};
 use crate::ratelimit::TokenBucket;
@@ -83,11 +84,13 @@ async fn session(
 
     let pongs = outbox_tx.reliable_sender();
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let acks = Arc::new(AckSlot::default());
     let (reply_tx, reply_rx) = oneshot::channel();
     let join = RoomCmd::Join {
         name,
         link: PlayerLink {
             inputs: input_rx,
+            acks: Arc::clone(&acks),
             outbox: outbox_tx,
         },
         reply: reply_tx,
@@ -104,7 +107,14 @@ async fn session(
         .map_err(|_| shutting_down())?;
     let id = reply_rx.await.map_err(|_| shutting_down())?;
 
-    let played = play(stream, id, &seat, input_tx, pongs, app).await;
+    let uplink = Uplink {
+        id,
+        seat: &seat,
+        inputs: input_tx,
+        acks: &acks,
+        replies: pongs,
+    };
+    let played = play(stream, uplink, app).await;
     let _ = seat.commands.send(RoomCmd::Leave { id }).await;
     played
 }
@@ -178,41 +188,57 @@ fn read_hello(bytes: &[u8]) -> Result<(String, Option<String>), Refusal> {
     Ok((name, room))
 }
 
+/// What the reader needs to pass a player's messages on.
+struct Uplink<'a> {
+    id: shared::PlayerId,
+    seat: &'a Seat,
+    inputs: mpsc::Sender<InputFrame>,
+    acks: &'a AckSlot,
+    /// Replies the connection sends itself, such as pongs and notices.
+    replies: mpsc::Sender<Bytes>,
+}
+
 async fn play(
     stream: &mut SplitStream<WebSocket>,
-    id: shared::PlayerId,
-    seat: &Seat,
-    inputs: mpsc::Sender<InputFrame>,
-    replies: mpsc::Sender<Bytes>,
+    uplink: Uplink<'_>,
     app: &AppState,
 ) -> Result<(), Refusal> {
     let mut chat_budget = TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND);
     while let Some(bytes) = next_frame(stream, app).await? {
         let msg = decode_client(&bytes).map_err(|err| (CloseReason::Malformed, err.to_string()))?;
         match msg {
-            ClientMsg::Input(frame) => {
+            ClientMsg::Input { ack, frame } => {
+                if let Some(ack) = ack {
+                    uplink.acks.store(ack.0);
+                }
                 let frame = frame
                     .validated()
                     .map_err(|err| (CloseReason::Malformed, err.to_string()))?;
-                if let Err(mpsc::error::TrySendError::Full(_)) = inputs.try_send(frame) {
+                if let Err(mpsc::error::TrySendError::Full(_)) = uplink.inputs.try_send(frame) {
                     return Err((
                         CloseReason::Flood,
                         "input frames arrive faster than the tick rate".into(),
                     ));
                 }
             }
+            ClientMsg::Ack { tick } => uplink.acks.store(tick.0),
             ClientMsg::Chat { text } => {
                 if !chat_budget.try_take() {
                     let notice = ServerMsg::Notice {
                         text: "chat limit reached: wait a moment".into(),
                     };
-                    let _ = replies.try_send(encode_server(&notice).into());
+                    let _ = uplink.replies.try_send(encode_server(&notice).into());
                 } else if let Some(text) = sanitize_chat(&text) {
-                    let _ = seat.commands.try_send(RoomCmd::Chat { id, text });
+                    let chat = RoomCmd::Chat {
+                        id: uplink.id,
+                        text,
+                    };
+                    let _ = uplink.seat.commands.try_send(chat);
                 }
             }
             ClientMsg::Ping { nonce } => {
-                let _ = replies.try_send(encode_server(&ServerMsg::Pong { nonce }).into());
+                let pong = encode_server(&ServerMsg::Pong { nonce });
+                let _ = uplink.replies.try_send(pong.into());
             }
             ClientMsg::Hello { .. } => {
                 return Err((CloseReason::Malformed, "hello sent twice".into()));

@@ -1,6 +1,7 @@
 //! The Skirmish game server as a library, so tests and tools can run the real thing
 //! in-process on `127.0.0.1:0`.
 
+pub mod ack;
 pub mod config;
 pub mod conn;
 pub mod http;
@@ -82,6 +83,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         capacity: config.room_capacity,
         empty_grace: config.room_grace(),
         map,
+        deltas: !config.no_deltas,
+        stall_timeout: config.stall_timeout(),
     };
     let app = Arc::new(AppState {
         lobby: Lobby::new(settings, Arc::clone(&metrics)),

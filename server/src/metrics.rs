@@ -27,6 +27,12 @@ pub struct Metrics {
     pub ws_sent_messages: Counter,
     pub ws_received_bytes: Counter,
     pub ws_received_messages: Counter,
+    /// Seconds spent quantizing, diffing and encoding snapshots, summed over rooms.
+    pub snapshot_encode_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Snapshots handed to clients.
+    pub snapshot_recipients: Counter,
+    /// Snapshot bodies encoded (one per distinct baseline per snapshot tick).
+    pub snapshot_bodies: Counter,
     disconnects: Family<ReasonLabel, Counter>,
 }
 
@@ -48,6 +54,9 @@ impl Metrics {
             ws_sent_messages: Counter::default(),
             ws_received_bytes: Counter::default(),
             ws_received_messages: Counter::default(),
+            snapshot_encode_seconds: Counter::default(),
+            snapshot_recipients: Counter::default(),
+            snapshot_bodies: Counter::default(),
             disconnects: Family::default(),
         };
         let m = &metrics;
@@ -89,6 +98,22 @@ impl Metrics {
             "ws_received_messages",
             "WebSocket messages received",
             m.ws_received_messages.clone(),
+        );
+        registry.register_with_unit(
+            "snapshot_encode",
+            "Time spent quantizing, diffing and encoding snapshots",
+            Unit::Seconds,
+            m.snapshot_encode_seconds.clone(),
+        );
+        registry.register(
+            "snapshot_recipients",
+            "Snapshots handed to clients",
+            m.snapshot_recipients.clone(),
+        );
+        registry.register(
+            "snapshot_bodies",
+            "Snapshot bodies encoded, one per distinct baseline per snapshot",
+            m.snapshot_bodies.clone(),
         );
         registry.register(
             "disconnects",

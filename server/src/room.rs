@@ -2,21 +2,27 @@
 //! only through its command channel and their own input queues, and it reaches them only
 //! through non-blocking outboxes. It never awaits a client.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shared::codec::encode_server;
-use shared::consts::{MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP};
+use shared::codec::{encode_server, encode_snapshot, encode_snapshot_body};
+use shared::consts::{
+    MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP, SNAPSHOT_RING,
+};
 use shared::game::World;
 use shared::protocol::{
-    CloseReason, GameEvent, InputFrame, RosterEntry, ServerMsg, Snapshot, Welcome,
+    CloseReason, GameEvent, InputFrame, RosterEntry, ServerMsg, SnapshotHeader, TickRef, Welcome,
 };
+use shared::quant::quantize_vel;
+use shared::snapshot::{QState, diff};
 use shared::text::dedup_name;
-use shared::{Map, PlayerId, Seq};
+use shared::{Map, PlayerId, Seq, Tick};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
 
+use crate::ack::AckSlot;
 use crate::lobby::Lobby;
 use crate::metrics::Metrics;
 use crate::outbox::OutboxTx;
@@ -29,6 +35,10 @@ pub struct RoomSettings {
     pub capacity: u16,
     pub empty_grace: Duration,
     pub map: Map,
+    /// Send deltas against acknowledged baselines; off sends every snapshot in full.
+    pub deltas: bool,
+    /// A client whose acknowledgements stop advancing for this long is closed.
+    pub stall_timeout: Duration,
 }
 
 /// What a connection hands the room when it joins.
@@ -36,6 +46,7 @@ pub struct RoomSettings {
 pub struct PlayerLink {
     /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
     pub inputs: mpsc::Receiver<InputFrame>,
+    pub acks: Arc<AckSlot>,
     pub outbox: OutboxTx,
 }
 
@@ -67,6 +78,10 @@ struct Occupant {
     last_seq: Seq,
     /// Inputs this player may still have applied; one is added per tick.
     input_credit: u32,
+    /// The newest snapshot this client has acknowledged that the room still holds.
+    acked: Option<Tick>,
+    /// When `acked` last advanced (or the player joined).
+    ack_progress_at: Tick,
 }
 
 struct Room {
@@ -75,11 +90,15 @@ struct Room {
     world: World,
     /// Sorted by id, like the world's players.
     occupants: Vec<Occupant>,
-    next_player_id: u16,
+    next_player_id: u8,
     metrics: Arc<Metrics>,
     /// Reused every tick so the steady state allocates nothing for them.
     inputs: Vec<(PlayerId, InputFrame)>,
     events: Vec<GameEvent>,
+    /// The last `SNAPSHOT_RING` snapshots sent, oldest first: the possible baselines.
+    sent: VecDeque<QState>,
+    /// Encoded bodies of the current snapshot, one per baseline in use.
+    bodies: Vec<(Option<Tick>, Bytes)>,
 }
 
 pub async fn room_loop(
@@ -100,6 +119,8 @@ pub async fn room_loop(
         metrics,
         inputs: Vec::new(),
         events: Vec::new(),
+        sent: VecDeque::with_capacity(SNAPSHOT_RING),
+        bodies: Vec::new(),
     };
     let mut next_tick = Instant::now();
     let mut snapshot_credit = 0u32;
@@ -197,6 +218,8 @@ impl Room {
             link,
             last_seq: Seq(0),
             input_credit: 1,
+            acked: None,
+            ack_progress_at: self.world.tick,
         };
         let idx = self.occupants.partition_point(|o| o.id < id);
         self.occupants.insert(idx, occupant);
@@ -296,22 +319,93 @@ impl Room {
         }
     }
 
+    /// Snapshot ticks a client may fall behind before it gets no more: as many as
+    /// the room keeps as baselines.
+    fn unacked_window(&self) -> i32 {
+        let ticks_per_snapshot =
+            f32::from(self.settings.tick_hz) / f32::from(self.settings.snapshot_hz);
+        (SNAPSHOT_RING as f32 * ticks_per_snapshot).ceil() as i32
+    }
+
+    /// Quantizes the world and puts a snapshot in every outbox: a delta against the
+    /// newest snapshot each client acknowledged, encoded once per distinct baseline.
     fn send_snapshots(&mut self) {
-        let mut msg = ServerMsg::Snapshot(Snapshot {
-            tick: self.world.tick,
-            ack_input: Seq(0),
-            players: self.world.players().iter().map(|p| p.state()).collect(),
-            projectiles: self.world.projectiles().iter().map(|p| p.state()).collect(),
-        });
-        for occupant in &self.occupants {
-            if let ServerMsg::Snapshot(snapshot) = &mut msg {
-                snapshot.ack_input = occupant.last_seq;
+        let started = Instant::now();
+        let state = QState::of_world(&self.world);
+        let tick = state.tick;
+        let window = self.unacked_window();
+        let stall_ticks =
+            (self.settings.stall_timeout.as_secs_f32() * f32::from(self.settings.tick_hz)) as i32;
+        self.bodies.clear();
+        let mut stalled = Vec::new();
+        let mut recipients = 0u64;
+        for occupant in &mut self.occupants {
+            if let Some(low) = occupant.link.acks.load()
+                && let Some(baseline) = self.sent.iter().rev().find(|s| s.tick.0 as u16 == low)
+                && occupant
+                    .acked
+                    .is_none_or(|acked| baseline.tick.since(acked) > 0)
+            {
+                occupant.acked = Some(baseline.tick);
+                occupant.ack_progress_at = tick;
             }
+            if tick.since(occupant.ack_progress_at) > stall_ticks {
+                stalled.push(occupant.id);
+                continue;
+            }
+            // A client that has acknowledged nothing recent gets nothing more until it
+            // does, so it never has more than the window in flight.
+            if tick.since(occupant.acked.unwrap_or(occupant.ack_progress_at)) > window {
+                continue;
+            }
+            let baseline = occupant
+                .acked
+                .filter(|_| self.settings.deltas)
+                .and_then(|acked| self.sent.iter().find(|s| s.tick == acked));
+            let baseline_tick = baseline.map(|b| b.tick);
+            let body = match self.bodies.iter().find(|(t, _)| *t == baseline_tick) {
+                Some((_, body)) => body.clone(),
+                None => {
+                    let body = Bytes::from(encode_snapshot_body(&diff(baseline, &state)));
+                    self.bodies.push((baseline_tick, body.clone()));
+                    body
+                }
+            };
+            let own_vel = self
+                .world
+                .player(occupant.id)
+                .map(|p| quantize_vel(p.body.vel))
+                .filter(|vel| *vel != [0, 0]);
+            let header = SnapshotHeader {
+                tick: match baseline_tick {
+                    Some(base) => TickRef::Delta {
+                        baseline_low: base.0 as u16,
+                        after: tick.since(base) as u32,
+                    },
+                    None => TickRef::Full(tick),
+                },
+                ack_input_low: occupant.last_seq.0 as u16,
+                own_vel,
+            };
             occupant
                 .link
                 .outbox
-                .put_snapshot(encode_server(&msg).into());
+                .put_snapshot(encode_snapshot(&header, &body).into());
+            recipients += 1;
         }
+        if self.sent.len() == SNAPSHOT_RING {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(state);
+        for id in stalled {
+            self.kick(id, CloseReason::TooSlow);
+        }
+        let metrics = &self.metrics;
+        metrics
+            .snapshot_encode_seconds
+            .inc_by(started.elapsed().as_secs_f64());
+        metrics.snapshot_recipients.inc_by(recipients);
+        metrics.snapshot_bodies.inc_by(self.bodies.len() as u64);
     }
 }
 

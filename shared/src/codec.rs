@@ -5,7 +5,8 @@ use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::consts::{MAX_CLIENT_MSG_BYTES, MAX_SERVER_MSG_BYTES};
-use crate::protocol::{ClientMsg, ServerMsg};
+use crate::protocol::{ClientMsg, ServerMsg, SnapshotHeader};
+use crate::snapshot::SnapshotBody;
 
 /// Why a frame could not be read as a message.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,34 @@ pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
     out
 }
 
+/// Encodes the shared part of a snapshot, once for every client with its baseline.
+pub fn encode_snapshot_body(body: &SnapshotBody) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode(body, &mut out);
+    out
+}
+
+/// The index of `ServerMsg::Snapshot` among the variants, which bincode writes first.
+const SNAPSHOT_VARIANT: u32 = 1;
+
+/// A whole `ServerMsg::Snapshot` from one client's header and a body encoded by
+/// `encode_snapshot_body`: the same bytes `encode_server` would give, without
+/// re-encoding the body for every client.
+pub fn encode_snapshot(header: &SnapshotHeader, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    encode(&SNAPSHOT_VARIANT, &mut out);
+    encode(header, &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// How many bytes a value takes on the wire; for measuring, not for sending.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut out = Vec::new();
+    encode(value, &mut out);
+    out.len()
+}
+
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     decode::<ClientMsg, MAX_CLIENT_MSG_BYTES>(bytes)
 }
@@ -82,13 +111,12 @@ pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use glam::Vec2;
-
     use super::*;
     use crate::consts::PROTOCOL_VERSION;
     use crate::ids::{PlayerId, Seq, Tick};
     use crate::map::Map;
     use crate::protocol::*;
+    use crate::snapshot::*;
 
     fn every_client_msg() -> Vec<ClientMsg> {
         vec![
@@ -97,25 +125,75 @@ mod tests {
                 name: "zoë".into(),
                 room: Some("lobby".into()),
             },
-            ClientMsg::Input(InputFrame {
-                seq: Seq(u32::MAX),
-                buttons: buttons::UP | buttons::FIRE,
-                aim: -1.5,
-            }),
+            ClientMsg::Input {
+                ack: Some(Fixed16(513)),
+                frame: InputFrame {
+                    seq: Seq(u32::MAX),
+                    buttons: buttons::UP | buttons::FIRE,
+                    aim: -1.5,
+                },
+            },
             ClientMsg::Chat { text: "gg".into() },
             ClientMsg::Ping { nonce: 7 },
+            ClientMsg::Ack { tick: Fixed16(9) },
         ]
     }
 
-    fn every_server_msg() -> Vec<ServerMsg> {
-        let player = PlayerState {
+    fn snapshot_msg() -> SnapshotMsg {
+        let player = QPlayer {
             id: PlayerId(3),
-            pos: Vec2::new(1.5, 2.25),
-            vel: Vec2::new(-3.0, 0.0),
-            aim: 0.5,
+            pos: [Fixed16(12), Fixed16(40_000)],
+            aim: 200,
             health: 75,
             alive: true,
             score: 2,
+        };
+        SnapshotMsg {
+            header: SnapshotHeader {
+                tick: TickRef::Delta {
+                    baseline_low: 65_000,
+                    after: 2,
+                },
+                ack_input_low: 41,
+                own_vel: Some([-48, 5]),
+            },
+            body: SnapshotBody {
+                changed_bits: vec![0b101],
+                changed: vec![
+                    PlayerDelta {
+                        moved: [3, -200],
+                        aim: Some(9),
+                        ..PlayerDelta::default()
+                    },
+                    PlayerDelta {
+                        score: Some(300),
+                        alive: Some(false),
+                        health: Some(0),
+                        ..PlayerDelta::default()
+                    },
+                ],
+                added: vec![player],
+                removed: vec![PlayerId(4)],
+                projectiles_added: vec![ProjectileSpawn {
+                    id: 9,
+                    owner: PlayerId(3),
+                    origin: [Fixed16(1), Fixed16(2)],
+                    direction: 40_000,
+                    age: 1,
+                }],
+                projectiles_removed: vec![7],
+            },
+        }
+    }
+
+    fn every_server_msg() -> Vec<ServerMsg> {
+        let full = SnapshotMsg {
+            header: SnapshotHeader {
+                tick: TickRef::Full(Tick(1 << 30)),
+                ack_input_low: 0,
+                own_vel: None,
+            },
+            body: SnapshotBody::default(),
         };
         vec![
             ServerMsg::Welcome(Box::new(Welcome {
@@ -131,17 +209,11 @@ mod tests {
                     name: "ann".into(),
                 }],
             })),
-            ServerMsg::Snapshot(Snapshot {
-                tick: Tick(100),
-                ack_input: Seq(41),
-                players: vec![player],
-                projectiles: vec![ProjectileState {
-                    id: 9,
-                    owner: PlayerId(3),
-                    pos: Vec2::ONE,
-                    vel: Vec2::X,
-                }],
-            }),
+            ServerMsg::Snapshot(snapshot_msg()),
+            ServerMsg::Snapshot(full),
+            ServerMsg::Notice {
+                text: "slow down".into(),
+            },
             ServerMsg::PlayerJoined {
                 id: PlayerId(4),
                 name: "bob".into(),
@@ -182,12 +254,39 @@ mod tests {
 
     #[test]
     fn input_frame_is_small_on_the_wire() {
-        let bytes = encode_client(&ClientMsg::Input(InputFrame {
-            seq: Seq(1000),
-            buttons: buttons::ALL,
-            aim: 1.0,
-        }));
-        assert!(bytes.len() <= 9, "input frame took {} bytes", bytes.len());
+        let bytes = encode_client(&ClientMsg::Input {
+            ack: Some(Fixed16(1000)),
+            frame: InputFrame {
+                seq: Seq(1000),
+                buttons: buttons::ALL,
+                aim: 1.0,
+            },
+        });
+        assert!(bytes.len() <= 12, "input frame took {} bytes", bytes.len());
+    }
+
+    #[test]
+    fn header_plus_shared_body_is_the_whole_snapshot() {
+        let msg = snapshot_msg();
+        let spliced = encode_snapshot(&msg.header, &encode_snapshot_body(&msg.body));
+        assert_eq!(spliced, encode_server(&ServerMsg::Snapshot(msg)));
+    }
+
+    #[test]
+    fn an_idle_delta_snapshot_takes_at_most_8_bytes() {
+        let idle = ServerMsg::Snapshot(SnapshotMsg {
+            header: SnapshotHeader {
+                tick: TickRef::Delta {
+                    baseline_low: 60_000,
+                    after: 2,
+                },
+                ack_input_low: 60_000,
+                own_vel: None,
+            },
+            body: SnapshotBody::default(),
+        });
+        let len = encode_server(&idle).len();
+        assert!(len <= 8, "idle snapshot took {len} bytes");
     }
 
     #[test]

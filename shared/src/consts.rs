@@ -45,6 +45,14 @@ pub const MAX_SEQ_JUMP: i32 = 1024;
 pub const CHAT_BURST: u32 = 5;
 pub const CHAT_PER_SECOND: f32 = 0.5;
 
+/// Snapshots a room remembers as possible baselines. A client whose newest
+/// acknowledged snapshot has left this window gets no more snapshots until it acks
+/// again, so a client that stops reading never has more than this many in flight.
+pub const SNAPSHOT_RING: usize = 32;
+
+/// Projectiles alive in one room at most; a shot past this is not fired.
+pub const MAX_PROJECTILES: usize = 200;
+
 /// Game tuning: units are world units and seconds.
 pub mod tuning {
     pub const PLAYER_RADIUS: f32 = 20.0;

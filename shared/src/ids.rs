@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A player's id, unique within a room for the player's lifetime there.
+/// A player's id, unique within a room for the player's lifetime there. One byte,
+/// since a room seats at most `MAX_ROOM_CAPACITY` players.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PlayerId(pub u16);
+pub struct PlayerId(pub u8);
 
 /// A simulation tick number. Wraps after 2^32 ticks (2.2 years at 60 Hz).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,6 +8,8 @@ pub mod game;
 pub mod ids;
 pub mod map;
 pub mod protocol;
+pub mod quant;
+pub mod snapshot;
 pub mod text;
 
 pub use ids::{PlayerId, Seq, Tick};

@@ -51,7 +51,7 @@ impl Map {
     pub fn validate(&self) -> Result<(), MapError> {
         let size_ok = self.size.is_finite()
             && self.size.min_element() >= 8.0 * PLAYER_RADIUS
-            && self.size.max_element() <= 100_000.0;
+            && self.size.max_element() <= crate::quant::MAX_ARENA_SIDE;
         if !size_ok {
             return Err(MapError::BadSize(self.size));
         }

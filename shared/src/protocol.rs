@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{PlayerId, Seq, Tick};
 use crate::map::Map;
+use crate::snapshot::{Fixed16, SnapshotBody};
 
 /// Messages from a client to the server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,12 +21,20 @@ pub enum ClientMsg {
         /// Room to join by name; `None` means join-or-create.
         room: Option<String>,
     },
-    /// One tick's worth of input.
-    Input(InputFrame),
+    /// One tick's worth of input, carrying the newest snapshot the client holds.
+    Input {
+        /// Low 16 bits of the tick of the newest snapshot applied, once there is one.
+        ack: Option<Fixed16>,
+        frame: InputFrame,
+    },
     /// A chat line for the room.
     Chat { text: String },
     /// Round-trip probe; the server answers `Pong` with the same nonce.
     Ping { nonce: u32 },
+    /// Acknowledges a snapshot without sending input. Every client acknowledges the
+    /// snapshots it applies, on its inputs or with this; the server sends deltas
+    /// against them and stops sending to a client whose acks fall too far behind.
+    Ack { tick: Fixed16 },
 }
 
 /// Buttons held during one client tick.
@@ -86,8 +95,9 @@ impl InputFrame {
 pub enum ServerMsg {
     /// The answer to a good `Hello`: who you are and where you are.
     Welcome(Box<Welcome>),
-    /// The state of the room at one tick.
-    Snapshot(Snapshot),
+    /// The state of the room at one tick, as a delta against a snapshot this client
+    /// acknowledged, or in full.
+    Snapshot(SnapshotMsg),
     /// Someone entered the room.
     PlayerJoined { id: PlayerId, name: String },
     /// Someone left the room; their entity is gone from later snapshots.
@@ -129,7 +139,38 @@ pub struct RosterEntry {
     pub name: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A snapshot on the wire: a small header for one client, then the body that every
+/// client with the same baseline shares. Encoded as the header's bytes followed by the
+/// body's, so the body can be encoded once and copied behind each header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotMsg {
+    pub header: SnapshotHeader,
+    pub body: SnapshotBody,
+}
+
+/// Which tick a snapshot describes, and against what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickRef {
+    /// A full snapshot of this tick.
+    Full(Tick),
+    /// A delta against the acknowledged snapshot whose tick has these low 16 bits,
+    /// describing the tick `after` ticks later.
+    Delta { baseline_low: u16, after: u32 },
+}
+
+/// The per-client part of a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    pub tick: TickRef,
+    /// Low 16 bits of the last input sequence of this client that the state includes.
+    pub ack_input_low: u16,
+    /// This client's own velocity, which prediction needs and others' views do not.
+    /// `None` when at rest.
+    pub own_vel: Option<[i16; 2]>,
+}
+
+/// The room's state at one tick, as a client reconstructs it from snapshots.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub tick: Tick,
     /// The last input sequence of the receiving player that this state includes.
@@ -138,10 +179,11 @@ pub struct Snapshot {
     pub projectiles: Vec<ProjectileState>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlayerState {
     pub id: PlayerId,
     pub pos: Vec2,
+    /// Known for the receiving client's own player only; zero for the others.
     pub vel: Vec2,
     pub aim: f32,
     /// 0 while dead.
@@ -150,9 +192,9 @@ pub struct PlayerState {
     pub score: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProjectileState {
-    pub id: u16,
+    pub id: u8,
     pub owner: PlayerId,
     pub pos: Vec2,
     pub vel: Vec2,
@@ -200,6 +242,84 @@ impl CloseReason {
             CloseReason::RoomFull => 4002,
             CloseReason::BadName => 4003,
         }
+    }
+}
+
+mod header_flags {
+    pub const DELTA: u8 = 1 << 0;
+    pub const OWN_VEL: u8 = 1 << 1;
+}
+
+// The header leads with a flag byte, so a full snapshot, a delta and a client at rest
+// each carry only what they need; see `snapshot` for the same pattern in the body.
+impl Serialize for SnapshotHeader {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut flags = 0;
+        if matches!(self.tick, TickRef::Delta { .. }) {
+            flags |= header_flags::DELTA;
+        }
+        if self.own_vel.is_some() {
+            flags |= header_flags::OWN_VEL;
+        }
+        let mut tuple = serializer.serialize_tuple(6)?;
+        tuple.serialize_element(&flags)?;
+        match self.tick {
+            TickRef::Full(tick) => tuple.serialize_element(&tick.0.to_le_bytes())?,
+            TickRef::Delta {
+                baseline_low,
+                after,
+            } => {
+                tuple.serialize_element(&Fixed16(baseline_low))?;
+                tuple.serialize_element(&after)?;
+            }
+        }
+        tuple.serialize_element(&Fixed16(self.ack_input_low))?;
+        if let Some(vel) = self.own_vel {
+            tuple.serialize_element(&vel)?;
+        }
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotHeader {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, SeqAccess, Visitor};
+        struct HeaderVisitor;
+        fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(seq: &mut A) -> Result<T, A::Error> {
+            seq.next_element()?
+                .ok_or_else(|| A::Error::custom("snapshot header ended early"))
+        }
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = SnapshotHeader;
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a snapshot header")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SnapshotHeader, A::Error> {
+                let flags: u8 = next(&mut seq)?;
+                let tick = if flags & header_flags::DELTA != 0 {
+                    let baseline_low: Fixed16 = next(&mut seq)?;
+                    TickRef::Delta {
+                        baseline_low: baseline_low.0,
+                        after: next(&mut seq)?,
+                    }
+                } else {
+                    TickRef::Full(Tick(u32::from_le_bytes(next(&mut seq)?)))
+                };
+                let ack_input_low: Fixed16 = next(&mut seq)?;
+                let own_vel = if flags & header_flags::OWN_VEL != 0 {
+                    Some(next(&mut seq)?)
+                } else {
+                    None
+                };
+                Ok(SnapshotHeader {
+                    tick,
+                    ack_input_low: ack_input_low.0,
+                    own_vel,
+                })
+            }
+        }
+        deserializer.deserialize_tuple(6, HeaderVisitor)
     }
 }
 

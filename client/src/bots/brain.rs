@@ -77,7 +77,7 @@ mod tests {
 
     use super::*;
 
-    fn at(id: u16, x: f32, y: f32, alive: bool) -> PlayerState {
+    fn at(id: u8, x: f32, y: f32, alive: bool) -> PlayerState {
         PlayerState {
             id: PlayerId(id),
             pos: Vec2::new(x, y),

@@ -106,7 +106,10 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let deadline = joined_at + config.duration;
     let me = conn.welcome.player_id;
     let mut view = RoomView::default();
-    view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())));
+    let welcome = ServerMsg::Welcome(Box::new(conn.welcome.clone()));
+    if view.apply(&welcome).is_err() {
+        stats.decode_errors += 1;
+    }
     let mut brain = Brain::new(config.seed.wrapping_add(bot_idx as u64));
     let mut ticker = interval(Duration::from_secs_f64(
         1.0 / f64::from(conn.welcome.tick_hz.max(1)),
@@ -147,7 +150,9 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
                     if let ServerMsg::Disconnect { reason, detail } = &msg {
                         stats.error = Some(format!("server closed us ({reason:?}): {detail}"));
                     }
-                    view.apply(&msg);
+                    if view.apply(&msg).is_err() {
+                        stats.decode_errors += 1;
+                    }
                     view.events.clear();
                 }
                 Ok(None) => break Err(NetError::ClosedBeforeWelcome),

@@ -1,10 +1,10 @@
 use shared::consts::MAX_CLIENT_MSG_BYTES;
-use shared::protocol::{ClientMsg, CloseReason, InputFrame, ServerMsg};
+use shared::protocol::{CloseReason, InputFrame, ServerMsg};
 
 use crate::support::*;
 
 /// Each of `conns` still receives fresh snapshots.
-async fn still_playing(conns: &mut [client::native::Connection]) {
+async fn still_playing(conns: &mut [Client]) {
     for conn in conns {
         let first = next_snapshot(conn).await;
         let later = next_snapshot(conn).await;
@@ -58,7 +58,8 @@ async fn a_non_finite_aim_is_refused_as_malformed() {
         aim: f32::NAN,
         ..InputFrame::default()
     };
-    rogue.send(&ClientMsg::Input(input)).await.expect("send");
+    let input = rogue.view.input_message(input);
+    rogue.send(&input).await.expect("send");
     let (close, _) = expect_closed(&mut rogue).await;
     assert_eq!(close.map(|(code, _)| code), Some(1007));
 }

@@ -60,14 +60,11 @@ async fn input_moves_that_player_in_a_later_snapshot() {
             buttons: held,
             aim: 0.0,
         };
-        mover
-            .send(&ClientMsg::Input(input))
-            .await
-            .expect("send input");
+        let input = mover.view.input_message(input);
+        mover.send(&input).await.expect("send input");
     }
-    let moved = recv_until(&mut mover, |msg| match msg {
-        ServerMsg::Snapshot(s) if s.ack_input == Seq(20) => Some(s.clone()),
-        _ => None,
+    let moved = recv_until(&mut mover, |_, view| {
+        view.snapshot.clone().filter(|s| s.ack_input == Seq(20))
     })
     .await;
     let mover_now = moved
@@ -90,9 +87,10 @@ async fn input_moves_that_player_in_a_later_snapshot() {
         .pos;
     assert_eq!(watcher_now, watcher_start, "the other player did not move");
 
-    let seen = recv_until(&mut watcher, |msg| match msg {
-        ServerMsg::Snapshot(s) if s.tick.since(moved.tick) >= 0 => Some(s.clone()),
-        _ => None,
+    let seen = recv_until(&mut watcher, |_, view| {
+        view.snapshot
+            .clone()
+            .filter(|s| s.tick.since(moved.tick) >= 0)
     })
     .await;
     let seen_pos = seen
@@ -119,21 +117,20 @@ async fn two_clients_see_each_other_and_a_leaver_disappears() {
         "bob's welcome lists ann and bob"
     );
 
-    let joined = recv_until(&mut ann, |msg| match msg {
+    let joined = recv_until(&mut ann, |msg, _| match msg {
         ServerMsg::PlayerJoined { id, name } => Some((*id, name.clone())),
         _ => None,
     })
     .await;
     assert_eq!(joined, (bob_id, "bob".to_owned()));
-    let both = recv_until(&mut ann, |msg| match msg {
-        ServerMsg::Snapshot(s) if s.players.len() == 2 => Some(s.clone()),
-        _ => None,
+    let both = recv_until(&mut ann, |_, view| {
+        view.snapshot.clone().filter(|s| s.players.len() == 2)
     })
     .await;
     assert!(both.players.iter().any(|p| p.id == bob_id));
 
     bob.close().await.expect("bob leaves cleanly");
-    let left = recv_until(&mut ann, |msg| match msg {
+    let left = recv_until(&mut ann, |msg, _| match msg {
         ServerMsg::PlayerLeft { id } => Some(*id),
         _ => None,
     })
@@ -197,7 +194,7 @@ async fn chat_reaches_the_room_stamped_with_the_sender() {
     .await
     .expect("send chat");
     for conn in [&mut ann, &mut bob] {
-        let line = recv_until(conn, |msg| match msg {
+        let line = recv_until(conn, |msg, _| match msg {
             ServerMsg::Chat { from, name, text } => Some((*from, name.clone(), text.clone())),
             _ => None,
         })

@@ -1,4 +1,4 @@
-use client::native::{Connection, Hello, NetError};
+use client::native::{Hello, NetError};
 use shared::consts::PROTOCOL_VERSION;
 use shared::protocol::CloseReason;
 
@@ -25,7 +25,7 @@ async fn protocol_version_mismatch_is_refused_clearly() {
     let server = start_server(|_| {}).await;
     let mut hello = Hello::new("old");
     hello.protocol = PROTOCOL_VERSION + 1;
-    let refused = Connection::join(&server.ws_url(), hello).await;
+    let refused = Client::connect(&server, hello).await;
     match refused {
         Err(NetError::Refused { reason, detail }) => {
             assert_eq!(
@@ -46,7 +46,7 @@ async fn protocol_version_mismatch_is_refused_clearly() {
 #[tokio::test]
 async fn invalid_nickname_is_refused() {
     let server = start_server(|_| {}).await;
-    let refused = Connection::join(&server.ws_url(), Hello::new("<script>")).await;
+    let refused = Client::connect(&server, Hello::new("<script>")).await;
     assert!(
         matches!(
             refused,

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use client::native::{Connection, Hello};
+use client::core::RoomView;
+use client::native::{Connection, Hello, NetError};
 use server::{Config, Server};
 use shared::protocol::{ServerMsg, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,34 +19,86 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
     server::start(config).await.expect("server starts")
 }
 
-pub async fn join(server: &Server, name: &str) -> Connection {
-    Connection::join(&server.ws_url(), Hello::new(name))
+/// A test player: a real connection and the view it keeps, acknowledging every
+/// snapshot it applies as a real client does.
+#[derive(Debug)]
+pub struct Client {
+    pub conn: Connection,
+    pub view: RoomView,
+}
+
+impl std::ops::Deref for Client {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Client {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Client {
+    pub async fn connect(server: &Server, hello: Hello) -> Result<Client, NetError> {
+        let conn = Connection::join(&server.ws_url(), hello).await?;
+        let mut view = RoomView::default();
+        view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())))
+            .expect("a welcome always applies");
+        Ok(Client { conn, view })
+    }
+
+    /// The next message, applied to the view. `Ok(None)` once the server has closed.
+    pub async fn recv(&mut self) -> Result<Option<ServerMsg>, NetError> {
+        let Some(msg) = self.conn.recv().await? else {
+            return Ok(None);
+        };
+        self.view
+            .apply(&msg)
+            .expect("every snapshot applies to the view");
+        if matches!(msg, ServerMsg::Snapshot(_))
+            && let Some(ack) = self.view.ack_message()
+        {
+            // The server may already have closed; the next receive says so.
+            let _ = self.conn.send(&ack).await;
+        }
+        Ok(Some(msg))
+    }
+
+    pub async fn close(self) -> Result<(), NetError> {
+        self.conn.close().await
+    }
+}
+
+pub async fn join(server: &Server, name: &str) -> Client {
+    Client::connect(server, Hello::new(name))
         .await
         .expect("join succeeds")
 }
 
-pub async fn join_room(server: &Server, name: &str, room: &str) -> Connection {
-    Connection::join(&server.ws_url(), Hello::new(name).in_room(room))
+pub async fn join_room(server: &Server, name: &str, room: &str) -> Client {
+    Client::connect(server, Hello::new(name).in_room(room))
         .await
         .expect("join succeeds")
 }
 
 /// Receives until `pick` returns something, failing the test after `PATIENCE`.
 pub async fn recv_until<T>(
-    conn: &mut Connection,
-    mut pick: impl FnMut(&ServerMsg) -> Option<T>,
+    client: &mut Client,
+    mut pick: impl FnMut(&ServerMsg, &RoomView) -> Option<T>,
 ) -> T {
     let found = timeout(PATIENCE, async {
         loop {
-            match conn.recv().await {
+            match client.recv().await {
                 Ok(Some(msg)) => {
-                    if let Some(found) = pick(&msg) {
+                    if let Some(found) = pick(&msg, &client.view) {
                         return found;
                     }
                 }
                 Ok(None) => panic!(
                     "connection closed while waiting (close frame {:?})",
-                    conn.close
+                    client.conn.close
                 ),
                 Err(err) => panic!("receive failed while waiting: {err}"),
             }
@@ -55,20 +108,20 @@ pub async fn recv_until<T>(
     found.expect("the awaited message should arrive within the patience window")
 }
 
-pub async fn next_snapshot(conn: &mut Connection) -> Snapshot {
-    recv_until(conn, |msg| match msg {
-        ServerMsg::Snapshot(snapshot) => Some(snapshot.clone()),
+pub async fn next_snapshot(client: &mut Client) -> Snapshot {
+    recv_until(client, |msg, view| match msg {
+        ServerMsg::Snapshot(_) => view.snapshot.clone(),
         _ => None,
     })
     .await
 }
 
 /// Reads until the server closes, returning its close frame and any `Disconnect` reason.
-pub async fn expect_closed(conn: &mut Connection) -> (Option<(u16, String)>, Option<ServerMsg>) {
+pub async fn expect_closed(client: &mut Client) -> (Option<(u16, String)>, Option<ServerMsg>) {
     let mut goodbye = None;
     let closed = timeout(PATIENCE, async {
         loop {
-            match conn.recv().await {
+            match client.conn.recv().await {
                 Ok(Some(msg @ ServerMsg::Disconnect { .. })) => goodbye = Some(msg),
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => return,
@@ -77,7 +130,7 @@ pub async fn expect_closed(conn: &mut Connection) -> (Option<(u16, String)>, Opt
     })
     .await;
     assert!(closed.is_ok(), "the server should close the connection");
-    (conn.close.clone(), goodbye)
+    (client.conn.close.clone(), goodbye)
 }
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.

@@ -3,6 +3,7 @@
 
 use glam::Vec2;
 
+use crate::consts::MAX_PROJECTILES;
 use crate::consts::tuning::*;
 use crate::game::collide::{sweep_point_box, sweep_point_circle};
 use crate::game::movement::{Body, step_body};
@@ -25,10 +26,14 @@ pub struct Player {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Projectile {
-    pub id: u16,
+    pub id: u8,
     pub owner: PlayerId,
     pub pos: Vec2,
     pub vel: Vec2,
+    /// Where, when and which way it was fired: all a snapshot needs to place it.
+    pub origin: Vec2,
+    pub direction: f32,
+    pub spawn_tick: Tick,
     /// Seconds left before it expires.
     pub ttl: f32,
 }
@@ -40,7 +45,7 @@ pub struct World {
     /// Sorted by id, so every loop over players runs in the same order on every run.
     players: Vec<Player>,
     projectiles: Vec<Projectile>,
-    next_projectile_id: u16,
+    next_projectile_id: u8,
 }
 
 impl Player {
@@ -158,18 +163,35 @@ impl World {
         step_body(&mut player.body, input.buttons, dt, &self.map);
         player.aim = input.aim;
         player.fire_cooldown = (player.fire_cooldown - dt).max(0.0);
-        if input.buttons & buttons::FIRE != 0 && player.fire_cooldown == 0.0 {
+        let wants_fire = input.buttons & buttons::FIRE != 0 && player.fire_cooldown == 0.0;
+        if wants_fire && self.projectiles.len() < MAX_PROJECTILES {
             player.fire_cooldown = FIRE_COOLDOWN_S;
             let dir = aim_direction(player.aim);
+            let origin = player.body.pos + dir * (PLAYER_RADIUS + PROJECTILE_RADIUS + 1.0);
+            let direction = player.aim;
             let projectile = Projectile {
-                id: self.next_projectile_id,
+                id: self.allocate_projectile_id(),
                 owner: id,
-                pos: player.body.pos + dir * (PLAYER_RADIUS + PROJECTILE_RADIUS + 1.0),
+                pos: origin,
                 vel: dir * PROJECTILE_SPEED,
+                origin,
+                direction,
+                spawn_tick: self.tick,
                 ttl: PROJECTILE_TTL_S,
             };
-            self.next_projectile_id = self.next_projectile_id.wrapping_add(1);
             self.projectiles.push(projectile);
+        }
+    }
+
+    /// The next id not held by a live projectile. There are fewer live projectiles
+    /// than ids (`MAX_PROJECTILES` < 256), so one is always free.
+    fn allocate_projectile_id(&mut self) -> u8 {
+        loop {
+            let id = self.next_projectile_id;
+            self.next_projectile_id = self.next_projectile_id.wrapping_add(1);
+            if self.projectiles.iter().all(|p| p.id != id) {
+                return id;
+            }
         }
     }
 
@@ -453,7 +475,7 @@ mod tests {
             }
             let mut events = Vec::new();
             for t in 0u32..900 {
-                let inputs: Vec<_> = (1..=4u16)
+                let inputs: Vec<_> = (1..=4u8)
                     .map(|id| {
                         let mix = t
                             .wrapping_mul(2_654_435_761)
