@@ -66,6 +66,8 @@ pub struct Connection {
     socket: Socket,
     pub welcome: Welcome,
     pub traffic: Traffic,
+    /// Payload bytes of the last message received.
+    pub last_message_len: usize,
     /// The close frame the server sent, once it has.
     pub close: Option<(u16, String)>,
 }
@@ -111,6 +113,7 @@ impl Connection {
                 socket,
                 welcome: *welcome,
                 traffic,
+                last_message_len: 0,
                 close,
             }),
             Some(ServerMsg::Disconnect { reason, detail }) => {
@@ -136,7 +139,10 @@ impl Connection {
     /// The next message from the server. `Ok(None)` once the connection has closed;
     /// the close frame, if any, is then in `self.close`.
     pub async fn recv(&mut self) -> Result<Option<ServerMsg>, NetError> {
-        recv_from(&mut self.socket, &mut self.traffic, &mut self.close).await
+        let before = self.traffic.down_bytes;
+        let msg = recv_from(&mut self.socket, &mut self.traffic, &mut self.close).await;
+        self.last_message_len = (self.traffic.down_bytes - before) as usize;
+        msg
     }
 
     /// Closes politely and waits for the server's close frame.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub ws_received_messages: Counter,
     /// Seconds spent quantizing, diffing and encoding snapshots, summed over rooms.
     pub snapshot_encode_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Seconds spent handing encoded snapshots to connections (which wakes their writers).
+    pub snapshot_handoff_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Snapshots handed to clients.
     pub snapshot_recipients: Counter,
     /// Snapshot bodies encoded (one per distinct baseline per snapshot tick).
@@ -55,6 +57,7 @@ impl Metrics {
             ws_received_bytes: Counter::default(),
             ws_received_messages: Counter::default(),
             snapshot_encode_seconds: Counter::default(),
+            snapshot_handoff_seconds: Counter::default(),
             snapshot_recipients: Counter::default(),
             snapshot_bodies: Counter::default(),
             disconnects: Family::default(),
@@ -104,6 +107,12 @@ impl Metrics {
             "Time spent quantizing, diffing and encoding snapshots",
             Unit::Seconds,
             m.snapshot_encode_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "snapshot_handoff",
+            "Time spent handing encoded snapshots to connections",
+            Unit::Seconds,
+            m.snapshot_handoff_seconds.clone(),
         );
         registry.register(
             "snapshot_recipients",

@@ -201,7 +201,7 @@ pub fn diff(baseline: Option<&QState>, current: &QState) -> SnapshotBody {
         match (old, new) {
             (Some(old), Some(new)) if old.id == new.id => {
                 let delta = player_delta(old, new);
-                if kept % 8 == 0 {
+                if kept.is_multiple_of(8) {
                     body.changed_bits.push(0);
                 }
                 if delta != PlayerDelta::default() {

@@ -32,6 +32,9 @@ struct Args {
     /// Nickname prefix; bot i is named PREFIX + i.
     #[arg(long, default_value = "bot")]
     name_prefix: String,
+    /// Join, then send no input: only acknowledge snapshots and ping.
+    #[arg(long)]
+    idle: bool,
 }
 
 #[tokio::main]
@@ -60,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         name_prefix: args.name_prefix,
         seed: args.seed,
         ramp: Duration::from_secs_f64(args.ramp),
+        idle: args.idle,
     })
     .await;
     let mut stdout = std::io::stdout();

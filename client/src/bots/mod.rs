@@ -10,7 +10,7 @@ use shared::Seq;
 use shared::protocol::{ClientMsg, InputFrame, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
-use crate::core::RoomView;
+use crate::core::{RoomView, SnapshotStats};
 use crate::native::{Connection, Hello, NetError};
 use brain::Brain;
 
@@ -27,6 +27,8 @@ pub struct BotsConfig {
     pub seed: u64,
     /// Bots join spread over this long, so a big swarm does not arrive in one burst.
     pub ramp: Duration,
+    /// Send no input: only acknowledge snapshots and ping, like an idle player.
+    pub idle: bool,
 }
 
 /// What one bot saw.
@@ -42,6 +44,9 @@ struct BotStats {
     up_bytes: u64,
     decode_errors: u64,
     rtts_ms: Vec<f64>,
+    /// Payload bytes of every snapshot received.
+    snapshot_sizes: Vec<u32>,
+    snapshot_stats: SnapshotStats,
     error: Option<String>,
 }
 
@@ -60,6 +65,13 @@ pub struct Report {
     pub rtt_ms_p99: f64,
     pub decode_errors: u64,
     pub disconnects: usize,
+    pub snapshot_bytes_mean: f64,
+    pub snapshot_bytes_p99: f64,
+    pub full_snapshots: u64,
+    pub delta_snapshots: u64,
+    /// Bits each moving player took in delta snapshots (its delta plus its share of
+    /// the changed-players bitmap).
+    pub bits_per_moving_player: f64,
     /// The first few distinct errors, to say why bots failed.
     pub errors: Vec<String>,
 }
@@ -123,11 +135,13 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
         tokio::select! {
             () = sleep_until(deadline) => break Ok(()),
             _ = ticker.tick() => {
-                seq = seq.next();
-                let (held, aim) = brain.decide(me, view.snapshot.as_ref());
-                let input = view.input_message(InputFrame { seq, buttons: held, aim });
-                if let Err(err) = conn.send(&input).await {
-                    break Err(err);
+                if !config.idle {
+                    seq = seq.next();
+                    let (held, aim) = brain.decide(me, view.snapshot.as_ref());
+                    let input = view.input_message(InputFrame { seq, buttons: held, aim });
+                    if let Err(err) = conn.send(&input).await {
+                        break Err(err);
+                    }
                 }
                 let now = Instant::now();
                 if now >= next_ping && ping_sent.is_none() {
@@ -153,6 +167,17 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
                     if view.apply(&msg).is_err() {
                         stats.decode_errors += 1;
                     }
+                    if matches!(msg, ServerMsg::Snapshot(_)) {
+                        stats.snapshot_sizes.push(conn.last_message_len as u32);
+                        // An idle bot acknowledges each snapshot on its own; a playing
+                        // one does so on its next input.
+                        if config.idle
+                            && let Some(ack) = view.ack_message()
+                            && let Err(err) = conn.send(&ack).await
+                        {
+                            break Err(err);
+                        }
+                    }
                     view.events.clear();
                 }
                 Ok(None) => break Err(NetError::ClosedBeforeWelcome),
@@ -163,6 +188,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     };
     stats.played = joined_at.elapsed().min(config.duration);
     stats.snapshots = view.snapshots_received;
+    stats.snapshot_stats = view.snapshot_stats;
     if let Err(err) = outcome {
         stats.failed = true;
         stats.disconnected = true;
@@ -191,6 +217,15 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         .flat_map(|s| s.rtts_ms.iter().copied())
         .collect();
     rtts.sort_by(f64::total_cmp);
+    let mut sizes: Vec<f64> = stats
+        .iter()
+        .flat_map(|s| s.snapshot_sizes.iter().map(|&n| f64::from(n)))
+        .collect();
+    sizes.sort_by(f64::total_cmp);
+    let total = |field: fn(&SnapshotStats) -> u64| -> u64 {
+        stats.iter().map(|s| field(&s.snapshot_stats)).sum()
+    };
+    let moving_players = total(|s| s.moving_players);
     let mut errors: Vec<String> = Vec::new();
     for error in stats.iter().filter_map(|s| s.error.clone()) {
         if errors.len() < 5 && !errors.contains(&error) {
@@ -210,6 +245,15 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         rtt_ms_p99: percentile(&rtts, 0.99),
         decode_errors: stats.iter().map(|s| s.decode_errors).sum(),
         disconnects: stats.iter().filter(|s| s.disconnected).count(),
+        snapshot_bytes_mean: mean(&sizes),
+        snapshot_bytes_p99: percentile(&sizes, 0.99),
+        full_snapshots: total(|s| s.full),
+        delta_snapshots: total(|s| s.deltas),
+        bits_per_moving_player: if moving_players == 0 {
+            0.0
+        } else {
+            total(|s| s.moving_player_bytes) as f64 * 8.0 / moving_players as f64
+        },
         errors,
     }
 }

@@ -15,6 +15,7 @@ async fn thirty_two_bots_play_without_errors() {
         name_prefix: "bot".into(),
         seed: 7,
         ramp: Duration::from_millis(500),
+        idle: false,
     })
     .await;
     assert_eq!(report.connected, 32, "every bot joins: {report:?}");
