@@ -1,11 +1,14 @@
 //! A native client connection over a real WebSocket: the handshake, then typed sends
 //! and receives. The bots and the server's tests talk to the server through it.
 
-use futures_util::{SinkExt, StreamExt};
-use shared::codec::{DecodeError, decode_server, encode_client};
+use std::collections::VecDeque;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use shared::codec::{DecodeError, decode_server, encode_client, is_snapshot_frame};
 use shared::consts::PROTOCOL_VERSION;
 use shared::protocol::{ClientMsg, CloseReason, ServerMsg, Welcome};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -68,6 +71,10 @@ pub struct Connection {
     pub traffic: Traffic,
     /// Payload bytes of the last message received.
     pub last_message_len: usize,
+    /// Snapshots skipped because a newer one had already arrived behind them.
+    pub skipped_snapshots: u64,
+    /// Frames read from the socket but not yet returned, oldest first.
+    ready: VecDeque<Bytes>,
     /// The close frame the server sent, once it has.
     pub close: Option<(u16, String)>,
 }
@@ -102,20 +109,24 @@ impl Connection {
         let bytes = encode_client(&msg);
         let up_bytes = bytes.len() as u64;
         socket.send(Message::binary(bytes)).await?;
-        let mut traffic = Traffic {
-            up_bytes,
-            up_messages: 1,
-            ..Traffic::default()
+        let mut connection = Connection {
+            socket,
+            welcome: placeholder_welcome(),
+            traffic: Traffic {
+                up_bytes,
+                up_messages: 1,
+                ..Traffic::default()
+            },
+            last_message_len: 0,
+            skipped_snapshots: 0,
+            ready: VecDeque::new(),
+            close: None,
         };
-        let mut close = None;
-        match recv_from(&mut socket, &mut traffic, &mut close).await? {
-            Some(ServerMsg::Welcome(welcome)) => Ok(Connection {
-                socket,
-                welcome: *welcome,
-                traffic,
-                last_message_len: 0,
-                close,
-            }),
+        match connection.recv().await? {
+            Some(ServerMsg::Welcome(welcome)) => {
+                connection.welcome = *welcome;
+                Ok(connection)
+            }
             Some(ServerMsg::Disconnect { reason, detail }) => {
                 Err(NetError::Refused { reason, detail })
             }
@@ -138,11 +149,53 @@ impl Connection {
 
     /// The next message from the server. `Ok(None)` once the connection has closed;
     /// the close frame, if any, is then in `self.close`.
+    ///
+    /// Latest wins: of the snapshots that have already arrived, only the newest is
+    /// decoded, so a client that fell behind (a stall, a hidden tab) jumps to the
+    /// present instead of replaying the past. Other messages all arrive, in order.
     pub async fn recv(&mut self) -> Result<Option<ServerMsg>, NetError> {
-        let before = self.traffic.down_bytes;
-        let msg = recv_from(&mut self.socket, &mut self.traffic, &mut self.close).await;
-        self.last_message_len = (self.traffic.down_bytes - before) as usize;
-        msg
+        if self.ready.is_empty() {
+            let Some(frame) = self.next_frame().await? else {
+                return Ok(None);
+            };
+            self.ready.push_back(frame);
+            while self.ready.len() < MAX_READY {
+                match self.next_frame().now_or_never() {
+                    Some(Ok(Some(frame))) => self.ready.push_back(frame),
+                    Some(Err(err)) if self.ready.is_empty() => return Err(err),
+                    _ => break,
+                }
+            }
+        }
+        while let Some(frame) = self.ready.pop_front() {
+            let superseded =
+                is_snapshot_frame(&frame) && self.ready.iter().any(|f| is_snapshot_frame(f));
+            if superseded {
+                self.skipped_snapshots += 1;
+                continue;
+            }
+            self.last_message_len = frame.len();
+            return Ok(Some(decode_server(&frame)?));
+        }
+        Ok(None)
+    }
+
+    /// The next binary frame off the socket, counting traffic; `None` at the end.
+    async fn next_frame(&mut self) -> Result<Option<Bytes>, NetError> {
+        while let Some(frame) = self.socket.next().await {
+            match frame? {
+                Message::Binary(bytes) => {
+                    self.traffic.down_bytes += bytes.len() as u64;
+                    self.traffic.down_messages += 1;
+                    return Ok(Some(bytes));
+                }
+                Message::Close(frame) => {
+                    self.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     /// Closes politely and waits for the server's close frame.
@@ -158,23 +211,19 @@ impl Connection {
     }
 }
 
-async fn recv_from(
-    socket: &mut Socket,
-    traffic: &mut Traffic,
-    close: &mut Option<(u16, String)>,
-) -> Result<Option<ServerMsg>, NetError> {
-    while let Some(frame) = socket.next().await {
-        match frame? {
-            Message::Binary(bytes) => {
-                traffic.down_bytes += bytes.len() as u64;
-                traffic.down_messages += 1;
-                return Ok(Some(decode_server(&bytes)?));
-            }
-            Message::Close(frame) => {
-                *close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-            _ => {}
-        }
+/// Frames drained from the socket in one go at most; bounds a client's own memory.
+const MAX_READY: usize = 4096;
+
+/// Stands in until the real welcome is read; `join` never returns a connection with it.
+fn placeholder_welcome() -> Welcome {
+    Welcome {
+        player_id: shared::PlayerId(0),
+        name: String::new(),
+        room: String::new(),
+        tick_hz: 0,
+        snapshot_hz: 0,
+        tick: shared::Tick(0),
+        map: shared::Map::test_arena(),
+        roster: Vec::new(),
     }
-    Ok(None)
 }

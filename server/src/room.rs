@@ -80,7 +80,9 @@ struct Occupant {
     input_credit: u32,
     /// The newest snapshot this client has acknowledged that the room still holds.
     acked: Option<Tick>,
-    /// When `acked` last advanced (or the player joined).
+    /// The last acknowledgement read, as sent (low 16 tick bits).
+    last_ack: Option<u16>,
+    /// When a new acknowledgement last arrived (or the player joined).
     ack_progress_at: Tick,
 }
 
@@ -222,6 +224,7 @@ impl Room {
             last_seq: Seq(0),
             input_credit: 1,
             acked: None,
+            last_ack: None,
             ack_progress_at: self.world.tick,
         };
         let idx = self.occupants.partition_point(|o| o.id < id);
@@ -322,43 +325,34 @@ impl Room {
         }
     }
 
-    /// Snapshot ticks a client may fall behind before it gets no more: as many as
-    /// the room keeps as baselines.
-    fn unacked_window(&self) -> i32 {
-        let ticks_per_snapshot =
-            f32::from(self.settings.tick_hz) / f32::from(self.settings.snapshot_hz);
-        (SNAPSHOT_RING as f32 * ticks_per_snapshot).ceil() as i32
-    }
-
     /// Quantizes the world and puts a snapshot in every outbox: a delta against the
     /// newest snapshot each client acknowledged, encoded once per distinct baseline.
     fn send_snapshots(&mut self) {
         let started = Instant::now();
         let state = QState::of_world(&self.world);
         let tick = state.tick;
-        let window = self.unacked_window();
         let stall_ticks =
             (self.settings.stall_timeout.as_secs_f32() * f32::from(self.settings.tick_hz)) as i32;
         self.bodies.clear();
         let mut stalled = Vec::new();
 
         for occupant in &mut self.occupants {
-            if let Some(low) = occupant.link.acks.load()
-                && let Some(baseline) = self.sent.iter().rev().find(|s| s.tick.0 as u16 == low)
-                && occupant
-                    .acked
-                    .is_none_or(|acked| baseline.tick.since(acked) > 0)
-            {
-                occupant.acked = Some(baseline.tick);
+            let ack = occupant.link.acks.load();
+            if ack.is_some() && ack != occupant.last_ack {
+                // Any new acknowledgement shows the client is reading. One of a snapshot
+                // the room no longer holds (after a long stall) leaves no baseline, so
+                // the next snapshot goes out in full.
+                occupant.last_ack = ack;
                 occupant.ack_progress_at = tick;
+                occupant.acked = self
+                    .sent
+                    .iter()
+                    .rev()
+                    .find(|s| Some(s.tick.0 as u16) == ack)
+                    .map(|s| s.tick);
             }
             if tick.since(occupant.ack_progress_at) > stall_ticks {
                 stalled.push(occupant.id);
-                continue;
-            }
-            // A client that has acknowledged nothing recent gets nothing more until it
-            // does, so it never has more than the window in flight.
-            if tick.since(occupant.acked.unwrap_or(occupant.ack_progress_at)) > window {
                 continue;
             }
             let baseline = occupant

@@ -84,6 +84,11 @@ pub fn encode_snapshot(header: &SnapshotHeader, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// True if a server frame holds a snapshot, read from its first byte without decoding.
+pub fn is_snapshot_frame(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&(SNAPSHOT_VARIANT as u8))
+}
+
 /// How many bytes a value takes on the wire; for measuring, not for sending.
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
     let mut out = Vec::new();

@@ -45,9 +45,8 @@ pub const MAX_SEQ_JUMP: i32 = 1024;
 pub const CHAT_BURST: u32 = 5;
 pub const CHAT_PER_SECOND: f32 = 0.5;
 
-/// Snapshots a room remembers as possible baselines. A client whose newest
-/// acknowledged snapshot has left this window gets no more snapshots until it acks
-/// again, so a client that stops reading never has more than this many in flight.
+/// Snapshots a room remembers as possible baselines (about a second at 30 Hz). A client
+/// whose newest acknowledged snapshot is older gets a full snapshot instead of a delta.
 pub const SNAPSHOT_RING: usize = 32;
 
 /// Projectiles alive in one room at most; a shot past this is not fired.

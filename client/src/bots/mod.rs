@@ -187,7 +187,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
         }
     };
     stats.played = joined_at.elapsed().min(config.duration);
-    stats.snapshots = view.snapshots_received;
+    stats.snapshots = view.snapshots_received + conn.skipped_snapshots;
     stats.snapshot_stats = view.snapshot_stats;
     if let Err(err) = outcome {
         stats.failed = true;

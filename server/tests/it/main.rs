@@ -5,4 +5,5 @@ mod bots;
 mod gameplay;
 mod handshake;
 mod http;
+mod slow_clients;
 mod support;
