@@ -11,3 +11,7 @@ test:
 # N headless bots against a fresh release server (default 16 bots, 30 s)
 bots N="16" *ARGS:
     cargo xtask bots {{N}} {{ARGS}}
+
+# The bandwidth benchmark: 16 bots for 60 s, then an idle room; deltas vs full snapshots
+bench-net *ARGS:
+    cargo xtask bench-net {{ARGS}}

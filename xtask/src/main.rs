@@ -1,9 +1,11 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `serve` builds and runs the game, `test` runs every check CI runs, `bots` plays a
-//! swarm of headless bots against a fresh release server.
+//! swarm of headless bots against a fresh release server, `bench-net` measures bandwidth.
 
+mod bench_net;
 mod bots;
 mod serve;
+mod server_process;
 mod test;
 mod util;
 
@@ -24,6 +26,8 @@ enum Task {
     Test(test::Args),
     /// Start a release server on a free port and play N headless bots against it.
     Bots(bots::Args),
+    /// The bandwidth benchmark: bytes per client, snapshot sizes, encode time.
+    BenchNet(bench_net::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Task::Serve(args) => serve::run(args),
         Task::Test(args) => test::run(args),
         Task::Bots(args) => bots::run(args),
+        Task::BenchNet(args) => bench_net::run(args),
     }
 }
