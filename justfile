@@ -15,3 +15,7 @@ bots N="16" *ARGS:
 # The bandwidth benchmark: 16 bots for 60 s, then an idle room; deltas vs full snapshots
 bench-net *ARGS:
     cargo xtask bench-net {{ARGS}}
+
+# The capacity run: playing bots in steps until the bar fails, then memory per idle connection
+load *ARGS:
+    cargo xtask load {{ARGS}}

@@ -4,6 +4,8 @@
 
 mod bench_net;
 mod bots;
+mod load;
+mod prom;
 mod serve;
 mod server_process;
 mod test;
@@ -28,6 +30,9 @@ enum Task {
     Bots(bots::Args),
     /// The bandwidth benchmark: bytes per client, snapshot sizes, encode time.
     BenchNet(bench_net::Args),
+    /// The capacity run: playing bots in steps until the delivery or lateness bar
+    /// fails, then memory per idle connection.
+    Load(load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test(args) => test::run(args),
         Task::Bots(args) => bots::run(args),
         Task::BenchNet(args) => bench_net::run(args),
+        Task::Load(args) => load::run(args),
     }
 }

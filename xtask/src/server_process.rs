@@ -44,6 +44,10 @@ impl ServerProcess {
         format!("ws://{}/ws", self.addr)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `GET path` over HTTP/1.1; the body.
     pub fn get(&self, path: &str) -> anyhow::Result<String> {
         let mut stream =
@@ -63,15 +67,7 @@ impl ServerProcess {
 
     /// The value of an unlabelled metric (counter or gauge) from `/metrics`.
     pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = self.get("/metrics")?;
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(name)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
+        crate::prom::value(&self.get("/metrics")?, name)
             .with_context(|| format!("metric {name} not found"))
     }
 }
