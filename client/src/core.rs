@@ -130,7 +130,7 @@ impl RoomView {
         if !newer {
             return Ok(());
         }
-        let dt = 1.0 / f32::from(self.tick_hz.max(1));
+        let dt = shared::consts::tick_dt(self.tick_hz);
         let mut snapshot = state.to_snapshot(dt);
         snapshot.ack_input = self.widen_input_ack(msg.header.ack_input_low);
         if let (Some(me), Some(vel)) = (self.me, msg.header.own_vel)

@@ -28,6 +28,8 @@ pub enum NetError {
     Refused { reason: CloseReason, detail: String },
     #[error("the server closed the connection before welcoming us")]
     ClosedBeforeWelcome,
+    #[error("the server closed the connection")]
+    Closed,
     #[error("expected a welcome, got {0}")]
     UnexpectedFirstMessage(String),
 }
@@ -159,12 +161,11 @@ impl Connection {
                 return Ok(None);
             };
             self.ready.push_back(frame);
-            while self.ready.len() < MAX_READY {
-                match self.next_frame().now_or_never() {
-                    Some(Ok(Some(frame))) => self.ready.push_back(frame),
-                    Some(Err(err)) if self.ready.is_empty() => return Err(err),
-                    _ => break,
-                }
+            // An error while draining ends the stream; the next call reports it closed.
+            while self.ready.len() < MAX_READY
+                && let Some(Ok(Some(frame))) = self.next_frame().now_or_never()
+            {
+                self.ready.push_back(frame);
             }
         }
         while let Some(frame) = self.ready.pop_front() {

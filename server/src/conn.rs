@@ -271,7 +271,13 @@ async fn conn_writer(
             }
             Some(bytes) = outbox.reliable.recv() => bytes,
             changed = outbox.snapshot.changed(), if snapshots_open => match changed {
-                Ok(()) => outbox.snapshot.borrow_and_update().clone(),
+                Ok(()) => {
+                    let bytes = outbox.snapshot.borrow_and_update().clone();
+                    if bytes.is_empty() {
+                        continue;
+                    }
+                    bytes
+                }
                 Err(_) => { snapshots_open = false; continue; }
             },
         };

@@ -5,7 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,9 +42,17 @@ impl Metrics {
     pub fn new() -> Metrics {
         use prometheus_client::registry::Unit;
         let mut registry = Registry::with_prefix("skirmish");
-        // 20 us to about 1.3 s: fine at the bottom, where healthy ticks live.
-        let tick_duration = Histogram::new(exponential_buckets(20e-6, 2.0, 17));
-        let tick_lateness = Histogram::new(exponential_buckets(20e-6, 2.0, 17));
+        // Fine at the bottom, where healthy ticks live, with 2 ms (the capacity bar for
+        // lateness) an exact bound.
+        let tick_buckets = || {
+            [
+                25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3,
+                50e-3, 100e-3, 250e-3, 1.0,
+            ]
+            .into_iter()
+        };
+        let tick_duration = Histogram::new(tick_buckets());
+        let tick_lateness = Histogram::new(tick_buckets());
         let metrics = Metrics {
             registry: Registry::default(),
             tick_duration: tick_duration.clone(),

@@ -53,6 +53,14 @@ impl OutboxTx {
         self.snapshot.send_replace(bytes);
     }
 
+    /// Withdraws the snapshot the writer has not sent yet, if any.
+    pub fn clear_snapshot(&self) {
+        self.snapshot.send_if_modified(|pending| {
+            pending.clear();
+            false
+        });
+    }
+
     /// Queues a message that must arrive. A closed connection is not an error: the
     /// room learns of the leave through its command channel.
     pub fn send_reliable(&self, bytes: Bytes) -> Result<(), Overflow> {

@@ -113,7 +113,7 @@ pub async fn room_loop(
     metrics: Arc<Metrics>,
 ) {
     let period = Duration::from_secs_f64(1.0 / f64::from(settings.tick_hz));
-    let dt = period.as_secs_f32();
+    let dt = shared::consts::tick_dt(settings.tick_hz);
     let mut room = Room {
         id,
         world: World::new(settings.map.clone()),
@@ -261,6 +261,11 @@ impl Room {
         };
         self.occupants.remove(idx);
         self.world.remove_player(id);
+        // An unsent snapshot still shows the leaver; sent after `PlayerLeft` it would
+        // bring them back for a frame. The next snapshot replaces it within a tick.
+        for occupant in &self.occupants {
+            occupant.link.outbox.clear_snapshot();
+        }
         self.broadcast(&ServerMsg::PlayerLeft { id });
         tracing::debug!(room = %self.id, player = id.0, "player left");
     }

@@ -11,6 +11,12 @@ pub const DEFAULT_SNAPSHOT_HZ: u16 = 30;
 pub const MIN_RATE_HZ: u16 = 1;
 pub const MAX_RATE_HZ: u16 = 240;
 
+/// The simulated time of one tick. Server and client both take it from here, so the
+/// step they run is bit-for-bit the same.
+pub fn tick_dt(tick_hz: u16) -> f32 {
+    1.0 / f32::from(tick_hz.max(1))
+}
+
 /// Seats in a room.
 pub const DEFAULT_ROOM_CAPACITY: u16 = 16;
 /// Hard upper bound on seats, which keeps player ids and snapshot lists small.

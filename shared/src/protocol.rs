@@ -75,17 +75,10 @@ impl InputFrame {
         if !self.aim.is_finite() {
             return Err(InvalidInput::NonFiniteAim);
         }
-        let tau = core::f32::consts::TAU;
-        let mut aim = self.aim % tau;
-        if aim > core::f32::consts::PI {
-            aim -= tau;
-        } else if aim <= -core::f32::consts::PI {
-            aim += tau;
-        }
         Ok(InputFrame {
             seq: self.seq,
             buttons: self.buttons & buttons::ALL,
-            aim,
+            aim: crate::quant::wrap_angle(self.aim),
         })
     }
 }

@@ -298,13 +298,19 @@ pub fn apply(
         }
         let delta = deltas.next().ok_or(DeltaError::BadBitmap)?;
         for axis in 0..2 {
-            let moved = i32::from(player.pos[axis].0) + delta.moved[axis];
-            player.pos[axis] = Fixed16(u16::try_from(moved).map_err(|_| DeltaError::OutOfRange)?);
+            let moved = i32::from(player.pos[axis].0)
+                .checked_add(delta.moved[axis])
+                .and_then(|moved| u16::try_from(moved).ok())
+                .ok_or(DeltaError::OutOfRange)?;
+            player.pos[axis] = Fixed16(moved);
         }
         player.aim = delta.aim.unwrap_or(player.aim);
         player.health = delta.health.unwrap_or(player.health);
         player.alive = delta.alive.unwrap_or(player.alive);
         player.score = delta.score.unwrap_or(player.score);
+    }
+    if deltas.next().is_some() {
+        return Err(DeltaError::BadBitmap);
     }
     players.extend_from_slice(&body.added);
     players.sort_by_key(|p| p.id);
@@ -668,6 +674,46 @@ mod tests {
                 let _ = apply(Some(&base), Tick(1001), &body);
             }
         }
+    }
+
+    #[test]
+    fn hostile_deltas_are_refused_not_panicked_on() {
+        let base = QState {
+            tick: Tick(1),
+            players: vec![QPlayer {
+                id: PlayerId(1),
+                pos: [Fixed16(100), Fixed16(100)],
+                aim: 0,
+                health: 100,
+                alive: true,
+                score: 0,
+            }],
+            projectiles: vec![],
+        };
+        let overflow = SnapshotBody {
+            changed_bits: vec![1],
+            changed: vec![PlayerDelta {
+                moved: [i32::MAX, 0],
+                ..PlayerDelta::default()
+            }],
+            ..SnapshotBody::default()
+        };
+        assert_eq!(
+            apply(Some(&base), Tick(2), &overflow),
+            Err(DeltaError::OutOfRange)
+        );
+        let stray_bit = SnapshotBody {
+            changed_bits: vec![0b10],
+            changed: vec![PlayerDelta {
+                aim: Some(3),
+                ..PlayerDelta::default()
+            }],
+            ..SnapshotBody::default()
+        };
+        assert_eq!(
+            apply(Some(&base), Tick(2), &stray_bit),
+            Err(DeltaError::BadBitmap)
+        );
     }
 
     #[test]

@@ -181,7 +181,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
                     }
                     view.events.clear();
                 }
-                Ok(None) => break Err(NetError::ClosedBeforeWelcome),
+                Ok(None) => break Err(NetError::Closed),
                 Err(NetError::Decode(_)) => stats.decode_errors += 1,
                 Err(err) => break Err(err),
             },
@@ -193,10 +193,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     if let Err(err) = outcome {
         stats.failed = true;
         stats.disconnected = true;
-        stats.error.get_or_insert_with(|| match err {
-            NetError::ClosedBeforeWelcome => "the server closed the connection".to_owned(),
-            other => other.to_string(),
-        });
+        stats.error.get_or_insert_with(|| err.to_string());
     }
     stats.down_bytes = conn.traffic.down_bytes;
     stats.up_bytes = conn.traffic.up_bytes;

@@ -17,15 +17,23 @@ async fn snapshots_arrive_at_the_configured_rate() {
     let first = next_snapshot(&mut conn).await;
     let started = Instant::now();
     let mut previous = first.tick;
+    let mut exact_gaps = 0;
     for _ in 0..20 {
         let snapshot = next_snapshot(&mut conn).await;
-        assert_eq!(
-            snapshot.tick.since(previous),
-            3,
-            "60 Hz ticks / 20 Hz snapshots = every 3rd tick"
+        let gap = snapshot.tick.since(previous);
+        // 60 Hz ticks / 20 Hz snapshots: every 3rd tick. A client that falls behind
+        // skips to the newest snapshot, so a gap may be a larger multiple of 3.
+        assert!(
+            gap > 0 && gap % 3 == 0,
+            "snapshots come every 3rd tick, got a gap of {gap}"
         );
+        exact_gaps += usize::from(gap == 3);
         previous = snapshot.tick;
     }
+    assert!(
+        exact_gaps >= 15,
+        "most gaps should be exactly 3 ticks ({exact_gaps} of 20 were)"
+    );
     // 20 snapshots at 20 Hz take about a second; allow a wide margin for a busy machine.
     let elapsed = started.elapsed();
     assert!(

@@ -42,7 +42,11 @@ impl std::ops::DerefMut for Client {
 
 impl Client {
     pub async fn connect(server: &Server, hello: Hello) -> Result<Client, NetError> {
-        let conn = Connection::join(&server.ws_url(), hello).await?;
+        Client::connect_url(&server.ws_url(), hello).await
+    }
+
+    pub async fn connect_url(url: &str, hello: Hello) -> Result<Client, NetError> {
+        let conn = Connection::join(url, hello).await?;
         let mut view = RoomView::default();
         view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())))
             .expect("a welcome always applies");
@@ -160,4 +164,54 @@ pub async fn http_get(server: &Server, path: &str) -> (u16, String) {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The real `server` binary as a child process, for measurements that must see the
+/// server alone (its memory, its file descriptors). Killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub ws_url: String,
+}
+
+impl ServerProcess {
+    pub fn start(extra_args: &[&str]) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut first_line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("read the first line");
+        let http = first_line
+            .trim()
+            .strip_prefix("listening on http://")
+            .expect("the first line names the address");
+        let ws_url = format!("ws://{http}/ws");
+        ServerProcess { child, ws_url }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
