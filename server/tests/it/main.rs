@@ -2,7 +2,10 @@
 
 mod bad_input;
 mod bots;
+mod cheats;
+mod edges;
 mod gameplay;
 mod handshake;
 mod http;
+mod lifecycle;
 mod support;
