@@ -1,11 +1,9 @@
 //! `cargo xtask bots N`: a release server on a free port, N bots against it, the report.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use anyhow::Context;
-
-use crate::util::{cargo, exec, root};
+use crate::server_process::ServerProcess;
+use crate::util::{cargo, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,41 +20,6 @@ pub struct Args {
     bots_args: Vec<String>,
 }
 
-/// Kills the child server when dropped, so an error path never leaves one running.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the release server on a free loopback port; returns it and its ws URL.
-fn start_server() -> anyhow::Result<(ServerProcess, String)> {
-    let mut child = Command::new(root().join("target/release/server"))
-        .args(["--addr", "127.0.0.1:0"])
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start target/release/server")?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let server = ServerProcess(child);
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .context("read the server's first line")?;
-    let http = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .with_context(|| format!("unexpected first line from the server: {first_line:?}"))?;
-    let ws = format!("{}/ws", http.replacen("http://", "ws://", 1));
-    Ok((server, ws))
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     exec(cargo().args([
         "build",
@@ -70,7 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (_server, url) = match args.url {
         Some(url) => (None, url),
         None => {
-            let (server, url) = start_server()?;
+            let server = ServerProcess::start(&target_dir().join("release/server"), &[], None)?;
+            let url = server.ws_url("/ws");
             (Some(server), url)
         }
     };
@@ -79,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.count, args.duration
     );
     exec(
-        Command::new(root().join("target/release/bots"))
+        Command::new(target_dir().join("release/bots"))
             .args([
                 "--url",
                 &url,

@@ -3,7 +3,10 @@
 //! swarm of headless bots against a fresh release server.
 
 mod bots;
+mod compliance;
+mod deny;
 mod serve;
+mod server_process;
 mod test;
 mod util;
 
@@ -24,6 +27,10 @@ enum Task {
     Test(test::Args),
     /// Start a release server on a free port and play N headless bots against it.
     Bots(bots::Args),
+    /// Run the Autobahn WebSocket cases against the server and check the verdicts.
+    Compliance(compliance::Args),
+    /// Audit dependencies with cargo-deny against the offline RustSec snapshot.
+    Deny(deny::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +38,7 @@ fn main() -> anyhow::Result<()> {
         Task::Serve(args) => serve::run(args),
         Task::Test(args) => test::run(args),
         Task::Bots(args) => bots::run(args),
+        Task::Compliance(args) => compliance::run(args),
+        Task::Deny(args) => deny::run(args),
     }
 }
