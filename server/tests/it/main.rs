@@ -4,6 +4,7 @@ mod bad_input;
 mod bots;
 mod cheats;
 mod edges;
+mod fuzz_corpus;
 mod gameplay;
 mod handshake;
 mod http;
