@@ -51,6 +51,53 @@ pub struct Config {
     #[arg(long)]
     pub map: Option<PathBuf>,
 
+    /// Seconds a client may take to send an HTTP request's headers (slow-loris guard).
+    #[arg(long, default_value_t = 5.0)]
+    pub header_timeout_secs: f64,
+
+    /// Seconds between the server's WebSocket pings to each player.
+    #[arg(long, default_value_t = 5.0)]
+    pub ping_interval_secs: f64,
+
+    /// Seconds without any frame from a player (input, pong, anything) before the
+    /// connection is closed as dead; must exceed the ping interval.
+    #[arg(long, default_value_t = 10.0)]
+    pub idle_timeout_secs: f64,
+
+    /// Game WebSocket connections open at once, server-wide; past it the upgrade gets 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Game WebSocket connections open at once from one IP address; past it, 429.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+
+    /// An extra origin (like `https://play.example.com`) allowed to open the game
+    /// WebSocket; repeatable. Same-origin and localhost pages are always allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
+    /// Messages per second one connection may send, sustained; past the burst it is
+    /// closed with 1008. Default: twice the tick rate plus room for pings and chat.
+    #[arg(long)]
+    pub msg_rate: Option<f64>,
+
+    /// Messages one connection may send in a burst above its rate.
+    #[arg(long, default_value_t = 120)]
+    pub msg_burst: u32,
+
+    /// Payload bytes per second one connection may send, sustained.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub byte_rate: u32,
+
+    /// Payload bytes one connection may send in a burst above its rate.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub byte_burst: u32,
+
+    /// Serve a WebSocket echo at `/echo` for protocol-compliance runs. Never in production.
+    #[arg(long, hide = true)]
+    pub echo_route: bool,
+
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
@@ -77,6 +124,25 @@ impl Config {
         Duration::from_secs_f64(self.join_timeout_secs.max(0.1))
     }
 
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout_secs.max(0.1))
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_interval_secs.max(0.05))
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.idle_timeout_secs.max(0.1))
+    }
+
+    /// The sustained message rate per connection: one input per tick, twice over for
+    /// jitter and catch-up, plus pings and chat.
+    pub fn msg_rate(&self) -> f64 {
+        self.msg_rate
+            .unwrap_or(2.0 * f64::from(self.tick_hz) + 20.0)
+    }
+
     /// Checks what clap's parsers cannot see alone.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -97,6 +163,38 @@ impl Config {
             self.join_timeout_secs.is_finite(),
             "--join-timeout-secs must be finite"
         );
+        for (flag, value) in [
+            ("--header-timeout-secs", self.header_timeout_secs),
+            ("--ping-interval-secs", self.ping_interval_secs),
+            ("--idle-timeout-secs", self.idle_timeout_secs),
+            ("--msg-rate", self.msg_rate()),
+        ] {
+            anyhow::ensure!(
+                value.is_finite() && value > 0.0,
+                "{flag} must be a positive number"
+            );
+        }
+        anyhow::ensure!(
+            self.idle_timeout_secs > self.ping_interval_secs,
+            "--idle-timeout-secs ({}) must exceed --ping-interval-secs ({}), or live players would be dropped",
+            self.idle_timeout_secs,
+            self.ping_interval_secs
+        );
+        anyhow::ensure!(
+            self.msg_rate() >= f64::from(self.tick_hz) * 1.5,
+            "--msg-rate ({}) must leave room for one input per tick at --tick-hz {}",
+            self.msg_rate(),
+            self.tick_hz
+        );
+        anyhow::ensure!(
+            self.byte_burst as usize >= shared::consts::MAX_CLIENT_MSG_BYTES,
+            "--byte-burst must allow at least one largest message"
+        );
+        for origin in &self.allow_origins {
+            crate::origin::parse_origin(origin).ok_or_else(|| {
+                anyhow::anyhow!("--allow-origin {origin:?} is not scheme://host[:port]")
+            })?;
+        }
         Ok(())
     }
 }

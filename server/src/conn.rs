@@ -8,16 +8,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use shared::codec::{decode_client, encode_server, peek_hello_version};
-use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, PROTOCOL_VERSION};
-use shared::protocol::{ClientMsg, CloseReason, InputFrame, ServerMsg};
-use shared::text::{sanitize_chat, validate_name, validate_room_name};
+use shared::codec::encode_server;
+use shared::consts::{CHAT_BURST, CHAT_PER_SECOND};
+use shared::protocol::{CloseReason, InputFrame, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
+use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use warp::ws::{Message, WebSocket};
 
 use crate::AppState;
 use crate::ack::AckSlot;
+use crate::caps::ConnSlot;
+use crate::inbound::{Inbound, Refusal, read_hello, read_message};
 use crate::lobby::Seat;
 use crate::outbox::{OutboxRx, OutboxTx, outbox};
 use crate::ratelimit::TokenBucket;
@@ -26,20 +28,41 @@ use crate::room::{PlayerLink, RoomCmd};
 /// Input frames that may wait for the room's next tick. A client that fills this is
 /// sending far faster than any tick rate and is closed for flooding.
 const INPUT_QUEUE: usize = 32;
-/// How long a closing connection waits for the client's half of the close handshake.
+/// How long a closing connection waits for the client's half of the close handshake,
+/// and for the writer to flush the close frame, before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// A single send that takes this long means the peer has stopped reading: its TCP
+/// window is shut. The connection is dropped rather than held open by a dead reader.
+const WRITE_STALL: Duration = Duration::from_secs(5);
 
-/// Why this end closes the connection, as it will be told to the client.
-type Refusal = (CloseReason, String);
+/// The per-connection limits, set once from the flags.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub join_timeout: Duration,
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub msg_rate: f32,
+    pub msg_burst: u32,
+    pub byte_rate: f32,
+    pub byte_burst: u32,
+}
 
-pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>) {
+pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>, slot: ConnSlot) {
     app.metrics.connections.inc();
-    let (sink, mut stream) = ws.split();
+    let (sink, stream) = ws.split();
     let (outbox_tx, outbox_rx) = outbox();
     let (close_tx, close_rx) = oneshot::channel();
-    let writer = tokio::spawn(conn_writer(sink, outbox_rx, close_rx, Arc::clone(&app)));
+    let writer_failed = CancellationToken::new();
+    let mut writer = tokio::spawn(conn_writer(
+        sink,
+        outbox_rx,
+        close_rx,
+        writer_failed.clone().drop_guard(),
+        Arc::clone(&app),
+    ));
+    let mut reader = Reader::new(stream, &app, writer_failed);
 
-    let ended = session(&mut stream, outbox_tx, &app).await;
+    let ended = session(&mut reader, outbox_tx, &app).await;
     let reason_label = match &ended {
         Ok(()) => "client_closed".to_owned(),
         Err((reason, _)) => format!("{reason:?}"),
@@ -48,37 +71,153 @@ pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>) {
     if let Err(refusal) = ended {
         tracing::debug!(reason = ?refusal.0, detail = %refusal.1, "closing connection");
         let _ = close_tx.send(refusal);
-        // Keep reading so the client's close frame is seen and the handshake completes.
-        let _ = timeout(CLOSE_LINGER, async {
-            while stream.next().await.is_some() {}
-        })
-        .await;
+        reader.linger().await;
     } else {
         drop(close_tx);
     }
-    let _ = writer.await;
+    // The writer ends once it has flushed its close frame; one that cannot (its peer
+    // reads nothing) is cut off, which drops the socket.
+    if timeout(CLOSE_LINGER, &mut writer).await.is_err() {
+        writer.abort();
+    }
     app.metrics.connections.dec();
+    drop(slot);
+}
+
+/// The reading half with its limits: a deadline that each received frame pushes back,
+/// and token buckets for messages and bytes.
+struct Reader<'a> {
+    stream: SplitStream<WebSocket>,
+    app: &'a AppState,
+    limits: ConnLimits,
+    /// Without a frame by then, the peer is gone (or never said hello).
+    deadline: Instant,
+    /// Whether each frame pushes the deadline back (after the hello).
+    live: bool,
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    /// Cancelled when the writer gives up on a peer that does not read.
+    writer_failed: CancellationToken,
+}
+
+impl<'a> Reader<'a> {
+    fn new(
+        stream: SplitStream<WebSocket>,
+        app: &'a AppState,
+        writer_failed: CancellationToken,
+    ) -> Reader<'a> {
+        let limits = app.limits;
+        Reader {
+            stream,
+            app,
+            limits,
+            deadline: Instant::now() + limits.join_timeout,
+            live: false,
+            messages: TokenBucket::new(limits.msg_burst, limits.msg_rate),
+            bytes: TokenBucket::new(limits.byte_burst, limits.byte_rate),
+            writer_failed,
+        }
+    }
+
+    /// From now on any frame proves the peer alive; silence longer than the idle
+    /// timeout (which spans at least one ping and its pong) ends the connection.
+    fn go_live(&mut self) {
+        self.live = true;
+        self.deadline = Instant::now() + self.limits.idle_timeout;
+    }
+
+    /// Reads the next binary frame. `Ok(None)` means the client closed or vanished.
+    async fn next_frame(&mut self) -> Result<Option<Bytes>, Refusal> {
+        loop {
+            let frame = tokio::select! {
+                frame = timeout_at(self.deadline, self.stream.next()) => frame,
+                () = self.writer_failed.cancelled() => {
+                    return Err((CloseReason::TooSlow, "the client stopped reading".into()));
+                }
+                () = self.app.shutdown.cancelled() => {
+                    return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
+                }
+            };
+            let msg = match frame {
+                Err(_) if self.live => {
+                    return Err((
+                        CloseReason::Timeout,
+                        "no input or pong within the idle timeout".into(),
+                    ));
+                }
+                Err(_) => {
+                    return Err((
+                        CloseReason::Timeout,
+                        "no hello within the join timeout".into(),
+                    ));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(err))) => return read_error(&err),
+                Ok(Some(Ok(msg))) => msg,
+            };
+            let n_bytes = msg.as_bytes().len();
+            self.app.metrics.ws_received_messages.inc();
+            self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
+            if self.live {
+                self.deadline = Instant::now() + self.limits.idle_timeout;
+            }
+            // Control frames count too: a ping flood costs pongs.
+            let n_bytes = u32::try_from(n_bytes).unwrap_or(u32::MAX);
+            if !self.messages.try_take() || !self.bytes.try_take_n(n_bytes) {
+                return Err((
+                    CloseReason::Flood,
+                    "more messages or bytes than the rate limit".into(),
+                ));
+            }
+            if msg.is_binary() {
+                return Ok(Some(msg.into_bytes()));
+            }
+            if msg.is_text() {
+                return Err((
+                    CloseReason::Malformed,
+                    "text frames are not part of the protocol".into(),
+                ));
+            }
+            // Close, ping and pong are the WebSocket layer's business; keep reading so it
+            // can answer them (a close reply is flushed by the next read) and see the end.
+        }
+    }
+
+    /// After this end has asked to close: keep reading, so the client's close frame is
+    /// seen and the handshake completes, until the stream ends or the linger is over.
+    async fn linger(&mut self) {
+        let _ = timeout(CLOSE_LINGER, async {
+            while let Some(Ok(_)) = self.stream.next().await {}
+        })
+        .await;
+    }
+}
+
+/// A transport error: an oversize message gets its close code; anything else means
+/// the peer is gone and there is nobody left to tell.
+fn read_error(err: &warp::Error) -> Result<Option<Bytes>, Refusal> {
+    let source = std::error::Error::source(err);
+    if let Some(tungstenite::Error::Capacity(capacity)) =
+        source.and_then(|e| e.downcast_ref::<tungstenite::Error>())
+    {
+        return Err((CloseReason::TooBig, capacity.to_string()));
+    }
+    tracing::debug!(%err, "websocket read error");
+    Ok(None)
 }
 
 /// Runs the connection from hello to goodbye. `Ok` means the client left on its own.
 async fn session(
-    stream: &mut SplitStream<WebSocket>,
+    reader: &mut Reader<'_>,
     outbox_tx: OutboxTx,
     app: &AppState,
 ) -> Result<(), Refusal> {
-    let hello = match timeout(app.join_timeout, next_frame(stream, app)).await {
-        Err(_) => {
-            return Err((
-                CloseReason::Timeout,
-                "no hello within the join timeout".into(),
-            ));
-        }
-        Ok(frame) => frame?,
+    let Some(hello) = reader.next_frame().await? else {
+        return Ok(());
     };
-    let Some(hello) = hello else { return Ok(()) };
-    let (name, room) = read_hello(&hello)?;
-    let seat = app.lobby.reserve(room.as_deref()).map_err(|_| {
-        let room = room.as_deref().unwrap_or("?");
+    let hello = read_hello(&hello)?;
+    let seat = app.lobby.reserve(hello.room.as_deref()).map_err(|_| {
+        let room = hello.room.as_deref().unwrap_or("?");
         (CloseReason::RoomFull, format!("room {room} is full"))
     })?;
 
@@ -87,7 +226,7 @@ async fn session(
     let acks = Arc::new(AckSlot::default());
     let (reply_tx, reply_rx) = oneshot::channel();
     let join = RoomCmd::Join {
-        name,
+        name: hello.name,
         link: PlayerLink {
             inputs: input_rx,
             acks: Arc::clone(&acks),
@@ -107,6 +246,7 @@ async fn session(
         .map_err(|_| shutting_down())?;
     let id = reply_rx.await.map_err(|_| shutting_down())?;
 
+    reader.go_live();
     let uplink = Uplink {
         id,
         seat: &seat,
@@ -114,81 +254,12 @@ async fn session(
         acks: &acks,
         replies: pongs,
     };
-    let played = play(stream, uplink, app).await;
+    let played = play(reader, uplink).await;
     let _ = seat.commands.send(RoomCmd::Leave { id }).await;
     played
 }
 
-/// Reads the next binary frame. `Ok(None)` means the client closed or vanished.
-async fn next_frame(
-    stream: &mut SplitStream<WebSocket>,
-    app: &AppState,
-) -> Result<Option<Bytes>, Refusal> {
-    while let Some(frame) = stream.next().await {
-        let msg = match frame {
-            Ok(msg) => msg,
-            Err(err) => return read_error(&err),
-        };
-        app.metrics.ws_received_messages.inc();
-        app.metrics
-            .ws_received_bytes
-            .inc_by(msg.as_bytes().len() as u64);
-        if msg.is_binary() {
-            return Ok(Some(msg.into_bytes()));
-        }
-        if msg.is_text() {
-            return Err((
-                CloseReason::Malformed,
-                "text frames are not part of the protocol".into(),
-            ));
-        }
-        // Close, ping and pong are the WebSocket layer's business; keep reading so it
-        // can answer them and see the end of the stream.
-    }
-    Ok(None)
-}
-
-/// A transport error: an oversize message gets its close code; anything else means
-/// the peer is gone and there is nobody left to tell.
-fn read_error(err: &warp::Error) -> Result<Option<Bytes>, Refusal> {
-    let source = std::error::Error::source(err);
-    if let Some(tungstenite::Error::Capacity(capacity)) =
-        source.and_then(|e| e.downcast_ref::<tungstenite::Error>())
-    {
-        return Err((CloseReason::TooBig, capacity.to_string()));
-    }
-    tracing::debug!(%err, "websocket read error");
-    Ok(None)
-}
-
-fn read_hello(bytes: &[u8]) -> Result<(String, Option<String>), Refusal> {
-    let version = peek_hello_version(bytes).ok_or_else(|| {
-        (
-            CloseReason::Malformed,
-            "the first message must be hello".to_owned(),
-        )
-    })?;
-    if version != PROTOCOL_VERSION {
-        return Err((
-            CloseReason::VersionMismatch {
-                server: PROTOCOL_VERSION,
-            },
-            format!("protocol {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
-        ));
-    }
-    let Ok(ClientMsg::Hello { name, room, .. }) = decode_client(bytes) else {
-        return Err((CloseReason::Malformed, "hello did not decode".into()));
-    };
-    let name =
-        validate_name(&name).map_err(|err| (CloseReason::BadName, format!("nickname {err}")))?;
-    let room = room
-        .map(|room| validate_room_name(&room))
-        .transpose()
-        .map_err(|err| (CloseReason::BadName, format!("room name {err}")))?;
-    Ok((name, room))
-}
-
-/// What the reader needs to pass a player's messages on.
+/// Where a seated player's messages go.
 struct Uplink<'a> {
     id: shared::PlayerId,
     seat: &'a Seat,
@@ -198,50 +269,45 @@ struct Uplink<'a> {
     replies: mpsc::Sender<Bytes>,
 }
 
-async fn play(
-    stream: &mut SplitStream<WebSocket>,
-    uplink: Uplink<'_>,
-    app: &AppState,
-) -> Result<(), Refusal> {
+async fn play(reader: &mut Reader<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
+    let Uplink {
+        id,
+        seat,
+        inputs,
+        acks,
+        replies,
+    } = uplink;
     let mut chat_budget = TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND);
-    while let Some(bytes) = next_frame(stream, app).await? {
-        let msg = decode_client(&bytes).map_err(|err| (CloseReason::Malformed, err.to_string()))?;
-        match msg {
-            ClientMsg::Input { ack, frame } => {
+    while let Some(bytes) = reader.next_frame().await? {
+        match read_message(&bytes)? {
+            Inbound::Ack(tick) => acks.store(tick),
+            Inbound::Input { ack, frame } => {
                 if let Some(ack) = ack {
-                    uplink.acks.store(ack.0);
+                    acks.store(ack);
                 }
-                let frame = frame
-                    .validated()
-                    .map_err(|err| (CloseReason::Malformed, err.to_string()))?;
-                if let Err(mpsc::error::TrySendError::Full(_)) = uplink.inputs.try_send(frame) {
-                    return Err((
-                        CloseReason::Flood,
-                        "input frames arrive faster than the tick rate".into(),
-                    ));
+                match inputs.try_send(frame) {
+                    Ok(()) => {}
+                    // A burst after a network hiccup: the room drops a backlog anyway,
+                    // and a sustained flood is the message bucket's to close.
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
+                    // The room let go of this player (kicked); the writer is closing.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err((CloseReason::TooSlow, "removed from the room".into()));
+                    }
                 }
             }
-            ClientMsg::Ack { tick } => uplink.acks.store(tick.0),
-            ClientMsg::Chat { text } => {
+            Inbound::Chat(text) => {
                 if !chat_budget.try_take() {
                     let notice = ServerMsg::Notice {
                         text: "chat limit reached: wait a moment".into(),
                     };
-                    let _ = uplink.replies.try_send(encode_server(&notice).into());
-                } else if let Some(text) = sanitize_chat(&text) {
-                    let chat = RoomCmd::Chat {
-                        id: uplink.id,
-                        text,
-                    };
-                    let _ = uplink.seat.commands.try_send(chat);
+                    let _ = replies.try_send(encode_server(&notice).into());
+                } else if let Some(text) = text {
+                    let _ = seat.commands.try_send(RoomCmd::Chat { id, text });
                 }
             }
-            ClientMsg::Ping { nonce } => {
-                let pong = encode_server(&ServerMsg::Pong { nonce });
-                let _ = uplink.replies.try_send(pong.into());
-            }
-            ClientMsg::Hello { .. } => {
-                return Err((CloseReason::Malformed, "hello sent twice".into()));
+            Inbound::Ping { nonce } => {
+                let _ = replies.try_send(encode_server(&ServerMsg::Pong { nonce }).into());
             }
         }
     }
@@ -249,17 +315,24 @@ async fn play(
 }
 
 /// Owns the socket's sending half: sends whatever the outbox holds, newest snapshot
-/// last, and closes with a reason when the reader, the room or shutdown asks.
+/// last, pings on a timer, and closes with a reason when the reader, the room or
+/// shutdown asks. Dropping `failed` unsent tells the reader the peer stopped reading.
 async fn conn_writer(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbox: OutboxRx,
     mut close_rx: oneshot::Receiver<Refusal>,
+    failed: DropGuard,
     app: Arc<AppState>,
 ) {
     let mut kick_open = true;
     let mut snapshots_open = true;
+    let mut pings = tokio::time::interval_at(
+        Instant::now() + app.limits.ping_interval,
+        app.limits.ping_interval,
+    );
+    pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let close: Option<Refusal> = loop {
-        let bytes = tokio::select! {
+        let msg = tokio::select! {
             biased;
             asked = &mut close_rx => break asked.ok(),
             kicked = &mut outbox.kick, if kick_open => match kicked {
@@ -269,39 +342,41 @@ async fn conn_writer(
             () = app.shutdown.cancelled() => {
                 break Some((CloseReason::ServerShutdown, "server is shutting down".into()));
             }
-            Some(bytes) = outbox.reliable.recv() => bytes,
+            Some(bytes) = outbox.reliable.recv() => Message::binary(bytes),
             changed = outbox.snapshot.changed(), if snapshots_open => match changed {
-                Ok(()) => {
-                    let bytes = outbox.snapshot.borrow_and_update().clone();
-                    if bytes.is_empty() {
-                        continue;
-                    }
-                    bytes
-                }
+                Ok(()) => Message::binary(outbox.snapshot.borrow_and_update().clone()),
                 Err(_) => { snapshots_open = false; continue; }
             },
+            _ = pings.tick() => Message::ping(Bytes::new()),
         };
-        let n_bytes = bytes.len() as u64;
-        if sink.send(Message::binary(bytes)).await.is_err() {
-            return;
+        let n_bytes = msg.as_bytes().len() as u64;
+        match timeout(WRITE_STALL, sink.send(msg)).await {
+            Ok(Ok(())) => {}
+            // The peer is gone, or not reading: nothing more can reach it.
+            Ok(Err(_)) | Err(_) => return,
         }
         app.metrics.ws_sent_messages.inc();
         app.metrics.ws_sent_bytes.inc_by(n_bytes);
     };
+    // From here on the writer ends by itself; the reader need not be told.
+    drop(failed.disarm());
     if let Some((reason, detail)) = close {
         let goodbye = ServerMsg::Disconnect {
             reason,
             detail: detail.clone(),
         };
-        let _ = sink.feed(Message::binary(encode_server(&goodbye))).await;
-        let _ = sink
-            .send(Message::close_with(
-                reason.close_code(),
-                close_text(&detail),
-            ))
-            .await;
+        let _ = timeout(WRITE_STALL, async {
+            let _ = sink.feed(Message::binary(encode_server(&goodbye))).await;
+            let _ = sink
+                .send(Message::close_with(
+                    reason.close_code(),
+                    close_text(&detail),
+                ))
+                .await;
+        })
+        .await;
     }
-    let _ = sink.close().await;
+    let _ = timeout(CLOSE_LINGER, sink.close()).await;
 }
 
 /// A close frame's reason must fit in 123 bytes of UTF-8.

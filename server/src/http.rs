@@ -5,13 +5,20 @@ use std::sync::Arc;
 
 use shared::consts::MAX_CLIENT_MSG_BYTES;
 use warp::Filter;
+use warp::http::StatusCode;
 use warp::http::header::CONTENT_TYPE;
 use warp::reply::Reply;
 
 use crate::AppState;
+use crate::caps::CapExceeded;
 use crate::conn::serve_socket;
+use crate::net::PeerAddr;
 
 const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
+
+fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
+    warp::reply::with_status(format!("{text}\n"), status).into_response()
+}
 
 pub fn routes(
     app: Arc<AppState>,
@@ -21,16 +28,55 @@ pub fn routes(
         warp::any().map(move || Arc::clone(&app))
     };
 
+    // The origin is checked and a connection slot taken before the 101 is sent, so a
+    // refused client costs no WebSocket. warp negotiates no extensions, so
+    // permessage-deflate (and its decompression bombs) never comes into play.
     let ws = warp::path("ws")
         .and(warp::path::end())
         .and(warp::ws())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::ext::get::<PeerAddr>())
         .and(with_app.clone())
-        .map(|ws: warp::ws::Ws, app: Arc<AppState>| {
-            ws.max_message_size(MAX_CLIENT_MSG_BYTES)
-                .max_frame_size(MAX_CLIENT_MSG_BYTES)
-                .on_upgrade(move |socket| serve_socket(socket, app))
-                .into_response()
-        });
+        .map(
+            |ws: warp::ws::Ws,
+             origin: Option<String>,
+             host: Option<String>,
+             peer: PeerAddr,
+             app: Arc<AppState>| {
+                if !app.origins.allows(origin.as_deref(), host.as_deref()) {
+                    tracing::debug!(?origin, peer = %peer.0, "websocket from a foreign origin refused");
+                    return refuse(StatusCode::FORBIDDEN, "origin not allowed");
+                }
+                let slot = match app.caps.try_take(peer.0.ip()) {
+                    Ok(slot) => slot,
+                    Err(CapExceeded::Global) => {
+                        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server full");
+                    }
+                    Err(CapExceeded::PerIp) => {
+                        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
+                    }
+                };
+                ws.max_message_size(MAX_CLIENT_MSG_BYTES)
+                    .max_frame_size(MAX_CLIENT_MSG_BYTES)
+                    .on_upgrade(move |socket| serve_socket(socket, app, slot))
+                    .into_response()
+            },
+        );
+
+    let echo_enabled = app.echo_route;
+    let echo = warp::path("echo")
+        .and(warp::path::end())
+        .and_then(move || async move {
+            if echo_enabled {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(warp::ws())
+        .map(|ws: warp::ws::Ws| ws.on_upgrade(crate::echo::echo).into_response());
 
     let healthz = warp::path("healthz")
         .and(warp::path::end())
@@ -66,7 +112,9 @@ pub fn routes(
             .boxed(),
     };
 
-    ws.or(healthz)
+    ws.or(echo)
+        .unify()
+        .or(healthz)
         .unify()
         .or(rooms)
         .unify()

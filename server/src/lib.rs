@@ -2,12 +2,16 @@
 //! in-process on `127.0.0.1:0`.
 
 pub mod ack;
+pub mod caps;
 pub mod config;
 pub mod conn;
+pub mod echo;
 pub mod http;
+pub mod inbound;
 pub mod lobby;
 pub mod metrics;
 pub mod net;
+pub mod origin;
 pub mod outbox;
 pub mod ratelimit;
 pub mod room;
@@ -22,9 +26,12 @@ use shared::Map;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::caps::ConnCaps;
 pub use crate::config::Config;
+use crate::conn::ConnLimits;
 use crate::lobby::Lobby;
 use crate::metrics::Metrics;
+use crate::origin::OriginPolicy;
 use crate::room::RoomSettings;
 
 /// What every connection task shares.
@@ -32,7 +39,13 @@ use crate::room::RoomSettings;
 pub struct AppState {
     pub lobby: Arc<Lobby>,
     pub metrics: Arc<Metrics>,
-    pub join_timeout: Duration,
+    pub limits: ConnLimits,
+    /// Open game WebSockets, server-wide and per IP.
+    pub caps: Arc<ConnCaps>,
+    /// Which pages may open the game WebSocket.
+    pub origins: OriginPolicy,
+    /// Serve the compliance echo at `/echo` (off unless `--echo-route`).
+    pub echo_route: bool,
     pub web_root: Option<PathBuf>,
     /// Cancelled when the server shuts down; connections close with 1001.
     pub shutdown: CancellationToken,
@@ -89,14 +102,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let app = Arc::new(AppState {
         lobby: Lobby::new(settings, Arc::clone(&metrics)),
         metrics,
-        join_timeout: config.join_timeout(),
+        limits: ConnLimits {
+            join_timeout: config.join_timeout(),
+            ping_interval: config.ping_interval(),
+            idle_timeout: config.idle_timeout(),
+            msg_rate: config.msg_rate() as f32,
+            msg_burst: config.msg_burst,
+            byte_rate: config.byte_rate as f32,
+            byte_burst: config.byte_burst,
+        },
+        caps: ConnCaps::new(config.max_connections, config.max_connections_per_ip),
+        origins: OriginPolicy::new(&config.allow_origins),
+        echo_route: config.echo_route,
         web_root,
         shutdown: CancellationToken::new(),
     });
     let listener = net::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
     let routes = http::routes(Arc::clone(&app));
-    let accept_task = tokio::spawn(net::accept_loop(listener, routes, app.shutdown.clone()));
+    let accept_task = tokio::spawn(net::accept_loop(
+        listener,
+        routes,
+        config.header_timeout(),
+        app.shutdown.clone(),
+    ));
     Ok(Server {
         addr,
         app,
@@ -114,7 +143,8 @@ impl Server {
     }
 
     /// Stops accepting, tells every client the server is going away, and waits (a few
-    /// seconds at most) for the connections to close.
+    /// seconds at most) for the connections to close. Rooms need no signal: a tick has
+    /// no await inside, so when the runtime stops them it is always between two ticks.
     pub async fn shutdown(self) {
         self.app.shutdown.cancel();
         let _ = self.accept_task.await;

@@ -16,8 +16,6 @@ use tower_service::Service;
 use warp::Filter;
 use warp::reply::Reply;
 
-/// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// The remote address of the connection a request came on.
@@ -37,9 +35,15 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts connections until `shutdown` is cancelled, serving each with `routes`.
-pub async fn accept_loop<F>(listener: TcpListener, routes: F, shutdown: CancellationToken)
-where
+/// Accepts connections until `shutdown` is cancelled, serving each with `routes`. A
+/// client gets `header_timeout` to send each request's headers (including the first),
+/// so a half-sent request line cannot hold a socket open.
+pub async fn accept_loop<F>(
+    listener: TcpListener,
+    routes: F,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) where
     F: Filter + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
@@ -74,7 +78,7 @@ where
         tokio::spawn(async move {
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), hyper_service)
                 .with_upgrades()
                 .await;

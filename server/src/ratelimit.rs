@@ -24,12 +24,18 @@ impl TokenBucket {
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self) -> bool {
+        self.try_take_n(1)
+    }
+
+    /// Takes `n` tokens if there are that many; otherwise takes none.
+    pub fn try_take_n(&mut self, n: u32) -> bool {
         let now = Instant::now();
         let elapsed = (now - self.refilled_at).as_secs_f32();
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
         self.refilled_at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = n as f32;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -54,5 +60,16 @@ mod tests {
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(bucket.try_take(), "one token after half a second at 2/s");
         assert!(!bucket.try_take());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn taking_many_is_all_or_nothing() {
+        let mut bucket = TokenBucket::new(100, 10.0);
+        assert!(bucket.try_take_n(60));
+        assert!(!bucket.try_take_n(41), "only 40 left");
+        assert!(bucket.try_take_n(40), "a refused take costs nothing");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(bucket.try_take_n(10));
+        assert!(!bucket.try_take_n(1));
     }
 }

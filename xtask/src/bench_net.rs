@@ -2,14 +2,14 @@
 //! 16 bots play one room with a fixed seed, then 16 idle players sit in another; the
 //! figures come from the bots' reports and the server's metrics.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, root};
+use crate::util::{cargo, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,8 +55,8 @@ fn run_bots(
     duration: f64,
     idle: bool,
 ) -> anyhow::Result<Value> {
-    let mut bots = Command::new(root().join("target/release/bots"));
-    bots.args(["--url", &server.ws_url(), "--room", room])
+    let mut bots = Command::new(target_dir().join("release/bots"));
+    bots.args(["--url", &server.ws_url("/ws"), "--room", room])
         .args([
             "--count",
             &args.bots.to_string(),
@@ -84,7 +84,12 @@ fn field(report: &Value, name: &str) -> f64 {
 }
 
 fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Result<Figures> {
-    let server = ServerProcess::start(server_args)?;
+    let server_args: Vec<String> = server_args.iter().map(|a| a.to_string()).collect();
+    let server = ServerProcess::start(
+        &target_dir().join("release/server"),
+        &server_args,
+        Some(Stdio::null()),
+    )?;
     eprintln!(
         "bench-net: {mode}: {} bots playing for {} s",
         args.bots, args.duration
@@ -177,7 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             value(&report.full)
         );
     }
-    let path = root().join("target/bench-net.json");
+    let path = target_dir().join("bench-net.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("write {}", path.display()))?;
     println!("report: {}", path.display());

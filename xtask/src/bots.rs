@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, root};
+use crate::util::{cargo, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,8 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (_server, url) = match args.url {
         Some(url) => (None, url),
         None => {
-            let server = ServerProcess::start(&[])?;
-            let url = server.ws_url();
+            let server = ServerProcess::start(&target_dir().join("release/server"), &[], None)?;
+            let url = server.ws_url("/ws");
             (Some(server), url)
         }
     };
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.count, args.duration
     );
     exec(
-        Command::new(root().join("target/release/bots"))
+        Command::new(target_dir().join("release/bots"))
             .args([
                 "--url",
                 &url,

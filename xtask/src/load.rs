@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::prom;
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, root};
+use crate::util::{cargo, exec, target_dir};
 
 const SNAPSHOT_HZ: f64 = 30.0;
 const DELIVERY_BAR: f64 = 0.98;
@@ -126,18 +126,23 @@ fn spawn_bots(
     ramp: f64,
     idle: bool,
 ) -> anyhow::Result<Child> {
-    let mut bots = Command::new(root().join("target/release/bots"));
-    bots.args(["--url", &server.ws_url(), "--count", &count.to_string()])
-        .args([
-            "--duration",
-            &duration.to_string(),
-            "--ramp",
-            &ramp.to_string(),
-            "--seed",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    let mut bots = Command::new(target_dir().join("release/bots"));
+    bots.args([
+        "--url",
+        &server.ws_url("/ws"),
+        "--count",
+        &count.to_string(),
+    ])
+    .args([
+        "--duration",
+        &duration.to_string(),
+        "--ramp",
+        &ramp.to_string(),
+        "--seed",
+        "1",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     if idle {
         bots.arg("--idle");
     }
@@ -223,8 +228,17 @@ fn run_step(
     })
 }
 
+fn start_server() -> anyhow::Result<ServerProcess> {
+    let args = ["--room-capacity".to_owned(), "16".to_owned()];
+    ServerProcess::start(
+        &target_dir().join("release/server"),
+        &args,
+        Some(Stdio::null()),
+    )
+}
+
 fn measure_idle(connections: usize) -> anyhow::Result<IdleMemory> {
-    let server = ServerProcess::start(&["--room-capacity", "16"])?;
+    let server = start_server()?;
     sleep(Duration::from_secs(1));
     let baseline_mib = rss_mib(server.pid());
     let ramp = (connections as f64 / 2000.0).max(1.0);
@@ -328,12 +342,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
     eprintln!("load: open files limit {soft} -> {hard}");
     let clock_ticks = clock_ticks();
-    let out_dir = root().join("target/load");
+    let out_dir = target_dir().join("load");
     std::fs::create_dir_all(&out_dir)?;
 
     let mut steps = Vec::new();
     {
-        let server = ServerProcess::start(&["--room-capacity", "16"])?;
+        let server = start_server()?;
         for &players in &args.steps {
             eprintln!("load: {players} playing bots, holding {} s", args.hold);
             let step = run_step(&server, players, args.hold, clock_ticks)?;

@@ -4,6 +4,8 @@
 
 mod bench_net;
 mod bots;
+mod compliance;
+mod deny;
 mod load;
 mod prom;
 mod serve;
@@ -33,6 +35,10 @@ enum Task {
     /// The capacity run: playing bots in steps until the delivery or lateness bar
     /// fails, then memory per idle connection.
     Load(load::Args),
+    /// Run the Autobahn WebSocket cases against the server and check the verdicts.
+    Compliance(compliance::Args),
+    /// Audit dependencies with cargo-deny against the offline RustSec snapshot.
+    Deny(deny::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +48,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bots(args) => bots::run(args),
         Task::BenchNet(args) => bench_net::run(args),
         Task::Load(args) => load::run(args),
+        Task::Compliance(args) => compliance::run(args),
+        Task::Deny(args) => deny::run(args),
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::util::{cargo, exec, root};
+use crate::util::{cargo, exec, root, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,7 +13,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     exec(cargo().args(["build", "--release", "-p", "server", "--bin", "server"]))?;
-    let binary = root().join("target/release/server");
+    let binary = target_dir().join("release/server");
     let mut server = std::process::Command::new(&binary);
     server.current_dir(root()).args(&args.server_args);
     let status = server

@@ -1,8 +1,9 @@
-//! A release server started as a child process on a free loopback port, stopped with
-//! SIGTERM when dropped, and scraped over plain HTTP for its metrics.
+//! A server binary run as a child process on a free loopback port, killed with SIGTERM
+//! when dropped so no error path leaves one running, and scraped over plain HTTP.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::Context;
@@ -12,36 +13,46 @@ use crate::util::root;
 #[derive(Debug)]
 pub struct ServerProcess {
     child: Child,
-    /// `127.0.0.1:PORT`
-    pub addr: String,
+    /// `http://127.0.0.1:PORT`, as the server's first line says.
+    pub http_url: String,
 }
 
 impl ServerProcess {
-    /// Starts `target/release/server --addr 127.0.0.1:0 EXTRA...` and waits for its
-    /// first stdout line, which names the port.
-    pub fn start(extra_args: &[&str]) -> anyhow::Result<ServerProcess> {
-        let mut child = Command::new(root().join("target/release/server"))
+    /// Starts `binary --addr 127.0.0.1:0 ARGS..` and waits for the line naming its port.
+    /// Its stderr goes to `stderr` (inherited when `None`).
+    pub fn start(
+        binary: &Path,
+        args: &[String],
+        stderr: Option<Stdio>,
+    ) -> anyhow::Result<ServerProcess> {
+        let mut child = Command::new(binary)
             .args(["--addr", "127.0.0.1:0"])
-            .args(extra_args)
+            .args(args)
             .current_dir(root())
             .stdout(Stdio::piped())
+            .stderr(stderr.unwrap_or_else(Stdio::inherit))
             .spawn()
-            .context("start target/release/server")?;
+            .with_context(|| format!("start {}", binary.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
+        let mut server = ServerProcess {
+            child,
+            http_url: String::new(),
+        };
         let mut first_line = String::new();
         BufReader::new(stdout)
             .read_line(&mut first_line)
             .context("read the server's first line")?;
-        let addr = first_line
+        server.http_url = first_line
             .trim()
-            .strip_prefix("listening on http://")
+            .strip_prefix("listening on ")
             .with_context(|| format!("unexpected first line from the server: {first_line:?}"))?
             .to_owned();
-        Ok(ServerProcess { child, addr })
+        Ok(server)
     }
 
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+    /// The WebSocket URL of `path` on this server.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.http_url.replacen("http://", "ws://", 1))
     }
 
     pub fn pid(&self) -> u32 {
@@ -50,12 +61,11 @@ impl ServerProcess {
 
     /// `GET path` over HTTP/1.1; the body.
     pub fn get(&self, path: &str) -> anyhow::Result<String> {
-        let mut stream =
-            TcpStream::connect(&self.addr).with_context(|| format!("connect {}", self.addr))?;
+        let addr = self.http_url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?;
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
@@ -70,14 +80,26 @@ impl ServerProcess {
         crate::prom::value(&self.get("/metrics")?, name)
             .with_context(|| format!("metric {name} not found"))
     }
-}
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
+    /// Sends SIGTERM and waits for the exit; true if the server exited cleanly.
+    pub fn stop(mut self) -> anyhow::Result<bool> {
+        self.terminate();
+        Ok(self.child.wait().context("wait for the server")?.success())
+    }
+
+    fn terminate(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+            let _ = self.child.wait();
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order from cheapest to slowest.
 
 use crate::util::{cargo, ensure_target, exec};
+use crate::{compliance, deny};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -24,5 +25,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         "wasm32-unknown-unknown",
     ]))?;
     exec(cargo().args(["test", "--workspace"]))?;
+    deny::run(deny::Args::default())?;
+    compliance::run(compliance::Args::default())?;
     Ok(())
 }

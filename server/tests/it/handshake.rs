@@ -71,6 +71,8 @@ async fn duplicate_nicknames_are_made_unique_within_a_room() {
 #[tokio::test]
 async fn silent_socket_is_closed_after_the_join_timeout() {
     let server = start_server(|config| config.join_timeout_secs = 0.3).await;
+    let mut others = vec![join_room(&server, "ann", "quiet").await];
+    let baseline = Baseline::take(&server);
     let mut socket = client::native::open_socket(&server.ws_url())
         .await
         .expect("upgrade");
@@ -89,4 +91,7 @@ async fn silent_socket_is_closed_after_the_join_timeout() {
         "the server should close a socket that never says hello"
     );
     assert_eq!(close_code, Some(1008));
+    drop(socket);
+    still_playing(&mut others).await;
+    baseline.assert_restored(&server).await;
 }

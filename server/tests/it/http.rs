@@ -60,6 +60,7 @@ async fn root_serves_a_page() {
 
 #[tokio::test]
 async fn accepted_sockets_have_tcp_nodelay() {
+    let _turn = serial().await;
     let listener = server::net::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");

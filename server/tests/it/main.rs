@@ -2,8 +2,12 @@
 
 mod bad_input;
 mod bots;
+mod cheats;
+mod edges;
+mod fuzz_corpus;
 mod gameplay;
 mod handshake;
 mod http;
+mod lifecycle;
 mod slow_clients;
 mod support;

@@ -1,5 +1,7 @@
-//! Starting a real server in-process and talking to it as clients do.
+//! Starting a real server in-process and talking to it as clients do, and checking
+//! that what a test opened (sessions, sockets, file descriptors) is given back.
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use client::core::RoomView;
@@ -8,15 +10,125 @@ use server::{Config, Server};
 use shared::protocol::{ServerMsg, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::sync::{Mutex, MutexGuard};
+use tokio::time::{Instant, timeout};
 
 /// Long enough for any message a healthy server sends within a tick or two.
 pub const PATIENCE: Duration = Duration::from_secs(5);
 
-pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> Server {
+/// Tests run one at a time: they count this process's file descriptors, which any
+/// test running beside them would disturb.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Holds the test's turn for as long as the test runs.
+pub async fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// A server running in this process, holding the test's turn.
+#[derive(Debug)]
+pub struct TestServer {
+    server: Server,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Deref for TestServer {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let turn = serial().await;
     let mut config = Config::for_addr("127.0.0.1:0".parse().expect("a valid address"));
     tweak(&mut config);
-    server::start(config).await.expect("server starts")
+    let server = server::start(config).await.expect("server starts");
+    TestServer {
+        server,
+        _turn: turn,
+    }
+}
+
+/// This process's open TCP sockets. TCP only: every test's runtime holds epoll,
+/// eventfd and signal-pipe descriptors from before it waits for its turn, and those
+/// come and go with the tests queued beside this one.
+pub fn open_fds() -> usize {
+    tcp_sockets().len()
+}
+
+/// Each open TCP socket of this process as its `/proc/net/tcp` row (endpoints, state),
+/// so a failed check can say which one leaked.
+fn tcp_sockets() -> Vec<String> {
+    let table = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+        .concat();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            let inode = target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .to_owned();
+            table
+                .lines()
+                .find(|line| line.split_whitespace().nth(9) == Some(inode.as_str()))
+                .map(|line| {
+                    line.split_whitespace()
+                        .skip(1)
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        })
+        .collect()
+}
+
+/// What a test must give back: file descriptors, connections and seated players.
+#[derive(Clone, Copy, Debug)]
+pub struct Baseline {
+    fds: usize,
+    connections: i64,
+    players: i64,
+}
+
+impl Baseline {
+    pub fn take(server: &Server) -> Baseline {
+        Baseline {
+            fds: open_fds(),
+            connections: server.app.metrics.connections.get(),
+            players: server.app.metrics.players.get(),
+        }
+    }
+
+    /// Expects `n` fewer connections and seated players than at the baseline: players
+    /// the test removed on purpose.
+    pub fn forget_players(&mut self, n: i64) {
+        self.connections -= n;
+        self.players -= n;
+    }
+
+    /// Waits until everything is back to the baseline, failing after `PATIENCE`.
+    pub async fn assert_restored(&self, server: &Server) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = Baseline::take(server);
+            if now.fds <= self.fds
+                && now.connections == self.connections
+                && now.players == self.players
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessions and file descriptors should return to {self:?}, still {now:?}: {:?}",
+                tcp_sockets()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// A test player: a real connection and the view it keeps, acknowledging every
@@ -72,6 +184,15 @@ impl Client {
 
     pub async fn close(self) -> Result<(), NetError> {
         self.conn.close().await
+    }
+
+    /// Sends an input frame the way a real client does, acknowledging the newest snapshot.
+    pub async fn send_input(
+        &mut self,
+        frame: shared::protocol::InputFrame,
+    ) -> Result<(), NetError> {
+        let msg = self.view.input_message(frame);
+        self.conn.send(&msg).await
     }
 }
 
@@ -214,4 +335,102 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Each of `conns` still receives fresh snapshots.
+pub async fn still_playing(conns: &mut [Client]) {
+    for conn in conns {
+        let first = next_snapshot(conn).await;
+        let later = next_snapshot(conn).await;
+        assert!(later.tick.since(first.tick) > 0, "snapshots keep coming");
+    }
+}
+
+/// Drains `conn` for `window` and returns how many snapshots arrived in it.
+pub async fn count_snapshots(conn: &mut Client, window: Duration) -> usize {
+    let skipped_before = conn.skipped_snapshots;
+    let mut n_snapshots = 0;
+    let _ = timeout(window, async {
+        loop {
+            match conn.recv().await {
+                Ok(Some(ServerMsg::Snapshot(_))) => n_snapshots += 1,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => panic!("the connection closed while being watched"),
+            }
+        }
+    })
+    .await;
+    n_snapshots + (conn.skipped_snapshots - skipped_before) as usize
+}
+
+/// A raw WebSocket upgrade request with `extra` header lines (each ending in CRLF).
+/// Returns the response status, its head, and the socket (which stays upgraded on 101).
+pub async fn raw_upgrade(server: &Server, extra: &str) -> (u16, String, TcpStream) {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
+        server.addr
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Byte by byte, so nothing after the head (a first frame) is consumed.
+    timeout(PATIENCE, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut byte).await.expect("read response head");
+            assert!(n > 0, "the server closed before answering the upgrade");
+            head.push(byte[0]);
+        }
+    })
+    .await
+    .expect("an answer to the upgrade within patience");
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("an HTTP status line");
+    (status, head, stream)
+}
+
+/// A WebSocket over a TCP stream the test owns, so it can misbehave below the
+/// protocol (half frames, resets). Joins `room` and waits for the welcome.
+pub async fn raw_join(
+    server: &Server,
+    name: &str,
+    room: &str,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    tcp.set_nodelay(true).expect("nodelay");
+    let (mut socket, _) = tokio_tungstenite::client_async(server.ws_url(), tcp)
+        .await
+        .expect("upgrade");
+    let hello = shared::codec::encode_client(&shared::protocol::ClientMsg::Hello {
+        protocol: shared::consts::PROTOCOL_VERSION,
+        name: name.into(),
+        room: Some(room.into()),
+    });
+    socket.send(Message::binary(hello)).await.expect("hello");
+    timeout(PATIENCE, async {
+        while let Some(frame) = socket.next().await {
+            if let Ok(Message::Binary(bytes)) = frame
+                && matches!(
+                    shared::codec::decode_server(&bytes),
+                    Ok(ServerMsg::Welcome(_))
+                )
+            {
+                return;
+            }
+        }
+        panic!("closed before the welcome");
+    })
+    .await
+    .expect("a welcome within patience");
+    socket
 }
