@@ -19,3 +19,7 @@ bench-net *ARGS:
 # The capacity run: playing bots in steps until the bar fails, then memory per idle connection
 load *ARGS:
     cargo xtask load {{ARGS}}
+
+# Soak a release server with bots, churn, faults and a latency proxy (default: 200 bots, 60 s)
+soak *ARGS:
+    cargo xtask soak -- {{ARGS}}

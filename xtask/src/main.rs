@@ -10,6 +10,7 @@ mod load;
 mod prom;
 mod serve;
 mod server_process;
+mod soak;
 mod test;
 mod util;
 
@@ -39,6 +40,8 @@ enum Task {
     Compliance(compliance::Args),
     /// Audit dependencies with cargo-deny against the offline RustSec snapshot.
     Deny(deny::Args),
+    /// Soak a release server: bots with churn, faults and a latency proxy; JSON report.
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +53,6 @@ fn main() -> anyhow::Result<()> {
         Task::Load(args) => load::run(args),
         Task::Compliance(args) => compliance::run(args),
         Task::Deny(args) => deny::run(args),
+        Task::Soak(args) => soak::run(args),
     }
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order from cheapest to slowest.
 
 use crate::util::{cargo, ensure_target, exec};
-use crate::{compliance, deny};
+use crate::{compliance, deny, soak};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -27,5 +27,6 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     exec(cargo().args(["test", "--workspace"]))?;
     deny::run(deny::Args::default())?;
     compliance::run(compliance::Args::default())?;
+    soak::short()?;
     Ok(())
 }
