@@ -1,10 +1,17 @@
-//! The Skirmish client. `core` is platform-free (it decodes and applies what the server
-//! sends) and is shared by every client; `native` speaks the protocol over a real
-//! WebSocket from a native process, and `bots` plays with it headlessly.
+//! The Skirmish client. The platform-free core rebuilds the room from what the server
+//! sends (`core`), predicts the local player (`predict`), interpolates everyone else
+//! (`interp`) and ties them into a `session`. `native` and `bots` drive it from a native
+//! process; `web` is the browser shell around it.
 
 pub mod core;
+pub mod interp;
+pub mod netstats;
+pub mod predict;
+pub mod session;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bots;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+#[cfg(target_arch = "wasm32")]
+mod web;

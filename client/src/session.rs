@@ -1,0 +1,129 @@
+//! One player's time in a room, platform-free: what arrives updates the room view, the
+//! prediction and the interpolation buffer; each tick's input is numbered, predicted and
+//! turned into a message. The browser shell and the native tests both drive it.
+
+use shared::codec::{DecodeError, decode_server, encode_client};
+use shared::consts::tick_dt;
+use shared::protocol::{ClientMsg, InputFrame, PlayerState, ServerMsg, Welcome};
+use shared::{Map, PlayerId, Seq, Tick};
+
+use crate::core::RoomView;
+use crate::interp::Interpolator;
+use crate::netstats::{PingTracker, RateMeter};
+use crate::predict::Predictor;
+
+/// Per-second rates for the net graph.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rates {
+    pub frames: RateMeter,
+    pub snapshots: RateMeter,
+    pub down_bytes: RateMeter,
+    pub up_bytes: RateMeter,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub view: RoomView,
+    pub predictor: Predictor,
+    pub interp: Interpolator,
+    pub ping: PingTracker,
+    pub rates: Rates,
+    me: PlayerId,
+    map: Map,
+    dt: f32,
+    last_seq: Seq,
+    last_snapshot_tick: Option<Tick>,
+}
+
+impl Session {
+    pub fn new(welcome: Welcome) -> Session {
+        let mut view = RoomView::default();
+        let me = welcome.player_id;
+        let map = welcome.map.clone();
+        let (tick_hz, snapshot_hz) = (welcome.tick_hz, welcome.snapshot_hz);
+        view.apply(&ServerMsg::Welcome(Box::new(welcome)));
+        Session {
+            view,
+            predictor: Predictor::default(),
+            interp: Interpolator::new(tick_hz, snapshot_hz),
+            ping: PingTracker::default(),
+            rates: Rates::default(),
+            me,
+            map,
+            dt: tick_dt(tick_hz),
+            last_seq: Seq(0),
+            last_snapshot_tick: None,
+        }
+    }
+
+    pub fn me(&self) -> PlayerId {
+        self.me
+    }
+
+    pub fn map(&self) -> &Map {
+        &self.map
+    }
+
+    /// Seconds per tick; inputs are sampled and sent once per tick.
+    pub fn tick_secs(&self) -> f32 {
+        self.dt
+    }
+
+    /// The newest authoritative state of the local player.
+    pub fn my_state(&self) -> Option<&PlayerState> {
+        self.view
+            .snapshot
+            .as_ref()
+            .and_then(|snapshot| snapshot.players.iter().find(|p| p.id == self.me))
+    }
+
+    /// Decodes and takes in one frame that arrived at local time `now` (seconds).
+    pub fn receive_bytes(&mut self, bytes: &[u8], now: f64) -> Result<ServerMsg, DecodeError> {
+        self.rates.down_bytes.add(bytes.len() as f64, now);
+        let msg = decode_server(bytes)?;
+        self.receive(&msg, now);
+        Ok(msg)
+    }
+
+    /// Takes in one message that arrived at local time `now` (seconds).
+    pub fn receive(&mut self, msg: &ServerMsg, now: f64) {
+        self.view.apply(msg);
+        if let ServerMsg::Pong { nonce } = msg {
+            self.ping.pong(*nonce, now);
+        }
+        // Work from the view's reconstructed snapshot, not the message: what the wire
+        // carries (a full state or a delta) is the view's business.
+        let Some(snapshot) = &self.view.snapshot else {
+            return;
+        };
+        if self.last_snapshot_tick == Some(snapshot.tick) {
+            return;
+        }
+        self.last_snapshot_tick = Some(snapshot.tick);
+        self.rates.snapshots.add(1.0, now);
+        let ack = snapshot.ack_input;
+        if let Some(mine) = snapshot.players.iter().find(|p| p.id == self.me) {
+            self.predictor.reconcile(mine, ack, self.dt, &self.map);
+        }
+        self.interp.push(snapshot.clone(), now);
+    }
+
+    /// Numbers and predicts this tick's input and returns the message that sends it.
+    pub fn input(&mut self, buttons: u8, aim: f32) -> ClientMsg {
+        self.last_seq = self.last_seq.next();
+        let frame = InputFrame {
+            seq: self.last_seq,
+            buttons,
+            aim,
+        };
+        self.predictor.apply_input(frame, self.dt, &self.map);
+        self.view.input_message(frame)
+    }
+
+    /// Encodes a message for sending at `now` and counts its bytes.
+    pub fn encode(&mut self, msg: &ClientMsg, now: f64) -> Vec<u8> {
+        let bytes = encode_client(msg);
+        self.rates.up_bytes.add(bytes.len() as f64, now);
+        bytes
+    }
+}
