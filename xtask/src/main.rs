@@ -1,9 +1,12 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
-//! `serve` builds and runs the game, `test` runs every check CI runs, `bots` plays a
-//! swarm of headless bots against a fresh release server, `bench-net` measures bandwidth.
+//! `build` makes the browser bundle, `serve` builds and runs the game, `test` runs every
+//! check CI runs, `bots` plays a swarm of headless bots against a fresh release server,
+//! `bench-net`, `load` and `soak` measure bandwidth, capacity and endurance.
 
 mod bench_net;
 mod bots;
+mod browser;
+mod build;
 mod compliance;
 mod deny;
 mod load;
@@ -25,9 +28,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Build the browser bundle (wasm, JS glue, page, styles) and print its size.
+    Build(build::Args),
     /// Build everything and serve the game (release build) until Ctrl-C.
     Serve(serve::Args),
-    /// Run every check: fmt, clippy, the wasm32 build of `shared`, and all tests.
+    /// Run every check: fmt, clippy (native and wasm32), all tests, and the browser tests.
     Test(test::Args),
     /// Start a release server on a free port and play N headless bots against it.
     Bots(bots::Args),
@@ -46,6 +51,7 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Build(args) => build::run(args),
         Task::Serve(args) => serve::run(args),
         Task::Test(args) => test::run(args),
         Task::Bots(args) => bots::run(args),

@@ -1,7 +1,9 @@
-//! `cargo xtask serve`: build the release server and run it in the foreground.
+//! `cargo xtask serve`: build the browser bundle and the release server, then run the
+//! server in the foreground serving the bundle at `/`.
 
 use anyhow::Context;
 
+use crate::build::bundle;
 use crate::util::{cargo, exec, root, target_dir};
 
 #[derive(Debug, clap::Args)]
@@ -12,10 +14,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let web_root = bundle()?;
     exec(cargo().args(["build", "--release", "-p", "server", "--bin", "server"]))?;
     let binary = target_dir().join("release/server");
     let mut server = std::process::Command::new(&binary);
-    server.current_dir(root()).args(&args.server_args);
+    server
+        .current_dir(root())
+        .arg("--web-root")
+        .arg(&web_root)
+        .args(&args.server_args);
     let status = server
         .status()
         .with_context(|| format!("start {}", binary.display()))?;

@@ -1,6 +1,9 @@
-//! `cargo xtask test`: every check CI runs, in order from cheapest to slowest.
+//! `cargo xtask test`: every check CI runs, in order from cheapest to slowest, ending with
+//! the browser tests in real headless Chromium against the freshly built bundle.
 
-use crate::util::{cargo, ensure_target, exec};
+use crate::browser::ensure_chromium;
+use crate::build::bundle;
+use crate::util::{cargo, ensure_target, exec, target_dir};
 use crate::{compliance, deny, soak};
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +27,30 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         "--target",
         "wasm32-unknown-unknown",
     ]))?;
+    // The web shell exists only on wasm32, so the native clippy above never sees it.
+    exec(cargo().args([
+        "clippy",
+        "-p",
+        "client",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     exec(cargo().args(["test", "--workspace"]))?;
+
+    let web_root = bundle()?;
+    let chromium = ensure_chromium()?;
+    exec(
+        cargo()
+            .args(["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"])
+            .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
+            .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
+            .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)
+            .env("SKIRMISH_E2E_ARTIFACTS", target_dir().join("e2e")),
+    )?;
     deny::run(deny::Args::default())?;
     compliance::run(compliance::Args::default())?;
     soak::short()?;

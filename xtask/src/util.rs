@@ -13,7 +13,7 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Where cargo puts build output: `CARGO_TARGET_DIR` if set, else `target/`.
+/// Where cargo puts build output: `CARGO_TARGET_DIR` if set, else the workspace's `target`.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root().join(dir),

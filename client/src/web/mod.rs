@@ -1,1 +1,34 @@
-//! wip
+//! The browser shell around the client core: the lobby, the game canvas and its input,
+//! the HUD and chat, and the WebSocket. Only this module knows it runs in a page.
+
+mod app;
+mod chat;
+mod dom;
+mod hud;
+mod input;
+mod lobby;
+mod probe;
+mod render;
+mod socket;
+
+use shared::text::validate_name;
+use wasm_bindgen::prelude::*;
+
+/// Runs when the page loads the module: a deep link (`?name=NAME`, with `&room=ID` or
+/// without for quick play) goes straight into the game; anything else opens the lobby.
+#[wasm_bindgen(start)]
+pub fn start() -> Result<(), JsValue> {
+    console_error_panic_hook::set_once();
+    let room = dom::query_param("room");
+    let name = dom::query_param("name").and_then(|name| validate_name(&name).ok());
+    match name {
+        Some(name) => {
+            lobby::remember_nickname(&name);
+            app::start(name, room)
+        }
+        None => {
+            lobby::show_lobby(room);
+            Ok(())
+        }
+    }
+}

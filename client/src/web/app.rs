@@ -1,0 +1,589 @@
+//! The game page: one connection at a time to the room in the address, inputs sampled on
+//! the fixed tick and the room drawn every display frame, the HUD and chat, and what
+//! happens when the connection ends: a reconnect with backoff, or a refusal in plain words.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use glam::Vec2;
+use shared::PlayerId;
+use shared::codec::{decode_server, encode_client};
+use shared::consts::PROTOCOL_VERSION;
+use shared::protocol::{ClientMsg, CloseReason, GameEvent, ServerMsg};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{HtmlCanvasElement, HtmlElement, KeyboardEvent, MouseEvent};
+
+use super::chat::Chat;
+use super::dom::{by_id, document, listen, now_secs, show, window};
+use super::hud::{Hud, Link};
+use super::input::{Controls, track};
+use super::lobby::deep_link;
+use super::probe::{self, FrameTimes};
+use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
+use super::socket::{Socket, SocketEvent};
+use crate::interp::RoomFrame;
+use crate::session::Session;
+
+/// Ticks run at most per display frame; after a longer stall the backlog is dropped, not
+/// sent as a burst the server would throttle anyway.
+const MAX_TICKS_PER_FRAME: u32 = 4;
+/// A frame longer than this (a stall, a debugger) counts as this long.
+const MAX_FRAME_SECS: f64 = 0.25;
+/// Reconnect delays: the first, and the most, in seconds; each try doubles it, with jitter
+/// so that a restarted server is not met by every client at once.
+const RECONNECT_FIRST_SECS: f64 = 0.5;
+const RECONNECT_MAX_SECS: f64 = 10.0;
+/// How often the net graph's text is refreshed, in seconds.
+const NETGRAPH_EVERY_SECS: f64 = 0.25;
+
+#[derive(Debug)]
+enum Phase {
+    /// The socket is opening or the hello is out; no welcome yet.
+    Joining,
+    Playing(Box<Session>),
+    /// The connection was lost; another try is scheduled.
+    Lost { retry_at: f64 },
+    /// The server refused or removed us; the overlay says why and waits for the player.
+    Refused,
+}
+
+#[derive(Debug)]
+pub struct App {
+    name: String,
+    room: Option<String>,
+    me: Weak<RefCell<App>>,
+    phase: Phase,
+    socket: Option<Socket>,
+    /// A socket that ended inside its own callback, dropped on the next frame.
+    ended_socket: Option<Socket>,
+    /// The reason the server gave just before closing, if it did.
+    goodbye: Option<(CloseReason, String)>,
+    failed_attempts: u32,
+    controls: Rc<RefCell<Controls>>,
+    renderer: Renderer,
+    hud: Hud,
+    chat: Chat,
+    effects: Vec<Effect>,
+    tick_backlog: f64,
+    last_frame: Option<f64>,
+    /// The page was hidden and is visible again: show the present, do not replay.
+    resumed: bool,
+    aim: f32,
+    room_frame: RoomFrame,
+    my_drawn: Option<Vec2>,
+    netgraph_at: f64,
+    /// Time since the previous frame, for the frame statistics; `None` after a pause.
+    last_interval_ms: Option<f64>,
+    frame_times: FrameTimes,
+    /// Why the connection was lost, repeated while counting down to the next try.
+    lost_reason: String,
+}
+
+/// Opens the game for `name` in `room` (quick play without one).
+pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
+    show(&by_id::<HtmlElement>("game"), true);
+    let canvas: HtmlCanvasElement = by_id("canvas");
+    let controls = track(&canvas);
+    let renderer = Renderer::new(canvas)?;
+    let now = now_secs();
+    let app = Rc::new_cyclic(|me| {
+        RefCell::new(App {
+            name,
+            room,
+            me: me.clone(),
+            phase: Phase::Joining,
+            socket: None,
+            ended_socket: None,
+            goodbye: None,
+            failed_attempts: 0,
+            controls,
+            renderer,
+            hud: Hud::default(),
+            chat: Chat::new(now),
+            effects: Vec::new(),
+            tick_backlog: 0.0,
+            last_frame: None,
+            resumed: false,
+            aim: 0.0,
+            room_frame: RoomFrame::default(),
+            my_drawn: None,
+            netgraph_at: 0.0,
+            last_interval_ms: None,
+            frame_times: FrameTimes::default(),
+            lost_reason: String::new(),
+        })
+    });
+    app.borrow_mut().connect();
+    listen_to_page(&app);
+    probe::install(Rc::downgrade(&app));
+    run_frames(app);
+    Ok(())
+}
+
+/// Keys that are not movement (chat, net graph), the overlay's button, and tab visibility.
+fn listen_to_page(app: &Rc<RefCell<App>>) {
+    let weak = Rc::downgrade(app);
+    listen(&window(), "keydown", move |event: KeyboardEvent| {
+        let Some(app) = weak.upgrade() else { return };
+        let Ok(mut app) = app.try_borrow_mut() else {
+            return;
+        };
+        app.key(&event);
+    });
+    let weak = Rc::downgrade(app);
+    listen(&by_id::<HtmlElement>("chat-input"), "input", move |_: web_sys::Event| {
+        if let Some(app) = weak.upgrade()
+            && let Ok(app) = app.try_borrow()
+        {
+            app.chat.show_length();
+        }
+    });
+    let weak = Rc::downgrade(app);
+    listen(&by_id::<HtmlElement>("overlay-retry"), "click", move |_: MouseEvent| {
+        if let Some(app) = weak.upgrade()
+            && let Ok(mut app) = app.try_borrow_mut()
+        {
+            app.connect();
+        }
+    });
+    let weak = Rc::downgrade(app);
+    listen(&document(), "visibilitychange", move |_: web_sys::Event| {
+        let Some(app) = weak.upgrade() else { return };
+        let Ok(mut app) = app.try_borrow_mut() else {
+            return;
+        };
+        if document().hidden() {
+            app.controls.borrow_mut().release_all();
+        } else {
+            app.resumed = true;
+        }
+    });
+}
+
+/// Calls `App::frame` on every animation frame. Browsers stop animation frames in hidden
+/// tabs, which is what pauses sending and drawing there.
+fn run_frames(app: Rc<RefCell<App>>) {
+    let next: Rc<RefCell<Option<Closure<dyn FnMut()>>>> = Rc::new(RefCell::new(None));
+    let again = next.clone();
+    *next.borrow_mut() = Some(Closure::new(move || {
+        let started = now_secs();
+        if let Ok(mut app) = app.try_borrow_mut() {
+            app.frame(started);
+            let work_ms = (now_secs() - started) * 1e3;
+            app.record_frame_work(work_ms);
+        }
+        if let Some(callback) = again.borrow().as_ref() {
+            let _ = window().request_animation_frame(callback.as_ref().unchecked_ref());
+        }
+    }));
+    if let Some(callback) = next.borrow().as_ref() {
+        let _ = window().request_animation_frame(callback.as_ref().unchecked_ref());
+    }
+}
+
+/// The game WebSocket's address on the server that served this page.
+fn socket_url() -> String {
+    let location = window().location();
+    let secure = location.protocol().is_ok_and(|p| p == "https:");
+    let host = location.host().unwrap_or_default();
+    format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
+}
+
+/// What a refusal or removal means, for a person. The second part says whether trying
+/// again by itself can help.
+fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (String, bool) {
+    let room = room.unwrap_or("the room");
+    match reason {
+        CloseReason::RoomFull => (
+            format!("Room {room} is full. Pick another room in the lobby, or try again later."),
+            false,
+        ),
+        CloseReason::VersionMismatch { server } => (
+            format!(
+                "This page is out of date: the server speaks protocol {server}, this page {PROTOCOL_VERSION}. Reload the page."
+            ),
+            false,
+        ),
+        CloseReason::BadName => (
+            format!("The server did not accept that name: {detail}. Choose another in the lobby."),
+            false,
+        ),
+        CloseReason::Malformed | CloseReason::TooBig => (
+            format!("The server could not understand this page ({detail}). Reload the page."),
+            false,
+        ),
+        CloseReason::Flood => (
+            "You were removed from the room for sending too much, too fast.".to_owned(),
+            false,
+        ),
+        CloseReason::Timeout => ("The server stopped hearing from this page.".to_owned(), true),
+        CloseReason::TooSlow => (
+            "The connection was too slow to keep up with the game.".to_owned(),
+            true,
+        ),
+        CloseReason::ServerShutdown => ("The server is restarting.".to_owned(), true),
+    }
+}
+
+/// The close codes the server uses for refusals, for a close that came without a reason.
+fn reason_for_code(code: u16) -> Option<CloseReason> {
+    match code {
+        4001 => Some(CloseReason::VersionMismatch { server: 0 }),
+        4002 => Some(CloseReason::RoomFull),
+        4003 => Some(CloseReason::BadName),
+        _ => None,
+    }
+}
+
+impl App {
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Joining => "joining",
+            Phase::Playing(_) => "playing",
+            Phase::Lost { .. } => "lost",
+            Phase::Refused => "refused",
+        }
+    }
+
+    pub fn session(&self) -> Option<&Session> {
+        match &self.phase {
+            Phase::Playing(session) => Some(session),
+            _ => None,
+        }
+    }
+
+    pub fn frame_times(&self) -> &FrameTimes {
+        &self.frame_times
+    }
+
+    /// Every living or dead player where the last frame drew them (the local one predicted).
+    pub fn drawn_players(&self) -> Vec<(PlayerId, Vec2, bool)> {
+        let me = self.session().map(Session::me);
+        self.room_frame
+            .players
+            .iter()
+            .map(|p| match (Some(p.id) == me, self.my_drawn) {
+                (true, Some(pos)) => (p.id, pos, p.alive),
+                _ => (p.id, p.pos, p.alive),
+            })
+            .collect()
+    }
+
+    fn record_frame_work(&mut self, work_ms: f64) {
+        if let Some(interval) = self.last_interval_ms {
+            self.frame_times.record(interval, work_ms);
+        }
+    }
+
+    fn connect(&mut self) {
+        self.socket = None;
+        self.goodbye = None;
+        self.phase = Phase::Joining;
+        self.hud.link(Link::Connecting);
+        let me = self.me.clone();
+        let opened = Socket::open(&socket_url(), move |event| {
+            if let Some(app) = me.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                app.socket_event(event);
+            }
+        });
+        match opened {
+            Ok(socket) => self.socket = Some(socket),
+            Err(_) => self.lost("The game server could not be reached."),
+        }
+    }
+
+    fn send(&mut self, msg: &ClientMsg) {
+        let now = now_secs();
+        let bytes = match &mut self.phase {
+            Phase::Playing(session) => session.encode(msg, now),
+            _ => encode_client(msg),
+        };
+        if let Some(socket) = &self.socket {
+            socket.send(&bytes);
+        }
+    }
+
+    fn socket_event(&mut self, event: SocketEvent) {
+        match event {
+            SocketEvent::Open => {
+                let hello = ClientMsg::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    name: self.name.clone(),
+                    room: self.room.clone(),
+                };
+                self.send(&hello);
+            }
+            SocketEvent::Message(bytes) => self.message(&bytes),
+            SocketEvent::Closed { code, reason } => {
+                // This runs inside the socket's own callback, which must outlive the call.
+                self.ended_socket = self.socket.take();
+                self.closed(code, &reason);
+            }
+        }
+    }
+
+    fn message(&mut self, bytes: &[u8]) {
+        let now = now_secs();
+        let received = match &mut self.phase {
+            Phase::Playing(session) => session.receive_bytes(bytes, now),
+            _ => decode_server(bytes),
+        };
+        let msg = match received {
+            Ok(msg) => msg,
+            Err(err) => {
+                self.refused(&format!(
+                    "The server sent something this page cannot read ({err}). Reload the page."
+                ));
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Welcome(welcome) => self.welcomed(Session::new(*welcome)),
+            ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),
+            ServerMsg::Chat { name, text, .. } => self.chat.line(&name, &text),
+            ServerMsg::Notice { text } => self.chat.notice(&text),
+            ServerMsg::PlayerJoined { name, .. } => self.chat.notice(&format!("{name} joined")),
+            ServerMsg::Event(_) => self.take_events(now),
+            ServerMsg::Snapshot(_) | ServerMsg::PlayerLeft { .. } | ServerMsg::Pong { .. } => {}
+        }
+    }
+
+    fn welcomed(&mut self, session: Session) {
+        self.failed_attempts = 0;
+        self.hud.hide_overlay();
+        self.hud.set_room(&session.view.room);
+        self.chat.notice(&format!(
+            "You joined room {} as {}. Share this page's address to play together.",
+            session.view.room,
+            session.view.roster.get(&session.me()).map_or("?", String::as_str)
+        ));
+        // The address becomes the room's deep link, so reloading or sharing it rejoins here.
+        if let Ok(history) = window().history() {
+            let link = deep_link(&self.name, Some(&session.view.room));
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&link));
+        }
+        self.room = Some(session.view.room.clone());
+        self.tick_backlog = 0.0;
+        self.phase = Phase::Playing(Box::new(session));
+    }
+
+    fn take_events(&mut self, now: f64) {
+        let Phase::Playing(session) = &mut self.phase else {
+            return;
+        };
+        let events = session.view.drain_events();
+        let name_of = |id: PlayerId| {
+            session
+                .view
+                .roster
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| "someone".to_owned())
+        };
+        for event in events {
+            match event {
+                GameEvent::Hit { target, .. } => self.effects.push(Effect::Hit { target, at: now }),
+                GameEvent::Killed { victim, by } => {
+                    self.hud.kill(&name_of(by), &name_of(victim), now);
+                    let pos = session
+                        .view
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.players.iter().find(|p| p.id == victim))
+                        .map(|p| p.pos);
+                    if let Some(pos) = pos {
+                        self.effects.push(Effect::Death { pos, at: now });
+                    }
+                }
+                GameEvent::Respawned { .. } => {}
+            }
+        }
+    }
+
+    fn closed(&mut self, code: u16, reason: &str) {
+        if matches!(self.phase, Phase::Refused) {
+            return;
+        }
+        let said = self.goodbye.take().or_else(|| {
+            reason_for_code(code).map(|reason_code| (reason_code, reason.to_owned()))
+        });
+        match said {
+            Some((reason, detail)) => {
+                let (text, retry) = in_plain_words(reason, &detail, self.room.as_deref());
+                if retry {
+                    self.lost(&text);
+                } else {
+                    self.refused(&text);
+                }
+            }
+            None => self.lost("The connection to the game server was lost."),
+        }
+    }
+
+    /// Schedules another try, later after each failure, and says so.
+    fn lost(&mut self, why: &str) {
+        self.failed_attempts += 1;
+        let exponent = self.failed_attempts.saturating_sub(1).min(8) as i32;
+        let backoff = (RECONNECT_FIRST_SECS * 2f64.powi(exponent)).min(RECONNECT_MAX_SECS);
+        let delay = backoff * (0.5 + js_sys::Math::random());
+        self.phase = Phase::Lost {
+            retry_at: now_secs() + delay,
+        };
+        self.hud.link(Link::Down);
+        self.hud.overlay("Connection lost", why, true);
+        self.lost_reason = why.to_owned();
+    }
+
+    fn refused(&mut self, why: &str) {
+        self.socket = None;
+        self.phase = Phase::Refused;
+        self.hud.link(Link::Down);
+        self.hud.overlay("Cannot play here", why, true);
+    }
+
+    fn key(&mut self, event: &KeyboardEvent) {
+        let playing = matches!(self.phase, Phase::Playing(_));
+        match event.key().as_str() {
+            "Enter" if playing => {
+                event.prevent_default();
+                if !self.chat.is_open() {
+                    self.controls.borrow_mut().release_all();
+                    self.controls.borrow_mut().typing = true;
+                    self.chat.open();
+                    return;
+                }
+                if let Some(text) = self.chat.take_line(now_secs()) {
+                    self.send(&ClientMsg::Chat { text });
+                }
+                self.controls.borrow_mut().typing = self.chat.is_open();
+            }
+            "Escape" if self.chat.is_open() => {
+                event.prevent_default();
+                self.chat.close();
+                self.controls.borrow_mut().typing = false;
+            }
+            _ if event.code() == "KeyN" && !self.chat.is_open() => self.hud.toggle_netgraph(),
+            _ => {}
+        }
+    }
+
+    fn frame(&mut self, now: f64) {
+        self.ended_socket = None;
+        let frame_secs = self
+            .last_frame
+            .map_or(0.0, |last| (now - last).clamp(0.0, MAX_FRAME_SECS));
+        self.last_interval_ms = self.last_frame.map(|last| (now - last) * 1e3);
+        self.last_frame = Some(now);
+        if std::mem::take(&mut self.resumed) {
+            self.tick_backlog = 0.0;
+            self.last_interval_ms = None;
+            if let Phase::Playing(session) = &mut self.phase {
+                session.interp.snap_to_newest();
+            }
+        }
+        match self.phase {
+            Phase::Lost { retry_at } => {
+                if now >= retry_at {
+                    self.connect();
+                } else {
+                    let text = format!(
+                        "{} Reconnecting in {:.0} s…",
+                        self.lost_reason,
+                        (retry_at - now).ceil()
+                    );
+                    self.hud.overlay("Connection lost", &text, true);
+                }
+            }
+            Phase::Playing(_) => self.play_frame(now, frame_secs),
+            Phase::Joining | Phase::Refused => {}
+        }
+    }
+
+    fn play_frame(&mut self, now: f64, frame_secs: f64) {
+        let Phase::Playing(session) = &mut self.phase else {
+            return;
+        };
+        let tick_secs = f64::from(session.tick_secs());
+        self.tick_backlog += frame_secs;
+        let mut outgoing = Vec::new();
+        let mut ticks = 0;
+        while self.tick_backlog >= tick_secs && ticks < MAX_TICKS_PER_FRAME {
+            let controls = self.controls.borrow();
+            let held = if controls.typing { 0 } else { controls.buttons() };
+            if let Some(pos) = self.my_drawn {
+                let me = self.renderer.to_screen(pos);
+                let (mx, my) = controls.mouse;
+                self.aim = (my - me.y).atan2(mx - me.x);
+            }
+            drop(controls);
+            let input = session.input(held, self.aim);
+            outgoing.push(session.encode(&input, now));
+            self.tick_backlog -= tick_secs;
+            ticks += 1;
+        }
+        if self.tick_backlog >= tick_secs {
+            self.tick_backlog %= tick_secs;
+        }
+        if let Some(ping) = session.ping.due(now) {
+            outgoing.push(session.encode(&ping, now));
+        }
+        if let Some(socket) = &self.socket {
+            for bytes in &outgoing {
+                socket.send(bytes);
+            }
+        }
+
+        session.rates.frames.add(1.0, now);
+        session.predictor.smooth(frame_secs as f32);
+        self.room_frame = session.interp.frame(now, frame_secs).unwrap_or_default();
+        self.my_drawn = session
+            .predictor
+            .drawn_position((self.tick_backlog / tick_secs) as f32);
+        self.effects.retain(|effect| match *effect {
+            Effect::Hit { at, .. } | Effect::Death { at, .. } => now - at < DEATH_BURST_SECS,
+        });
+        self.renderer.draw(&Scene {
+            map: session.map(),
+            me: session.me(),
+            my_pos: self.my_drawn,
+            my_aim: self.aim,
+            my_alive: session.predictor.is_alive(),
+            players: &self.room_frame.players,
+            projectiles: &self.room_frame.projectiles,
+            names: &session.view.roster,
+            effects: &self.effects,
+            now,
+        });
+
+        self.hud
+            .scoreboard(&session.view.roster, session.view.snapshot.as_ref(), session.me());
+        self.hud.expire(now);
+        self.hud.link(Link::Up {
+            rtt_ms: session.ping.rtt_ms,
+        });
+        if self.hud.netgraph_open() && now - self.netgraph_at >= NETGRAPH_EVERY_SECS {
+            self.netgraph_at = now;
+            let rates = &mut session.rates;
+            let stats = session.predictor.stats;
+            let text = format!(
+                "fps        {:>6.0}\nsnapshots  {:>6.1}/s\ndown       {:>6.1} kbps\nup         {:>6.1} kbps\ninterp     {:>6.0} ms\nunderruns  {:>6}\nmispredict {:>6}\ncorrection {:>6.2} max\nping       {:>6}",
+                rates.frames.per_second(now),
+                rates.snapshots.per_second(now),
+                rates.down_bytes.per_second(now) * 8.0 / 1000.0,
+                rates.up_bytes.per_second(now) * 8.0 / 1000.0,
+                session.interp.delay() * 1e3,
+                session.interp.underruns,
+                stats.mispredictions,
+                stats.max_correction,
+                session
+                    .ping
+                    .rtt_ms
+                    .map_or_else(|| "-".to_owned(), |rtt| format!("{rtt:.0} ms")),
+            );
+            self.hud.netgraph(&text);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The HTML heads-up display over the canvas: the scoreboard, the kill feed, the
+//! connection indicator with the ping, the net graph, and the overlay that explains a lost
+//! or refused connection. It touches the DOM only when what it shows has changed.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use shared::PlayerId;
+use shared::protocol::Snapshot;
+use web_sys::{Element, HtmlElement};
+
+use super::dom::{by_id, element, show};
+
+/// Kill feed lines shown at most, and for how long, in seconds.
+const KILLFEED_LINES: usize = 5;
+const KILLFEED_SECS: f64 = 6.0;
+
+/// Round trips under these many milliseconds are shown as good, then fair; above, poor.
+const RTT_GOOD_MS: f64 = 80.0;
+const RTT_FAIR_MS: f64 = 160.0;
+
+/// How the connection is doing, for the indicator.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Link {
+    Connecting,
+    Up { rtt_ms: Option<f64> },
+    Down,
+}
+
+#[derive(Debug, Default)]
+pub struct Hud {
+    /// What the scoreboard shows now, to skip rebuilding it when nothing changed.
+    scoreboard_shown: Vec<(String, u16, bool, bool)>,
+    status_shown: String,
+    killfeed: VecDeque<(f64, Element)>,
+    netgraph_open: bool,
+}
+
+impl Hud {
+    pub fn set_room(&mut self, room: &str) {
+        by_id::<HtmlElement>("room-title").set_text_content(Some(&format!("Room {room}")));
+    }
+
+    /// Every player in the room, best score first; each row names the player.
+    pub fn scoreboard(
+        &mut self,
+        roster: &BTreeMap<PlayerId, String>,
+        snapshot: Option<&Snapshot>,
+        me: PlayerId,
+    ) {
+        let mut rows: Vec<(String, u16, bool, bool)> = roster
+            .iter()
+            .map(|(id, name)| {
+                let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == *id));
+                let score = state.map_or(0, |p| p.score);
+                let alive = state.is_none_or(|p| p.alive);
+                (name.clone(), score, *id == me, alive)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if rows == self.scoreboard_shown {
+            return;
+        }
+        let list: HtmlElement = by_id("scoreboard");
+        let items = js_sys::Array::new();
+        for (name, score, is_me, alive) in &rows {
+            let mut class = String::from("row");
+            if *is_me {
+                class.push_str(" me");
+            }
+            if !alive {
+                class.push_str(" dead");
+            }
+            let row = element("li", &class, "");
+            let _ = row.append_child(&element("span", "name", name));
+            let _ = row.append_child(&element("span", "score", &score.to_string()));
+            items.push(&row);
+        }
+        list.replace_children_with_node(&items);
+        self.scoreboard_shown = rows;
+    }
+
+    pub fn kill(&mut self, killer: &str, victim: &str, now: f64) {
+        let line = element("li", "", "");
+        let _ = line.append_child(&element("span", "killer", killer));
+        let _ = line.append_child(&element("span", "", " ✕ "));
+        let _ = line.append_child(&element("span", "victim", victim));
+        let _ = by_id::<HtmlElement>("killfeed").prepend_with_node_1(&line);
+        self.killfeed.push_back((now, line));
+        while self.killfeed.len() > KILLFEED_LINES {
+            if let Some((_, old)) = self.killfeed.pop_front() {
+                old.remove();
+            }
+        }
+    }
+
+    /// Removes kill feed lines that have been shown long enough.
+    pub fn expire(&mut self, now: f64) {
+        while let Some((at, line)) = self.killfeed.front() {
+            if now - at < KILLFEED_SECS {
+                break;
+            }
+            line.remove();
+            self.killfeed.pop_front();
+        }
+    }
+
+    pub fn link(&mut self, link: Link) {
+        let (class, text) = match link {
+            Link::Connecting => ("", "connecting…".to_owned()),
+            Link::Down => ("lost", "disconnected".to_owned()),
+            Link::Up { rtt_ms: None } => ("good", "connected".to_owned()),
+            Link::Up { rtt_ms: Some(rtt) } => {
+                let class = if rtt < RTT_GOOD_MS {
+                    "good"
+                } else if rtt < RTT_FAIR_MS {
+                    "fair"
+                } else {
+                    "poor"
+                };
+                (class, format!("ping {rtt:.0} ms"))
+            }
+        };
+        let shown = format!("{class}|{text}");
+        if shown == self.status_shown {
+            return;
+        }
+        by_id::<HtmlElement>("conn-dot").set_class_name(class);
+        by_id::<HtmlElement>("conn-text").set_text_content(Some(&text));
+        self.status_shown = shown;
+    }
+
+    pub fn toggle_netgraph(&mut self) {
+        self.netgraph_open = !self.netgraph_open;
+        show(&by_id::<HtmlElement>("netgraph"), self.netgraph_open);
+    }
+
+    pub fn netgraph_open(&self) -> bool {
+        self.netgraph_open
+    }
+
+    pub fn netgraph(&self, text: &str) {
+        by_id::<HtmlElement>("netgraph").set_text_content(Some(text));
+    }
+
+    /// Shows the overlay with a title and an explanation; `can_retry` offers to rejoin.
+    pub fn overlay(&self, title: &str, text: &str, can_retry: bool) {
+        by_id::<HtmlElement>("overlay-title").set_text_content(Some(title));
+        by_id::<HtmlElement>("overlay-text").set_text_content(Some(text));
+        show(&by_id::<HtmlElement>("overlay-retry"), can_retry);
+        show(&by_id::<HtmlElement>("overlay"), true);
+    }
+
+    pub fn hide_overlay(&self) {
+        show(&by_id::<HtmlElement>("overlay"), false);
+    }
+}
