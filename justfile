@@ -4,7 +4,11 @@
 serve *ARGS:
     cargo xtask serve -- {{ARGS}}
 
-# Every check CI runs: fmt, clippy, wasm32 build of shared, all tests
+# Build the browser bundle into target/web and print its gzipped size
+build:
+    cargo xtask build
+
+# Every check CI runs: fmt, clippy, wasm32 builds, all tests, browser tests in Chromium
 test:
     cargo xtask test
 

@@ -149,9 +149,7 @@ impl Interpolator {
     fn sample(&mut self, render_time: f64) -> RoomFrame {
         // Drop snapshots that no longer bracket anything: keep the last one at or before
         // the render time.
-        while self.snapshots.len() > 1
-            && self.server_time(self.snapshots[1].tick) <= render_time
-        {
+        while self.snapshots.len() > 1 && self.server_time(self.snapshots[1].tick) <= render_time {
             self.snapshots.pop_front();
         }
         let (Some(older), newer) = (self.snapshots.front(), self.snapshots.get(1)) else {
@@ -273,7 +271,10 @@ mod tests {
         interp.frame(58.0 / 60.0, 1.0 / 60.0);
         let frame = interp.frame(now, 1.0 / 120.0).expect("snapshots arrived");
         let x = position_of(&frame, PlayerId(2)).expect("player 2").x;
-        assert!(x > 54.0 && x < 56.0, "half a tick later lies between, got {x}");
+        assert!(
+            x > 54.0 && x < 56.0,
+            "half a tick later lies between, got {x}"
+        );
     }
 
     #[test]
@@ -322,7 +323,10 @@ mod tests {
     #[test]
     fn angles_interpolate_the_short_way() {
         let mid = lerp_angle(3.0, -3.0, 0.5);
-        assert!(mid.abs() > 3.1, "halfway between 3 and -3 rad is near pi, got {mid}");
+        assert!(
+            mid.abs() > 3.1,
+            "halfway between 3 and -3 rad is near pi, got {mid}"
+        );
     }
 
     #[test]
@@ -331,7 +335,9 @@ mod tests {
         steady_feed(&mut interp, 0..60);
         interp.snap_to_newest();
         interp.push(snapshot_at(300, 300.0), 5.0);
-        let frame = interp.frame(5.0, 1.0 / 60.0).expect("a snapshot is buffered");
+        let frame = interp
+            .frame(5.0, 1.0 / 60.0)
+            .expect("a snapshot is buffered");
         let x = position_of(&frame, PlayerId(2)).expect("player 2").x;
         assert!(x >= 58.0, "no replay of the old backlog, got {x}");
     }

@@ -67,7 +67,10 @@ impl PingTracker {
         {
             return None;
         }
-        if self.last_sent.is_some_and(|last| now - last < PING_EVERY_SECS) {
+        if self
+            .last_sent
+            .is_some_and(|last| now - last < PING_EVERY_SECS)
+        {
             return None;
         }
         self.next_nonce = self.next_nonce.wrapping_add(1);
@@ -106,7 +109,10 @@ mod tests {
             meter.add(100.0, f64::from(i) / 30.0);
         }
         let rate = meter.per_second(1.0);
-        assert!((rate - 3000.0).abs() < 1.0, "30 x 100 in a second, got {rate}");
+        assert!(
+            (rate - 3000.0).abs() < 1.0,
+            "30 x 100 in a second, got {rate}"
+        );
         assert_eq!(meter.per_second(3.5), 0.0, "nothing came since");
     }
 

@@ -180,3 +180,126 @@ impl Predictor {
         self.pending.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shared::PlayerId;
+    use shared::protocol::buttons;
+
+    use super::*;
+
+    const DT: f32 = 1.0 / 60.0;
+
+    fn input(seq: u32, held: u8) -> InputFrame {
+        InputFrame {
+            seq: Seq(seq),
+            buttons: held,
+            aim: 0.0,
+        }
+    }
+
+    fn state(body: Body, alive: bool) -> PlayerState {
+        PlayerState {
+            id: PlayerId(1),
+            pos: body.pos,
+            vel: body.vel,
+            aim: 0.0,
+            health: 100,
+            alive,
+            score: 0,
+        }
+    }
+
+    /// A predictor placed at (200, 200) by a first snapshot acknowledging nothing.
+    fn placed() -> (Predictor, Map, Body) {
+        let map = Map::test_arena();
+        let start = Body {
+            pos: Vec2::new(200.0, 200.0),
+            vel: Vec2::ZERO,
+        };
+        let mut predictor = Predictor::default();
+        predictor.reconcile(&state(start, true), Seq(0), DT, &map);
+        (predictor, map, start)
+    }
+
+    #[test]
+    fn an_input_moves_the_player_at_once() {
+        let (mut predictor, map, start) = placed();
+        predictor.apply_input(input(1, buttons::RIGHT), DT, &map);
+        let pos = predictor.position().expect("placed");
+        assert!(pos.x > start.pos.x, "moved right before any answer: {pos}");
+    }
+
+    #[test]
+    fn a_server_that_agrees_changes_nothing() {
+        let (mut predictor, map, start) = placed();
+        let mut server = start;
+        for seq in 1..=10 {
+            predictor.apply_input(input(seq, buttons::RIGHT | buttons::DOWN), DT, &map);
+        }
+        for _ in 1..=4 {
+            step_body(&mut server, buttons::RIGHT | buttons::DOWN, DT, &map);
+        }
+        let before = predictor.position();
+        predictor.reconcile(&state(server, true), Seq(4), DT, &map);
+        assert_eq!(
+            predictor.position(),
+            before,
+            "replaying 6 inputs lands on the same spot"
+        );
+        assert_eq!(predictor.unacked(), 6);
+        assert_eq!(predictor.stats.mispredictions, 0);
+        assert_eq!(predictor.stats.corrections, 0);
+    }
+
+    #[test]
+    fn a_disagreement_is_counted_and_glides_instead_of_jumping() {
+        let (mut predictor, map, start) = placed();
+        for seq in 1..=3 {
+            predictor.apply_input(input(seq, buttons::RIGHT), DT, &map);
+        }
+        let drawn_before = predictor.drawn_position(1.0).expect("placed");
+        let pushed = Body {
+            pos: start.pos + Vec2::new(0.0, 10.0),
+            ..start
+        };
+        predictor.reconcile(&state(pushed, true), Seq(3), DT, &map);
+        assert_eq!(predictor.stats.mispredictions, 1);
+        assert!((predictor.stats.max_correction - drawn_before.distance(pushed.pos)).abs() < 1e-3);
+        let drawn_after = predictor.drawn_position(1.0).expect("placed");
+        assert!(drawn_after.distance(drawn_before) < 1e-3, "no visible jump");
+        for _ in 0..30 {
+            predictor.smooth(DT);
+        }
+        let settled = predictor.drawn_position(1.0).expect("placed");
+        assert!(
+            settled.distance(pushed.pos) < 0.01,
+            "the correction fades out: {settled}"
+        );
+    }
+
+    #[test]
+    fn death_and_respawn_re_base_without_counting() {
+        let (mut predictor, map, start) = placed();
+        predictor.apply_input(input(1, buttons::LEFT), DT, &map);
+        predictor.reconcile(&state(start, false), Seq(1), DT, &map);
+        predictor.apply_input(input(2, buttons::LEFT), DT, &map);
+        assert_eq!(
+            predictor.position(),
+            Some(start.pos),
+            "the dead do not move"
+        );
+        let respawned = Body {
+            pos: Vec2::new(900.0, 900.0),
+            vel: Vec2::ZERO,
+        };
+        predictor.reconcile(&state(respawned, true), Seq(2), DT, &map);
+        assert_eq!(predictor.position(), Some(respawned.pos));
+        assert_eq!(
+            predictor.drawn_position(1.0),
+            Some(respawned.pos),
+            "drawn there at once"
+        );
+        assert_eq!(predictor.stats.mispredictions, 0);
+    }
+}

@@ -98,10 +98,8 @@ impl Driver {
 
     /// A fresh headless Chromium (its own profile) showing `url`.
     pub async fn open(&self, label: &str, url: &str) -> anyhow::Result<Page> {
-        let profile = std::env::temp_dir().join(format!(
-            "skirmish-e2e-{}-{label}",
-            std::process::id()
-        ));
+        let profile =
+            std::env::temp_dir().join(format!("skirmish-e2e-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         let capabilities = json!({
             "browserName": "chrome",
@@ -132,7 +130,10 @@ impl Driver {
             .connect(&self.url)
             .await
             .context("open a Chromium session through chromedriver")?;
-        client.goto(url).await.with_context(|| format!("load {url}"))?;
+        client
+            .goto(url)
+            .await
+            .with_context(|| format!("load {url}"))?;
         Ok(Page {
             client,
             label: label.to_owned(),
@@ -166,7 +167,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
@@ -179,7 +183,10 @@ impl Page {
     pub async fn probe(&self) -> anyhow::Result<Value> {
         Ok(self
             .client
-            .execute("return window.skirmishProbe ? window.skirmishProbe() : null;", vec![])
+            .execute(
+                "return window.skirmishProbe ? window.skirmishProbe() : null;",
+                vec![],
+            )
             .await?)
     }
 
@@ -196,7 +203,10 @@ impl Page {
                 return Ok(probe);
             }
             if Instant::now() > deadline {
-                bail!("{}: timed out waiting for {what}; last probe: {probe}", self.label);
+                bail!(
+                    "{}: timed out waiting for {what}; last probe: {probe}",
+                    self.label
+                );
             }
             sleep(Duration::from_millis(100)).await;
         }
@@ -225,7 +235,10 @@ impl Page {
                 return Ok(texts);
             }
             if Instant::now() > deadline {
-                bail!("{}: timed out waiting for {what}; {css} shows {texts:?}", self.label);
+                bail!(
+                    "{}: timed out waiting for {what}; {css} shows {texts:?}",
+                    self.label
+                );
             }
             sleep(Duration::from_millis(100)).await;
         }
@@ -286,5 +299,10 @@ pub fn position_of(probe: &Value, name: &str) -> Option<(f64, f64)> {
         .as_array()?
         .iter()
         .find(|p| p["name"] == name)
-        .map(|p| (p["x"].as_f64().unwrap_or(f64::NAN), p["y"].as_f64().unwrap_or(f64::NAN)))
+        .map(|p| {
+            (
+                p["x"].as_f64().unwrap_or(f64::NAN),
+                p["y"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
 }

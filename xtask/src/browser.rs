@@ -53,6 +53,8 @@ pub fn ensure_chromium() -> anyhow::Result<Chromium> {
     )?;
     match find() {
         Some(found) => Ok(found),
-        None => bail!("apt-get installed chromium and chromium-driver, but they are not on the PATH"),
+        None => {
+            bail!("apt-get installed chromium and chromium-driver, but they are not on the PATH")
+        }
     }
 }

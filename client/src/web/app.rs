@@ -43,7 +43,9 @@ enum Phase {
     Joining,
     Playing(Box<Session>),
     /// The connection was lost; another try is scheduled.
-    Lost { retry_at: f64 },
+    Lost {
+        retry_at: f64,
+    },
     /// The server refused or removed us; the overlay says why and waits for the player.
     Refused,
 }
@@ -132,21 +134,29 @@ fn listen_to_page(app: &Rc<RefCell<App>>) {
         app.key(&event);
     });
     let weak = Rc::downgrade(app);
-    listen(&by_id::<HtmlElement>("chat-input"), "input", move |_: web_sys::Event| {
-        if let Some(app) = weak.upgrade()
-            && let Ok(app) = app.try_borrow()
-        {
-            app.chat.show_length();
-        }
-    });
+    listen(
+        &by_id::<HtmlElement>("chat-input"),
+        "input",
+        move |_: web_sys::Event| {
+            if let Some(app) = weak.upgrade()
+                && let Ok(app) = app.try_borrow()
+            {
+                app.chat.show_length();
+            }
+        },
+    );
     let weak = Rc::downgrade(app);
-    listen(&by_id::<HtmlElement>("overlay-retry"), "click", move |_: MouseEvent| {
-        if let Some(app) = weak.upgrade()
-            && let Ok(mut app) = app.try_borrow_mut()
-        {
-            app.connect();
-        }
-    });
+    listen(
+        &by_id::<HtmlElement>("overlay-retry"),
+        "click",
+        move |_: MouseEvent| {
+            if let Some(app) = weak.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                app.connect();
+            }
+        },
+    );
     let weak = Rc::downgrade(app);
     listen(&document(), "visibilitychange", move |_: web_sys::Event| {
         let Some(app) = weak.upgrade() else { return };
@@ -217,7 +227,10 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             "You were removed from the room for sending too much, too fast.".to_owned(),
             false,
         ),
-        CloseReason::Timeout => ("The server stopped hearing from this page.".to_owned(), true),
+        CloseReason::Timeout => (
+            "The server stopped hearing from this page.".to_owned(),
+            true,
+        ),
         CloseReason::TooSlow => (
             "The connection was too slow to keep up with the game.".to_owned(),
             true,
@@ -358,7 +371,11 @@ impl App {
         self.chat.notice(&format!(
             "You joined room {} as {}. Share this page's address to play together.",
             session.view.room,
-            session.view.roster.get(&session.me()).map_or("?", String::as_str)
+            session
+                .view
+                .roster
+                .get(&session.me())
+                .map_or("?", String::as_str)
         ));
         // The address becomes the room's deep link, so reloading or sharing it rejoins here.
         if let Ok(history) = window().history() {
@@ -407,9 +424,10 @@ impl App {
         if matches!(self.phase, Phase::Refused) {
             return;
         }
-        let said = self.goodbye.take().or_else(|| {
-            reason_for_code(code).map(|reason_code| (reason_code, reason.to_owned()))
-        });
+        let said = self
+            .goodbye
+            .take()
+            .or_else(|| reason_for_code(code).map(|reason_code| (reason_code, reason.to_owned())));
         match said {
             Some((reason, detail)) => {
                 let (text, retry) = in_plain_words(reason, &detail, self.room.as_deref());
@@ -438,7 +456,8 @@ impl App {
     }
 
     fn refused(&mut self, why: &str) {
-        self.socket = None;
+        // Possibly inside the socket's own callback: retire it rather than drop it here.
+        self.ended_socket = self.socket.take();
         self.phase = Phase::Refused;
         self.hud.link(Link::Down);
         self.hud.overlay("Cannot play here", why, true);
@@ -512,7 +531,11 @@ impl App {
         let mut ticks = 0;
         while self.tick_backlog >= tick_secs && ticks < MAX_TICKS_PER_FRAME {
             let controls = self.controls.borrow();
-            let held = if controls.typing { 0 } else { controls.buttons() };
+            let held = if controls.typing {
+                0
+            } else {
+                controls.buttons()
+            };
             if let Some(pos) = self.my_drawn {
                 let me = self.renderer.to_screen(pos);
                 let (mx, my) = controls.mouse;
@@ -558,8 +581,11 @@ impl App {
             now,
         });
 
-        self.hud
-            .scoreboard(&session.view.roster, session.view.snapshot.as_ref(), session.me());
+        self.hud.scoreboard(
+            &session.view.roster,
+            session.view.snapshot.as_ref(),
+            session.me(),
+        );
         self.hud.expire(now);
         self.hud.link(Link::Up {
             rtt_ms: session.ping.rtt_ms,

@@ -54,7 +54,10 @@ impl Chat {
 
     /// Shows how much of the length limit the typed line uses.
     pub fn show_length(&self) {
-        let n_chars = by_id::<HtmlInputElement>("chat-input").value().chars().count();
+        let n_chars = by_id::<HtmlInputElement>("chat-input")
+            .value()
+            .chars()
+            .count();
         let counter: HtmlElement = by_id("chat-limit");
         counter.set_text_content(Some(&format!("{n_chars}/{CHAT_MAX_CHARS}")));
         counter.set_class_name(if n_chars > CHAT_MAX_CHARS { "over" } else { "" });

@@ -113,6 +113,8 @@ pub fn track(canvas: &HtmlCanvasElement) -> Rc<RefCell<Controls>> {
             }
         });
     }
-    listen(canvas, "contextmenu", |event: MouseEvent| event.prevent_default());
+    listen(canvas, "contextmenu", |event: MouseEvent| {
+        event.prevent_default()
+    });
     controls
 }

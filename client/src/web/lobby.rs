@@ -3,8 +3,8 @@
 //! to the room's deep link, so there is one way into a game.
 
 use shared::text::{validate_name, validate_room_name};
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Event, HtmlElement, HtmlInputElement, MouseEvent, Response};
 
@@ -43,20 +43,28 @@ pub fn show_lobby(room: Option<String>) {
     let room_name: HtmlInputElement = by_id("room-name");
     room_name.set_value(room.as_deref().unwrap_or_default());
 
-    listen(&by_id::<HtmlElement>("play-form"), "submit", |event: Event| {
-        event.prevent_default();
-        if let Some(name) = chosen_nickname() {
-            navigate(&deep_link(&name, None));
-        }
-    });
-    listen(&by_id::<HtmlElement>("room-form"), "submit", |event: Event| {
-        event.prevent_default();
-        let room: HtmlInputElement = by_id("room-name");
-        match validate_room_name(room.value().trim()) {
-            Ok(room) => join_room(&room),
-            Err(err) => show_error(&format!("Room name {err}.")),
-        }
-    });
+    listen(
+        &by_id::<HtmlElement>("play-form"),
+        "submit",
+        |event: Event| {
+            event.prevent_default();
+            if let Some(name) = chosen_nickname() {
+                navigate(&deep_link(&name, None));
+            }
+        },
+    );
+    listen(
+        &by_id::<HtmlElement>("room-form"),
+        "submit",
+        |event: Event| {
+            event.prevent_default();
+            let room: HtmlInputElement = by_id("room-name");
+            match validate_room_name(room.value().trim()) {
+                Ok(room) => join_room(&room),
+                Err(err) => show_error(&format!("Room name {err}.")),
+            }
+        },
+    );
 
     spawn_local(refresh_rooms());
     let refresh = Closure::<dyn FnMut()>::new(|| spawn_local(refresh_rooms()));
@@ -103,7 +111,11 @@ async fn refresh_rooms() {
     let rooms = match fetch_rooms().await {
         Ok(rooms) => rooms,
         Err(_) => {
-            list.replace_children_with_node_1(&element("li", "empty", "The server is not answering."));
+            list.replace_children_with_node_1(&element(
+                "li",
+                "empty",
+                "The server is not answering.",
+            ));
             return;
         }
     };
@@ -111,8 +123,12 @@ async fn refresh_rooms() {
     for (id, players, capacity) in rooms {
         let row = element("li", "", "");
         row.append_child(&element("span", "room-id", &id)).ok();
-        row.append_child(&element("span", "room-players", &format!("{players}/{capacity} players")))
-            .ok();
+        row.append_child(&element(
+            "span",
+            "room-players",
+            &format!("{players}/{capacity} players"),
+        ))
+        .ok();
         let button = element("button", "", "Join");
         let _ = button.set_attribute("type", "button");
         if players >= capacity {
@@ -123,7 +139,11 @@ async fn refresh_rooms() {
         rows.push(&row);
     }
     if rows.length() == 0 {
-        rows.push(&element("li", "empty", "No open rooms yet: Quick play opens one."));
+        rows.push(&element(
+            "li",
+            "empty",
+            "No open rooms yet: Quick play opens one.",
+        ));
     }
     list.replace_children_with_node(&rows);
 }

@@ -10,7 +10,10 @@ pub enum SocketEvent {
     Open,
     Message(Vec<u8>),
     /// The connection is gone, with the close code and reason if the server sent them.
-    Closed { code: u16, reason: String },
+    Closed {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// An open (or opening) socket. Dropping it detaches the handler and closes the socket.
@@ -23,7 +26,9 @@ pub struct Socket {
 
 impl std::fmt::Debug for Socket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socket").field("url", &self.ws.url()).finish()
+        f.debug_struct("Socket")
+            .field("url", &self.ws.url())
+            .finish()
     }
 }
 

@@ -12,7 +12,9 @@ use tokio::time::{Instant, sleep_until};
 
 /// Starts a proxy to `upstream` that delays each direction by `one_way`; returns its address.
 pub async fn start(upstream: SocketAddr, one_way: Duration) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
     let addr = listener.local_addr().expect("proxy address");
     tokio::spawn(async move {
         while let Ok((downstream, _)) = listener.accept().await {
@@ -36,7 +38,11 @@ fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = from.read(&mut buf).await {
-            if n == 0 || chunks_tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+            if n == 0
+                || chunks_tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
                 break;
             }
         }

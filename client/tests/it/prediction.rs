@@ -114,11 +114,12 @@ async fn a_lossless_link_has_no_mispredictions_over_ten_seconds_of_random_input(
             .expect("join");
         let mut session = Session::new(conn.welcome.clone());
         wait_for_first_snapshot(&mut conn, &mut session).await;
-        let travelled =
-            play_randomly(&mut conn, &mut session, Duration::from_secs(10), 11).await;
+        let travelled = play_randomly(&mut conn, &mut session, Duration::from_secs(10), 11).await;
         (session, travelled)
     };
-    let (session, travelled) = timeout(TEST_DEADLINE, run).await.expect("test finishes in time");
+    let (session, travelled) = timeout(TEST_DEADLINE, run)
+        .await
+        .expect("test finishes in time");
     let stats = session.predictor.stats;
     eprintln!("lossless: travelled {travelled:.0} units, {stats:?}");
     assert!(
@@ -129,7 +130,10 @@ async fn a_lossless_link_has_no_mispredictions_over_ten_seconds_of_random_input(
         stats.reconciliations >= 250,
         "about 30 snapshots a second for 10 s should re-base the prediction: {stats:?}"
     );
-    assert_eq!(stats.mispredictions, 0, "prediction should match the server: {stats:?}");
+    assert_eq!(
+        stats.mispredictions, 0,
+        "prediction should match the server: {stats:?}"
+    );
     assert_eq!(stats.max_correction, 0.0, "nothing to correct: {stats:?}");
 }
 
@@ -164,12 +168,12 @@ async fn behind_latency_the_player_moves_at_once_and_corrections_stay_small() {
                 break sent_at.elapsed();
             }
         };
-        let travelled =
-            play_randomly(&mut conn, &mut session, Duration::from_secs(6), 29).await;
+        let travelled = play_randomly(&mut conn, &mut session, Duration::from_secs(6), 29).await;
         (session, start_pos, moved, held, acked_after, travelled)
     };
-    let (session, start_pos, moved, held, acked_after, travelled) =
-        timeout(TEST_DEADLINE, run).await.expect("test finishes in time");
+    let (session, start_pos, moved, held, acked_after, travelled) = timeout(TEST_DEADLINE, run)
+        .await
+        .expect("test finishes in time");
     let stats = session.predictor.stats;
     eprintln!(
         "latency {ONE_WAY_DELAY:?} each way: first ack after {acked_after:?}, travelled {travelled:.0} units, {stats:?}"

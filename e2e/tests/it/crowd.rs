@@ -27,10 +27,15 @@ async fn sixteen_players_render_at_the_display_rate() -> anyhow::Result<()> {
     }));
     let driver = Driver::start(&setup).await?;
     let page = driver
-        .open("crowd", &format!("{}/?room={ROOM}&name=you", server.http_url()))
+        .open(
+            "crowd",
+            &format!("{}/?room={ROOM}&name=you", server.http_url()),
+        )
         .await?;
     page.wait_for_probe("sixteen players drawn", |probe| {
-        probe["players"].as_array().is_some_and(|p| p.len() == BOTS + 1)
+        probe["players"]
+            .as_array()
+            .is_some_and(|p| p.len() == BOTS + 1)
     })
     .await?;
     tokio::time::sleep(MEASURE_FOR).await;
@@ -44,7 +49,10 @@ async fn sixteen_players_render_at_the_display_rate() -> anyhow::Result<()> {
     eprintln!("16 players: {timing}");
     eprintln!(
         "prediction: {} mispredictions, max correction {}, {} underruns, interp delay {:.0} ms",
-        probe["mispredictions"], probe["maxCorrection"], probe["underruns"], probe["interpDelayMs"].as_f64().unwrap_or(0.0)
+        probe["mispredictions"],
+        probe["maxCorrection"],
+        probe["underruns"],
+        probe["interpDelayMs"].as_f64().unwrap_or(0.0)
     );
     assert!(errors.is_empty(), "no console errors: {errors:?}");
     assert_eq!(probe["players"].as_array().map(Vec::len), Some(BOTS + 1));
@@ -52,7 +60,13 @@ async fn sixteen_players_render_at_the_display_rate() -> anyhow::Result<()> {
     let interval_mean = timing["intervalMeanMs"].as_f64().unwrap_or(f64::INFINITY);
     // A 60 Hz display gives a frame 16.7 ms; the page's own work must fit well inside it,
     // and frames must keep coming at about that rate (bounds generous for a busy machine).
-    assert!(work_p95 < 8.0, "95% of frames take under 8 ms of work: {timing}");
-    assert!(interval_mean < 25.0, "frames arrive at least 40 times a second: {timing}");
+    assert!(
+        work_p95 < 8.0,
+        "95% of frames take under 8 ms of work: {timing}"
+    );
+    assert!(
+        interval_mean < 25.0,
+        "frames arrive at least 40 times a second: {timing}"
+    );
     Ok(())
 }

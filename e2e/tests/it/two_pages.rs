@@ -45,18 +45,26 @@ async fn two_pages_join_by_deep_link_see_each_other_move_and_chat() -> anyhow::R
 
 async fn play(ann: &Page, bob: &Page) -> anyhow::Result<()> {
     for page in [ann, bob] {
-        page.wait_for_texts("#scoreboard .name", "both names on the scoreboard", |names| {
-            names.iter().any(|n| n == "ann") && names.iter().any(|n| n == "bob")
-        })
+        page.wait_for_texts(
+            "#scoreboard .name",
+            "both names on the scoreboard",
+            |names| names.iter().any(|n| n == "ann") && names.iter().any(|n| n == "bob"),
+        )
         .await?;
     }
 
     // Ann walks towards the middle of the arena; Bob's page must show her go.
     let seen = bob
-        .wait_for_probe("ann on bob's page", |probe| position_of(probe, "ann").is_some())
+        .wait_for_probe("ann on bob's page", |probe| {
+            position_of(probe, "ann").is_some()
+        })
         .await?;
     let (start_x, _) = position_of(&seen, "ann").unwrap_or_default();
-    let (key, direction) = if start_x < 1600.0 { ('d', 1.0) } else { ('a', -1.0) };
+    let (key, direction) = if start_x < 1600.0 {
+        ('d', 1.0)
+    } else {
+        ('a', -1.0)
+    };
     ann.hold_key(key, HOLD).await?;
     let moved = bob
         .wait_for_probe("ann moving on bob's page", |probe| {
