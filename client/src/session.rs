@@ -2,12 +2,13 @@
 //! prediction and the interpolation buffer; each tick's input is numbered, predicted and
 //! turned into a message. The browser shell and the native tests both drive it.
 
-use shared::codec::{DecodeError, decode_server, encode_client};
+use shared::codec::{decode_server, encode_client};
 use shared::consts::tick_dt;
 use shared::protocol::{ClientMsg, InputFrame, PlayerState, ServerMsg, Welcome};
+use shared::snapshot::DeltaError;
 use shared::{Map, PlayerId, Seq, Tick};
 
-use crate::core::RoomView;
+use crate::core::{ApplyError, RoomView};
 use crate::interp::Interpolator;
 use crate::netstats::{PingTracker, RateMeter};
 use crate::predict::Predictor;
@@ -41,7 +42,8 @@ impl Session {
         let me = welcome.player_id;
         let map = welcome.map.clone();
         let (tick_hz, snapshot_hz) = (welcome.tick_hz, welcome.snapshot_hz);
-        view.apply(&ServerMsg::Welcome(Box::new(welcome)));
+        // A welcome carries no delta, so applying it cannot fail.
+        let _ = view.apply(&ServerMsg::Welcome(Box::new(welcome)));
         Session {
             view,
             predictor: Predictor::default(),
@@ -78,26 +80,27 @@ impl Session {
     }
 
     /// Decodes and takes in one frame that arrived at local time `now` (seconds).
-    pub fn receive_bytes(&mut self, bytes: &[u8], now: f64) -> Result<ServerMsg, DecodeError> {
+    pub fn receive_bytes(&mut self, bytes: &[u8], now: f64) -> Result<ServerMsg, ApplyError> {
         self.rates.down_bytes.add(bytes.len() as f64, now);
         let msg = decode_server(bytes)?;
-        self.receive(&msg, now);
+        self.receive(&msg, now)?;
         Ok(msg)
     }
 
-    /// Takes in one message that arrived at local time `now` (seconds).
-    pub fn receive(&mut self, msg: &ServerMsg, now: f64) {
-        self.view.apply(msg);
+    /// Takes in one message that arrived at local time `now` (seconds). A snapshot
+    /// that does not fit the view's baselines is refused, and changes nothing.
+    pub fn receive(&mut self, msg: &ServerMsg, now: f64) -> Result<(), DeltaError> {
+        self.view.apply(msg)?;
         if let ServerMsg::Pong { nonce } = msg {
             self.ping.pong(*nonce, now);
         }
         // Work from the view's reconstructed snapshot, not the message: what the wire
         // carries (a full state or a delta) is the view's business.
         let Some(snapshot) = &self.view.snapshot else {
-            return;
+            return Ok(());
         };
         if self.last_snapshot_tick == Some(snapshot.tick) {
-            return;
+            return Ok(());
         }
         self.last_snapshot_tick = Some(snapshot.tick);
         self.rates.snapshots.add(1.0, now);
@@ -106,6 +109,7 @@ impl Session {
             self.predictor.reconcile(mine, ack, self.dt, &self.map);
         }
         self.interp.push(snapshot.clone(), now);
+        Ok(())
     }
 
     /// Numbers and predicts this tick's input and returns the message that sends it.

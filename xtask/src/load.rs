@@ -229,7 +229,16 @@ fn run_step(
 }
 
 fn start_server() -> anyhow::Result<ServerProcess> {
-    let args = ["--room-capacity".to_owned(), "16".to_owned()];
+    // Every bot connects from 127.0.0.1, so the per-address cap must not apply.
+    let args = [
+        "--room-capacity",
+        "16",
+        "--max-connections-per-ip",
+        "100000",
+        "--max-connections",
+        "100000",
+    ]
+    .map(String::from);
     ServerProcess::start(
         &target_dir().join("release/server"),
         &args,

@@ -22,6 +22,7 @@ use super::lobby::deep_link;
 use super::probe::{self, FrameTimes};
 use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
 use super::socket::{Socket, SocketEvent};
+use crate::core::ApplyError;
 use crate::interp::RoomFrame;
 use crate::session::Session;
 
@@ -173,8 +174,11 @@ fn listen_to_page(app: &Rc<RefCell<App>>) {
 
 /// Calls `App::frame` on every animation frame. Browsers stop animation frames in hidden
 /// tabs, which is what pauses sending and drawing there.
+/// The animation-frame callback, shared so it can schedule itself again.
+type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
+
 fn run_frames(app: Rc<RefCell<App>>) {
-    let next: Rc<RefCell<Option<Closure<dyn FnMut()>>>> = Rc::new(RefCell::new(None));
+    let next: FrameCallback = Rc::new(RefCell::new(None));
     let again = next.clone();
     *next.borrow_mut() = Some(Closure::new(move || {
         let started = now_secs();
@@ -342,7 +346,7 @@ impl App {
         let now = now_secs();
         let received = match &mut self.phase {
             Phase::Playing(session) => session.receive_bytes(bytes, now),
-            _ => decode_server(bytes),
+            _ => decode_server(bytes).map_err(ApplyError::from),
         };
         let msg = match received {
             Ok(msg) => msg,
@@ -353,6 +357,15 @@ impl App {
                 return;
             }
         };
+        // A hidden tab sends no input, which is what carries acknowledgements; it still
+        // acknowledges what it receives, or the server would take it for a dead reader.
+        if matches!(msg, ServerMsg::Snapshot(_))
+            && document().hidden()
+            && let Phase::Playing(session) = &self.phase
+            && let Some(ack) = session.view.ack_message()
+        {
+            self.send(&ack);
+        }
         match msg {
             ServerMsg::Welcome(welcome) => self.welcomed(Session::new(*welcome)),
             ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),

@@ -88,7 +88,9 @@ async fn play_randomly(
             }
             received = conn.recv() => {
                 let msg = received.expect("receive").expect("the server keeps the connection open");
-                session.receive(&msg, start.elapsed().as_secs_f64());
+                session
+                    .receive(&msg, start.elapsed().as_secs_f64())
+                    .expect("every snapshot applies");
             }
         }
     }
@@ -98,7 +100,7 @@ async fn play_randomly(
 async fn wait_for_first_snapshot(conn: &mut Connection, session: &mut Session) -> Vec2 {
     loop {
         let msg = conn.recv().await.expect("receive").expect("open");
-        session.receive(&msg, 0.0);
+        session.receive(&msg, 0.0).expect("every snapshot applies");
         if let Some(pos) = session.predictor.position() {
             return pos;
         }
@@ -162,8 +164,15 @@ async fn behind_latency_the_player_moves_at_once_and_corrections_stay_small() {
         let moved = session.predictor.position().expect("placed");
         let acked_after = loop {
             let msg = conn.recv().await.expect("receive").expect("open");
-            let acked = matches!(&msg, ServerMsg::Snapshot(s) if s.ack_input.0 >= 1);
-            session.receive(&msg, sent_at.elapsed().as_secs_f64());
+            session
+                .receive(&msg, sent_at.elapsed().as_secs_f64())
+                .expect("every snapshot applies");
+            let acked = matches!(msg, ServerMsg::Snapshot(_))
+                && session
+                    .view
+                    .snapshot
+                    .as_ref()
+                    .is_some_and(|s| s.ack_input.0 >= 1);
             if acked {
                 break sent_at.elapsed();
             }

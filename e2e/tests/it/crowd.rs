@@ -24,6 +24,7 @@ async fn sixteen_players_render_at_the_display_rate() -> anyhow::Result<()> {
         name_prefix: "bot".into(),
         seed: 5,
         ramp: Duration::from_secs(1),
+        idle: false,
     }));
     let driver = Driver::start(&setup).await?;
     let page = driver
