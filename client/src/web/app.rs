@@ -174,11 +174,10 @@ fn listen_to_page(app: &Rc<RefCell<App>>) {
 
 /// Calls `App::frame` on every animation frame. Browsers stop animation frames in hidden
 /// tabs, which is what pauses sending and drawing there.
-/// The animation-frame callback, shared so it can schedule itself again.
-type FrameCallback = Rc<RefCell<Option<Closure<dyn FnMut()>>>>;
-
 fn run_frames(app: Rc<RefCell<App>>) {
-    let next: FrameCallback = Rc::new(RefCell::new(None));
+    // The callback re-registers itself, so it holds a shared slot with itself in it.
+    type FrameCallback = Closure<dyn FnMut()>;
+    let next: Rc<RefCell<Option<FrameCallback>>> = Rc::new(RefCell::new(None));
     let again = next.clone();
     *next.borrow_mut() = Some(Closure::new(move || {
         let started = now_secs();
