@@ -198,3 +198,34 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_leave_room_for_one_input_per_tick() {
+        let defaults = config(&[]);
+        defaults.validate().expect("the defaults are valid");
+        assert!(defaults.msg_rate() >= 2.0 * f64::from(defaults.tick_hz));
+        assert!(defaults.idle_timeout() > defaults.ping_interval());
+    }
+
+    #[test]
+    fn limits_that_would_drop_honest_players_are_refused() {
+        let idle_below_ping = config(&["--ping-interval-secs", "5", "--idle-timeout-secs", "4"]);
+        assert!(idle_below_ping.validate().is_err());
+        let rate_below_ticks = config(&["--tick-hz", "120", "--msg-rate", "100"]);
+        assert!(rate_below_ticks.validate().is_err());
+        let bad_origin = config(&["--allow-origin", "not an origin"]);
+        assert!(bad_origin.validate().is_err());
+        let good_origin = config(&["--allow-origin", "https://play.example"]);
+        assert!(good_origin.validate().is_ok());
+        let tiny_byte_burst = config(&["--byte-burst", "100"]);
+        assert!(tiny_byte_burst.validate().is_err());
+    }
+}

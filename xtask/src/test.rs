@@ -3,7 +3,7 @@
 
 use crate::browser::ensure_chromium;
 use crate::build::bundle;
-use crate::util::{cargo, ensure_target, exec, target_dir};
+use crate::util::{cargo, ensure_target, exec, target_dir, timed};
 use crate::{compliance, deny, soak};
 
 #[derive(Debug, clap::Args)]
@@ -43,16 +43,20 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
 
     let web_root = bundle()?;
     let chromium = ensure_chromium()?;
-    exec(
-        cargo()
-            .args(["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"])
-            .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
-            .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
-            .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)
-            .env("SKIRMISH_E2E_ARTIFACTS", target_dir().join("e2e")),
-    )?;
-    deny::run(deny::Args::default())?;
-    compliance::run(compliance::Args::default())?;
-    soak::short()?;
+    timed("browser tests", || {
+        exec(
+            cargo()
+                .args(["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"])
+                .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
+                .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
+                .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)
+                .env("SKIRMISH_E2E_ARTIFACTS", target_dir().join("e2e")),
+        )
+    })?;
+    timed("dependency audit", || deny::run(deny::Args::default()))?;
+    timed("websocket compliance", || {
+        compliance::run(compliance::Args::default())
+    })?;
+    timed("short soak", soak::short)?;
     Ok(())
 }

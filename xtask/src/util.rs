@@ -83,3 +83,11 @@ pub fn ensure_target(target: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Runs a step and says how long it took, so slow CI steps are visible.
+pub fn timed(step: &str, run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let result = run();
+    eprintln!("{step}: {:.1} s", started.elapsed().as_secs_f64());
+    result
+}
