@@ -1,6 +1,8 @@
 //! Prometheus metrics for operators: tick timing, occupancy and WebSocket traffic.
 //! Handles are cloned out once at start-up, so hot paths touch only atomics.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,13 +15,46 @@ struct ReasonLabel {
     reason: String,
 }
 
+/// A timing histogram that also keeps the largest value seen, which buckets cannot tell.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    histogram: Histogram,
+    max: Gauge<f64, AtomicU64>,
+}
+
+impl Timing {
+    fn new() -> Timing {
+        // Fine at the bottom, where healthy ticks live, with 2 ms (the capacity bar for
+        // lateness) an exact bound.
+        let buckets = [
+            25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3,
+            50e-3, 100e-3, 250e-3, 1.0,
+        ];
+        Timing {
+            histogram: Histogram::new(buckets.into_iter()),
+            max: Gauge::default(),
+        }
+    }
+
+    pub fn observe(&self, seconds: f64) {
+        self.histogram.observe(seconds);
+        // Rooms observe concurrently: raise the maximum with a compare-and-swap loop.
+        let _ = self
+            .max
+            .inner()
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                (seconds > f64::from_bits(bits)).then_some(seconds.to_bits())
+            });
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     /// Seconds one room tick took: inputs, step, encode and hand-off.
-    pub tick_duration: Histogram,
+    pub tick_duration: Timing,
     /// Seconds a tick started after its scheduled time.
-    pub tick_lateness: Histogram,
+    pub tick_lateness: Timing,
     pub rooms: Gauge,
     pub players: Gauge,
     pub connections: Gauge,
@@ -42,17 +77,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         use prometheus_client::registry::Unit;
         let mut registry = Registry::with_prefix("skirmish");
-        // Fine at the bottom, where healthy ticks live, with 2 ms (the capacity bar for
-        // lateness) an exact bound.
-        let tick_buckets = || {
-            [
-                25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3,
-                50e-3, 100e-3, 250e-3, 1.0,
-            ]
-            .into_iter()
-        };
-        let tick_duration = Histogram::new(tick_buckets());
-        let tick_lateness = Histogram::new(tick_buckets());
+        let tick_duration = Timing::new();
+        let tick_lateness = Timing::new();
         let metrics = Metrics {
             registry: Registry::default(),
             tick_duration: tick_duration.clone(),
@@ -75,13 +101,25 @@ impl Metrics {
             "tick_duration",
             "Time one room tick took: inputs, step, encode, hand-off",
             Unit::Seconds,
-            tick_duration,
+            tick_duration.histogram,
+        );
+        registry.register_with_unit(
+            "tick_duration_max",
+            "Longest room tick since the server started",
+            Unit::Seconds,
+            tick_duration.max,
         );
         registry.register_with_unit(
             "tick_lateness",
             "How late a room tick started against its schedule",
             Unit::Seconds,
-            tick_lateness,
+            tick_lateness.histogram,
+        );
+        registry.register_with_unit(
+            "tick_lateness_max",
+            "Latest start of a room tick since the server started",
+            Unit::Seconds,
+            tick_lateness.max,
         );
         registry.register("rooms", "Open rooms", m.rooms.clone());
         registry.register("players", "Players seated in rooms", m.players.clone());

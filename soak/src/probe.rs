@@ -73,8 +73,8 @@ impl Scrape {
         buckets
     }
 
-    /// p50, p99 (interpolated within the bucket, as Prometheus does) and the bound of
-    /// the highest occupied bucket, in milliseconds.
+    /// p50, p99 (interpolated within the bucket, as Prometheus does) and the maximum
+    /// (from the `_max` gauge beside the histogram), in milliseconds.
     pub fn quantiles_ms(&self, histogram: &str) -> Quantiles {
         let buckets = self.buckets(histogram);
         let total = buckets.last().map_or(0.0, |b| b.1);
@@ -96,15 +96,12 @@ impl Scrape {
             }
             lower.0 * 1e3
         };
-        let max = buckets
-            .iter()
-            .find(|(_, count)| *count >= total)
-            .map_or(0.0, |(bound, _)| *bound * 1e3);
+        let max_name = histogram.replacen("_seconds", "_max_seconds", 1);
         Quantiles {
             samples: total as u64,
             p50_ms: round(quantile(0.50)),
             p99_ms: round(quantile(0.99)),
-            max_bucket_ms: if max.is_finite() { round(max) } else { -1.0 },
+            max_ms: round(self.get(&max_name) * 1e3),
         }
     }
 }
@@ -114,8 +111,7 @@ pub struct Quantiles {
     pub samples: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
-    /// Upper bound of the highest occupied bucket (-1 if past the last bound).
-    pub max_bucket_ms: f64,
+    pub max_ms: f64,
 }
 
 pub fn round(value: f64) -> f64 {

@@ -36,6 +36,8 @@ async fn metrics_expose_ticks_occupancy_and_traffic() {
     for name in [
         "skirmish_tick_duration_seconds_bucket",
         "skirmish_tick_lateness_seconds_bucket",
+        "skirmish_tick_duration_max_seconds",
+        "skirmish_tick_lateness_max_seconds",
         "skirmish_players 1\n",
         "skirmish_rooms 1\n",
         "skirmish_ws_sent_bytes_total",
