@@ -33,7 +33,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (_server, url) = match args.url {
         Some(url) => (None, url),
         None => {
-            let server = ServerProcess::start(&target_dir().join("release/server"), &[], None)?;
+            // Every bot comes from 127.0.0.1: lift the per-address cap for the swarm.
+            let server = ServerProcess::start(
+                &target_dir().join("release/server"),
+                &["--max-connections-per-ip".to_owned(), "100000".to_owned()],
+                None,
+            )?;
             let url = server.ws_url("/ws");
             (Some(server), url)
         }
