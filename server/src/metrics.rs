@@ -31,7 +31,7 @@ impl Timing {
             50e-3, 100e-3, 250e-3, 1.0,
         ];
         Timing {
-            histogram: Histogram::new(buckets.into_iter()),
+            histogram: Histogram::new(buckets),
             max: Gauge::default(),
         }
     }
