@@ -100,11 +100,19 @@ impl Predictor {
         // Dying and respawning move a player without input; that is news, not an error.
         let life_changed = self.alive != server.alive;
         self.stats.reconciliations += 1;
-        if known
-            && !life_changed
-            && predicted_at_ack.is_some_and(|p| p.pos.distance(server.pos) > MISPREDICTION_DISTANCE)
-        {
-            self.stats.mispredictions += 1;
+        let agreed =
+            predicted_at_ack.filter(|p| p.pos.distance(server.pos) <= MISPREDICTION_DISTANCE);
+        if known && !life_changed {
+            if let Some(predicted) = agreed {
+                // The server agrees, up to the grid snapshots are rounded to: keep the
+                // prediction's full precision rather than re-base on a rounded state.
+                self.acked = ack;
+                self.acked_body = Some(predicted);
+                return;
+            }
+            if predicted_at_ack.is_some() {
+                self.stats.mispredictions += 1;
+            }
         }
 
         let server_body = Body {
