@@ -48,6 +48,14 @@ impl Setup {
 
     /// Starts the real server on a free port, serving the bundle at `/`.
     pub async fn start_server(&self) -> anyhow::Result<server::Server> {
+        self.start_server_with(|_| {}).await
+    }
+
+    /// Starts the server as `start_server` does, with some flags changed.
+    pub async fn start_server_with(
+        &self,
+        tweak: impl FnOnce(&mut server::Config),
+    ) -> anyhow::Result<server::Server> {
         anyhow::ensure!(
             self.web_root.join("index.html").is_file(),
             "no bundle in {}: run `cargo xtask build`",
@@ -55,6 +63,7 @@ impl Setup {
         );
         let mut config = server::Config::for_addr("127.0.0.1:0".parse()?);
         config.web_root = Some(self.web_root.clone());
+        tweak(&mut config);
         server::start(config).await
     }
 }

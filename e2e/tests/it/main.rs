@@ -3,4 +3,5 @@
 //! installed, and runs these (they are ignored by a plain `cargo test`, which has neither).
 
 mod crowd;
+mod refusal;
 mod two_pages;

@@ -87,5 +87,14 @@ async fn play(ann: &Page, bob: &Page) -> anyhow::Result<()> {
         })
         .await?;
     }
+
+    // N opens the net graph (it stays open for the screenshot).
+    bob.press('n').await?;
+    bob.wait_for_texts("#netgraph", "the net graph", |texts| {
+        texts
+            .iter()
+            .any(|t| t.contains("fps") && t.contains("mispredict"))
+    })
+    .await?;
     Ok(())
 }
