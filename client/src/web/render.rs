@@ -130,6 +130,17 @@ impl Renderer {
                 self.draw_player(player, scene, false);
             }
         }
+        let i_was_hit = scene.effects.iter().any(|effect| {
+            matches!(*effect, Effect::Hit { target, at }
+                if target == scene.me && scene.now - at < HIT_FLASH_SECS)
+        });
+        if i_was_hit {
+            // A red frame around the screen: the player sees being hit even off-centre.
+            self.ctx.set_stroke_style_str("#ff6b6b88");
+            self.ctx.set_line_width(18.0);
+            self.ctx
+                .stroke_rect(0.0, 0.0, f64::from(self.size.x), f64::from(self.size.y));
+        }
         if scene.my_pos.is_some() && !scene.my_alive {
             self.banner("You were eliminated: respawning…");
         }
