@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 
-use glam::Vec2;
 use shared::Tick;
 use shared::protocol::{PlayerState, ProjectileState, Snapshot};
 
@@ -113,11 +112,6 @@ impl Interpolator {
         2.0 * self.interval + self.jitter
     }
 
-    /// The measured mean time between snapshots, in seconds.
-    pub fn interval(&self) -> f64 {
-        self.interval
-    }
-
     /// Forgets every buffered snapshot but the newest and restarts the render clock, so a
     /// page that was hidden shows the present at once instead of replaying the past.
     pub fn snap_to_newest(&mut self) {
@@ -217,16 +211,16 @@ fn lerp_angle(from: f32, to: f32, t: f32) -> f32 {
     from + delta * t
 }
 
-/// The position of a player in a frame, if present.
-pub fn position_of(frame: &RoomFrame, id: shared::PlayerId) -> Option<Vec2> {
-    frame.players.iter().find(|p| p.id == id).map(|p| p.pos)
-}
-
 #[cfg(test)]
 mod tests {
+    use glam::Vec2;
     use shared::PlayerId;
 
     use super::*;
+
+    fn position_of(frame: &RoomFrame, id: PlayerId) -> Option<Vec2> {
+        frame.players.iter().find(|p| p.id == id).map(|p| p.pos)
+    }
 
     fn snapshot_at(tick: u32, x: f32) -> Snapshot {
         Snapshot {

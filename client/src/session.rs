@@ -4,7 +4,7 @@
 
 use shared::codec::{decode_server, encode_client};
 use shared::consts::tick_dt;
-use shared::protocol::{ClientMsg, InputFrame, PlayerState, ServerMsg, Welcome};
+use shared::protocol::{ClientMsg, InputFrame, ServerMsg, Welcome};
 use shared::snapshot::DeltaError;
 use shared::{Map, PlayerId, Seq, Tick};
 
@@ -69,14 +69,6 @@ impl Session {
     /// Seconds per tick; inputs are sampled and sent once per tick.
     pub fn tick_secs(&self) -> f32 {
         self.dt
-    }
-
-    /// The newest authoritative state of the local player.
-    pub fn my_state(&self) -> Option<&PlayerState> {
-        self.view
-            .snapshot
-            .as_ref()
-            .and_then(|snapshot| snapshot.players.iter().find(|p| p.id == self.me))
     }
 
     /// Decodes and takes in one frame that arrived at local time `now` (seconds).

@@ -242,6 +242,12 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
     }
 }
 
+fn forget_old_effects(effects: &mut Vec<Effect>, now: f64) {
+    effects.retain(|effect| match *effect {
+        Effect::Hit { at, .. } | Effect::Death { at, .. } => now - at < DEATH_BURST_SECS,
+    });
+}
+
 /// The close codes the server uses for refusals, for a close that came without a reason.
 fn reason_for_code(code: u16) -> Option<CloseReason> {
     match code {
@@ -430,6 +436,8 @@ impl App {
                 GameEvent::Respawned { .. } => {}
             }
         }
+        // Events keep coming while a hidden tab draws nothing; keep only what may still show.
+        forget_old_effects(&mut self.effects, now);
     }
 
     fn closed(&mut self, code: u16, reason: &str) {
@@ -577,9 +585,7 @@ impl App {
         self.my_drawn = session
             .predictor
             .drawn_position((self.tick_backlog / tick_secs) as f32);
-        self.effects.retain(|effect| match *effect {
-            Effect::Hit { at, .. } | Effect::Death { at, .. } => now - at < DEATH_BURST_SECS,
-        });
+        forget_old_effects(&mut self.effects, now);
         self.renderer.draw(&Scene {
             map: session.map(),
             me: session.me(),
