@@ -3,6 +3,7 @@
 //! (`interp`) and ties them into a `session`. `native` and `bots` drive it from a native
 //! process; `web` is the browser shell around it.
 
+pub mod backoff;
 pub mod core;
 pub mod interp;
 pub mod netstats;

@@ -23,6 +23,7 @@ use super::probe::{self, FrameTimes};
 use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
 use super::socket::{Socket, SocketEvent};
 use crate::core::ApplyError;
+use crate::backoff::retry_delay;
 use crate::interp::RoomFrame;
 use crate::session::Session;
 
@@ -31,10 +32,6 @@ use crate::session::Session;
 const MAX_TICKS_PER_FRAME: u32 = 4;
 /// A frame longer than this (a stall, a debugger) counts as this long.
 const MAX_FRAME_SECS: f64 = 0.25;
-/// Reconnect delays: the first, and the most, in seconds; each try doubles it, with jitter
-/// so that a restarted server is not met by every client at once.
-const RECONNECT_FIRST_SECS: f64 = 0.5;
-const RECONNECT_MAX_SECS: f64 = 10.0;
 /// How often the net graph's text is refreshed, in seconds.
 const NETGRAPH_EVERY_SECS: f64 = 0.25;
 
@@ -464,9 +461,7 @@ impl App {
     /// Schedules another try, later after each failure, and says so.
     fn lost(&mut self, why: &str) {
         self.failed_attempts += 1;
-        let exponent = self.failed_attempts.saturating_sub(1).min(8) as i32;
-        let backoff = (RECONNECT_FIRST_SECS * 2f64.powi(exponent)).min(RECONNECT_MAX_SECS);
-        let delay = backoff * (0.5 + js_sys::Math::random());
+        let delay = retry_delay(self.failed_attempts, js_sys::Math::random());
         self.phase = Phase::Lost {
             retry_at: now_secs() + delay,
         };
