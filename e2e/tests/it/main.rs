@@ -3,5 +3,6 @@
 //! installed, and runs these (they are ignored by a plain `cargo test`, which has neither).
 
 mod crowd;
+mod reconnect;
 mod refusal;
 mod two_pages;
