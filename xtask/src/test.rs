@@ -46,7 +46,17 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     timed("browser tests", || {
         exec(
             cargo()
-                .args(["test", "-p", "e2e", "--", "--ignored", "--test-threads=1"])
+                // One browser test at a time keeps frame timings honest; their output
+                // (measurements, screenshot paths) is worth seeing even when they pass.
+                .args([
+                    "test",
+                    "-p",
+                    "e2e",
+                    "--",
+                    "--ignored",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
                 .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
                 .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
                 .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)

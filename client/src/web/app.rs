@@ -22,8 +22,8 @@ use super::lobby::deep_link;
 use super::probe::{self, FrameTimes};
 use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
 use super::socket::{Socket, SocketEvent};
-use crate::core::ApplyError;
 use crate::backoff::retry_delay;
+use crate::core::ApplyError;
 use crate::interp::RoomFrame;
 use crate::session::Session;
 
