@@ -25,8 +25,8 @@ use crate::outbox::{OutboxRx, OutboxTx, outbox};
 use crate::ratelimit::TokenBucket;
 use crate::room::{PlayerLink, RoomCmd};
 
-/// Input frames that may wait for the room's next tick. A client that fills this is
-/// sending far faster than any tick rate and is closed for flooding.
+/// Input frames that may wait for the room's next tick. A burst past this (after a
+/// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
 const INPUT_QUEUE: usize = 32;
 /// How long a closing connection waits for the client's half of the close handshake,
 /// and for the writer to flush the close frame, before the socket is dropped.
