@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::wd::WebDriverCompatibleCommand;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder};
 use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
@@ -221,13 +221,18 @@ impl Page {
         }
     }
 
-    /// The text of every element matching a CSS selector.
+    /// The rendered text of every element matching a CSS selector. Read in one script,
+    /// because the HUD replaces its elements as it updates: element handles found by one
+    /// command may be gone by the next.
     pub async fn texts(&self, css: &str) -> anyhow::Result<Vec<String>> {
-        let mut texts = Vec::new();
-        for element in self.client.find_all(Locator::Css(css)).await? {
-            texts.push(element.text().await?);
-        }
-        Ok(texts)
+        let texts = self
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);",
+                vec![Value::from(css)],
+            )
+            .await?;
+        Ok(serde_json::from_value(texts)?)
     }
 
     /// Polls the texts under `css` until `ready` holds for them.
