@@ -14,11 +14,16 @@ async fn a_full_room_is_refused_in_plain_words() -> anyhow::Result<()> {
     let first = driver
         .open("seated", &format!("{base}/?room=tiny&name=first"))
         .await?;
-    first
+    let seated = first
         .wait_for_probe("the first player seated", |probe| {
             probe["phase"] == "playing"
         })
-        .await?;
+        .await;
+    if let Err(err) = seated {
+        // Close the browser before failing, so none outlives the test.
+        first.close().await?;
+        return Err(err);
+    }
     let late = driver
         .open("refused", &format!("{base}/?room=tiny&name=late"))
         .await?;
