@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, target_dir};
+use crate::util::{build_server_and_bots, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -128,15 +128,7 @@ fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Res
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    exec(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "server",
-        "-p",
-        "client",
-        "--bins",
-    ]))?;
+    build_server_and_bots()?;
     let deltas = measure("deltas", &[], &args)?;
     let full = measure("full", &["--no-deltas"], &args)?;
     let report = Report {

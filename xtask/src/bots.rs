@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, target_dir};
+use crate::util::{build_server_and_bots, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,15 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    exec(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "server",
-        "-p",
-        "client",
-        "--bins",
-    ]))?;
+    build_server_and_bots()?;
     let (_server, url) = match args.url {
         Some(url) => (None, url),
         None => {

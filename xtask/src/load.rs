@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::prom;
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, target_dir};
+use crate::util::{build_server_and_bots, target_dir};
 
 const SNAPSHOT_HZ: f64 = 30.0;
 const DELIVERY_BAR: f64 = 0.98;
@@ -337,15 +337,7 @@ fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    exec(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "server",
-        "-p",
-        "client",
-        "--bins",
-    ]))?;
+    build_server_and_bots()?;
     // Children inherit the raised limit: 10,000 idle sockets need as many descriptors.
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;

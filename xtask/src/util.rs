@@ -91,3 +91,16 @@ pub fn timed(step: &str, run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Re
     eprintln!("{step}: {:.1} s", started.elapsed().as_secs_f64());
     result
 }
+
+/// The release `server` and `bots` binaries that the measuring tasks run.
+pub fn build_server_and_bots() -> anyhow::Result<()> {
+    exec(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "server",
+        "-p",
+        "client",
+        "--bins",
+    ]))
+}
