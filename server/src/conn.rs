@@ -9,12 +9,14 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use shared::codec::encode_server;
-use shared::consts::{CHAT_BURST, CHAT_PER_SECOND};
+use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
 use shared::protocol::{CloseReason, InputFrame, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout, timeout_at};
 use tokio_util::sync::{CancellationToken, DropGuard};
-use warp::ws::{Message, WebSocket};
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
 
 use crate::AppState;
 use crate::ack::AckSlot;
@@ -24,6 +26,7 @@ use crate::lobby::Seat;
 use crate::outbox::{OutboxRx, OutboxTx, outbox};
 use crate::ratelimit::TokenBucket;
 use crate::room::{PlayerLink, RoomCmd};
+use crate::upgrade::Socket;
 
 /// Input frames that may wait for the room's next tick. A burst past this (after a
 /// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
@@ -47,7 +50,18 @@ pub struct ConnLimits {
     pub byte_burst: u32,
 }
 
-pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>, slot: ConnSlot) {
+/// The game socket's settings. The read buffer holds the largest client message, not
+/// tungstenite's 128 KiB default: that is most of what an idle connection costs. Each
+/// frame is written as it is sent (no write buffer to fill first): a snapshot is due now.
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(MAX_CLIENT_MSG_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MSG_BYTES))
+        .max_frame_size(Some(MAX_CLIENT_MSG_BYTES))
+}
+
+pub async fn serve_socket(ws: Socket, app: Arc<AppState>, slot: ConnSlot) {
     app.metrics.connections.inc();
     let (sink, stream) = ws.split();
     let (outbox_tx, outbox_rx) = outbox();
@@ -87,7 +101,7 @@ pub async fn serve_socket(ws: WebSocket, app: Arc<AppState>, slot: ConnSlot) {
 /// The reading half with its limits: a deadline that each received frame pushes back,
 /// and token buckets for messages and bytes.
 struct Reader<'a> {
-    stream: SplitStream<WebSocket>,
+    stream: SplitStream<Socket>,
     app: &'a AppState,
     limits: ConnLimits,
     /// Without a frame by then, the peer is gone (or never said hello).
@@ -102,7 +116,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(
-        stream: SplitStream<WebSocket>,
+        stream: SplitStream<Socket>,
         app: &'a AppState,
         writer_failed: CancellationToken,
     ) -> Reader<'a> {
@@ -155,7 +169,7 @@ impl<'a> Reader<'a> {
                 Ok(Some(Err(err))) => return read_error(&err),
                 Ok(Some(Ok(msg))) => msg,
             };
-            let n_bytes = msg.as_bytes().len();
+            let n_bytes = msg.len();
             self.app.metrics.ws_received_messages.inc();
             self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
             if self.live {
@@ -170,7 +184,7 @@ impl<'a> Reader<'a> {
                 ));
             }
             if msg.is_binary() {
-                return Ok(Some(msg.into_bytes()));
+                return Ok(Some(msg.into_data()));
             }
             if msg.is_text() {
                 return Err((
@@ -195,11 +209,8 @@ impl<'a> Reader<'a> {
 
 /// A transport error: an oversize message gets its close code; anything else means
 /// the peer is gone and there is nobody left to tell.
-fn read_error(err: &warp::Error) -> Result<Option<Bytes>, Refusal> {
-    let source = std::error::Error::source(err);
-    if let Some(tungstenite::Error::Capacity(capacity)) =
-        source.and_then(|e| e.downcast_ref::<tungstenite::Error>())
-    {
+fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
+    if let tungstenite::Error::Capacity(capacity) = err {
         return Err((CloseReason::TooBig, capacity.to_string()));
     }
     tracing::debug!(%err, "websocket read error");
@@ -318,7 +329,7 @@ async fn play(reader: &mut Reader<'_>, uplink: Uplink<'_>) -> Result<(), Refusal
 /// last, pings on a timer, and closes with a reason when the reader, the room or
 /// shutdown asks. Dropping `failed` unsent tells the reader the peer stopped reading.
 async fn conn_writer(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     mut outbox: OutboxRx,
     mut close_rx: oneshot::Receiver<Refusal>,
     failed: DropGuard,
@@ -347,9 +358,9 @@ async fn conn_writer(
                 Ok(()) => Message::binary(outbox.snapshot.borrow_and_update().clone()),
                 Err(_) => { snapshots_open = false; continue; }
             },
-            _ = pings.tick() => Message::ping(Bytes::new()),
+            _ = pings.tick() => Message::Ping(Bytes::new()),
         };
-        let n_bytes = msg.as_bytes().len() as u64;
+        let n_bytes = msg.len() as u64;
         match timeout(WRITE_STALL, sink.send(msg)).await {
             Ok(Ok(())) => {}
             // The peer is gone, or not reading: nothing more can reach it.
@@ -368,10 +379,10 @@ async fn conn_writer(
         let _ = timeout(WRITE_STALL, async {
             let _ = sink.feed(Message::binary(encode_server(&goodbye))).await;
             let _ = sink
-                .send(Message::close_with(
-                    reason.close_code(),
-                    close_text(&detail),
-                ))
+                .send(Message::Close(Some(CloseFrame {
+                    code: reason.close_code().into(),
+                    reason: close_text(&detail).into(),
+                })))
                 .await;
         })
         .await;

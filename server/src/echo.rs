@@ -1,13 +1,13 @@
 //! A WebSocket echo behind `--echo-route`, so the Autobahn protocol-compliance cases
-//! can exercise the real upgrade path (hyper accept loop, warp, tungstenite) without
+//! can exercise the real upgrade path (hyper accept loop, our handshake, tungstenite) without
 //! the game protocol in the way. Never enabled by default.
 
+use crate::upgrade::Socket;
 use futures_util::{SinkExt, StreamExt};
-use warp::ws::WebSocket;
 
 /// Sends every text and binary message back as it came. Pings, pongs and the close
 /// handshake are tungstenite's: reading until the stream ends lets it answer them.
-pub async fn echo(mut socket: WebSocket) {
+pub async fn echo(mut socket: Socket) {
     while let Some(Ok(msg)) = socket.next().await {
         if (msg.is_text() || msg.is_binary()) && socket.send(msg).await.is_err() {
             break;

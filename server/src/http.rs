@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use shared::consts::MAX_CLIENT_MSG_BYTES;
+use tungstenite::protocol::WebSocketConfig;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::CONTENT_TYPE;
@@ -11,8 +11,9 @@ use warp::reply::Reply;
 
 use crate::AppState;
 use crate::caps::CapExceeded;
-use crate::conn::serve_socket;
+use crate::conn::{serve_socket, socket_config};
 use crate::net::PeerAddr;
+use crate::upgrade::{self, Handshake};
 
 const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
 
@@ -29,17 +30,16 @@ pub fn routes(
     };
 
     // The origin is checked and a connection slot taken before the 101 is sent, so a
-    // refused client costs no WebSocket. warp negotiates no extensions, so
-    // permessage-deflate (and its decompression bombs) never comes into play.
+    // refused client costs no WebSocket.
     let ws = warp::path("ws")
         .and(warp::path::end())
-        .and(warp::ws())
+        .and(upgrade::handshake())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
         .and(warp::ext::get::<PeerAddr>())
         .and(with_app.clone())
         .map(
-            |ws: warp::ws::Ws,
+            |handshake: Handshake,
              origin: Option<String>,
              host: Option<String>,
              peer: PeerAddr,
@@ -57,10 +57,9 @@ pub fn routes(
                         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
                     }
                 };
-                ws.max_message_size(MAX_CLIENT_MSG_BYTES)
-                    .max_frame_size(MAX_CLIENT_MSG_BYTES)
-                    .on_upgrade(move |socket| serve_socket(socket, app, slot))
-                    .into_response()
+                handshake.accept(socket_config(), move |socket| {
+                    serve_socket(socket, app, slot)
+                })
             },
         );
 
@@ -75,8 +74,10 @@ pub fn routes(
             }
         })
         .untuple_one()
-        .and(warp::ws())
-        .map(|ws: warp::ws::Ws| ws.on_upgrade(crate::echo::echo).into_response());
+        .and(upgrade::handshake())
+        .map(|handshake: Handshake| {
+            handshake.accept(WebSocketConfig::default(), crate::echo::echo)
+        });
 
     let healthz = warp::path("healthz")
         .and(warp::path::end())

@@ -15,6 +15,7 @@ pub mod origin;
 pub mod outbox;
 pub mod ratelimit;
 pub mod room;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -16,6 +16,8 @@ use tower_service::Service;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::upgrade::PendingUpgrade;
+
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// The remote address of the connection a request came on.
@@ -65,6 +67,7 @@ pub async fn accept_loop<F>(
         let hyper_service =
             hyper::service::service_fn(move |mut request: warp::http::Request<Incoming>| {
                 request.extensions_mut().insert(PeerAddr(peer));
+                PendingUpgrade::attach(&mut request);
                 let mut service = service.clone();
                 async move {
                     Ok::<_, Infallible>(
