@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, default_value_t = 5.0)]
     pub join_timeout_secs: f64,
 
+    /// Threads the room loops run on, apart from the network threads. One carries
+    /// thousands of players on two cores; rooms are dealt to them in turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub room_threads: u16,
+
     /// Send every snapshot in full instead of as a delta (for comparison and debugging).
     #[arg(long)]
     pub no_deltas: bool,

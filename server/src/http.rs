@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use tungstenite::protocol::WebSocketConfig;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::CONTENT_TYPE;
@@ -11,7 +10,7 @@ use warp::reply::Reply;
 
 use crate::AppState;
 use crate::caps::CapExceeded;
-use crate::conn::{serve_socket, socket_config};
+use crate::conn::serve_socket;
 use crate::net::PeerAddr;
 use crate::upgrade::{self, Handshake};
 
@@ -57,9 +56,7 @@ pub fn routes(
                         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
                     }
                 };
-                handshake.accept(socket_config(), move |socket| {
-                    serve_socket(socket, app, slot)
-                })
+                handshake.accept(move |handover| serve_socket(handover, app, slot))
             },
         );
 
@@ -75,9 +72,7 @@ pub fn routes(
         })
         .untuple_one()
         .and(upgrade::handshake())
-        .map(|handshake: Handshake| {
-            handshake.accept(WebSocketConfig::default(), crate::echo::echo)
-        });
+        .map(|handshake: Handshake| handshake.accept(crate::echo::echo));
 
     let healthz = warp::path("healthz")
         .and(warp::path::end())

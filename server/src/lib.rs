@@ -15,7 +15,9 @@ pub mod origin;
 pub mod outbox;
 pub mod ratelimit;
 pub mod room;
+pub mod room_threads;
 pub mod upgrade;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ use crate::lobby::Lobby;
 use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
 use crate::room::RoomSettings;
+use crate::room_threads::RoomThreads;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -91,6 +94,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         usable
     });
     let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let room_threads = RoomThreads::start(usize::from(config.room_threads), &shutdown)
+        .context("start the room threads")?;
     let settings = RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,
@@ -101,7 +107,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         stall_timeout: config.stall_timeout(),
     };
     let app = Arc::new(AppState {
-        lobby: Lobby::new(settings, Arc::clone(&metrics)),
+        lobby: Lobby::new(settings, Arc::clone(&metrics), room_threads),
         metrics,
         limits: ConnLimits {
             join_timeout: config.join_timeout(),
@@ -116,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         origins: OriginPolicy::new(&config.allow_origins),
         echo_route: config.echo_route,
         web_root,
-        shutdown: CancellationToken::new(),
+        shutdown,
     });
     let listener = net::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
@@ -145,7 +151,8 @@ impl Server {
 
     /// Stops accepting, tells every client the server is going away, and waits (a few
     /// seconds at most) for the connections to close. Rooms need no signal: a tick has
-    /// no await inside, so when the runtime stops them it is always between two ticks.
+    /// no await inside, so when their threads' runtimes stop them it is always between
+    /// two ticks.
     pub async fn shutdown(self) {
         self.app.shutdown.cancel();
         let _ = self.accept_task.await;

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::room::{self, RoomCmd, RoomSettings};
+use crate::room_threads::RoomThreads;
 
 /// Commands a room may have waiting; joins and leaves wait here for the next tick.
 const ROOM_CMD_QUEUE: usize = 1024;
@@ -22,6 +23,7 @@ pub struct Lobby {
     settings: Arc<RoomSettings>,
     metrics: Arc<Metrics>,
     next_auto_room: AtomicU64,
+    threads: RoomThreads,
 }
 
 #[derive(Debug)]
@@ -53,12 +55,13 @@ pub struct Seat {
 pub struct RoomFull;
 
 impl Lobby {
-    pub fn new(settings: RoomSettings, metrics: Arc<Metrics>) -> Arc<Lobby> {
+    pub fn new(settings: RoomSettings, metrics: Arc<Metrics>, threads: RoomThreads) -> Arc<Lobby> {
         Arc::new(Lobby {
             rooms: Mutex::new(BTreeMap::new()),
             settings: Arc::new(settings),
             metrics,
             next_auto_room: AtomicU64::new(1),
+            threads,
         })
     }
 
@@ -109,7 +112,7 @@ impl Lobby {
         let (commands, receiver) = mpsc::channel(ROOM_CMD_QUEUE);
         self.metrics.rooms.inc();
         tracing::info!(room = room_id, "room opened");
-        tokio::spawn(room::room_loop(
+        self.threads.spawn(room::room_loop(
             room_id.to_owned(),
             Arc::clone(&self.settings),
             receiver,

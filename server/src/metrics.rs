@@ -64,8 +64,8 @@ pub struct Metrics {
     pub ws_received_messages: Counter,
     /// Seconds spent quantizing, diffing and encoding snapshots, summed over rooms.
     pub snapshot_encode_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
-    /// Seconds spent handing encoded snapshots to connections (which wakes their writers).
-    pub snapshot_handoff_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Seconds spent writing encoded snapshots into client sockets.
+    pub snapshot_write_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Snapshots handed to clients.
     pub snapshot_recipients: Counter,
     /// Snapshot bodies encoded (one per distinct baseline per snapshot tick).
@@ -91,7 +91,7 @@ impl Metrics {
             ws_received_bytes: Counter::default(),
             ws_received_messages: Counter::default(),
             snapshot_encode_seconds: Counter::default(),
-            snapshot_handoff_seconds: Counter::default(),
+            snapshot_write_seconds: Counter::default(),
             snapshot_recipients: Counter::default(),
             snapshot_bodies: Counter::default(),
             disconnects: Family::default(),
@@ -155,10 +155,10 @@ impl Metrics {
             m.snapshot_encode_seconds.clone(),
         );
         registry.register_with_unit(
-            "snapshot_handoff",
-            "Time spent handing encoded snapshots to connections",
+            "snapshot_write",
+            "Time spent writing encoded snapshots into client sockets",
             Unit::Seconds,
-            m.snapshot_handoff_seconds.clone(),
+            m.snapshot_write_seconds.clone(),
         );
         registry.register(
             "snapshot_recipients",

@@ -1,78 +1,51 @@
-//! What a room hands a connection: a latest-wins slot for snapshots, a small bounded
-//! queue for messages that must arrive, and a way to kick. The room only ever does
-//! non-blocking sends, so a slow client can never stall it or grow its memory.
+//! What a room holds of each connection: the wire its frames go out on, and a way to
+//! kick. Every send is a non-blocking write or a bounded queue, so a slow client can
+//! never stall the room or grow its memory.
 
-use bytes::Bytes;
+use std::sync::Arc;
+
 use shared::protocol::CloseReason;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 
-/// Messages that must arrive (welcome, joins, chat, events) that may wait for one client.
-pub const RELIABLE_QUEUE: usize = 256;
+use crate::wire::{Wire, WireError};
 
-/// The room's end.
+/// The room's end of a connection.
 #[derive(Debug)]
-pub struct OutboxTx {
-    snapshot: watch::Sender<Bytes>,
-    reliable: mpsc::Sender<Bytes>,
+pub struct Outbox {
+    wire: Arc<Wire>,
     kick: Option<oneshot::Sender<CloseReason>>,
 }
 
-/// The connection writer's end.
-#[derive(Debug)]
-pub struct OutboxRx {
-    pub snapshot: watch::Receiver<Bytes>,
-    pub reliable: mpsc::Receiver<Bytes>,
-    pub kick: oneshot::Receiver<CloseReason>,
-}
-
-pub fn outbox() -> (OutboxTx, OutboxRx) {
-    let (snapshot_tx, snapshot_rx) = watch::channel(Bytes::new());
-    let (reliable_tx, reliable_rx) = mpsc::channel(RELIABLE_QUEUE);
-    let (kick_tx, kick_rx) = oneshot::channel();
-    (
-        OutboxTx {
-            snapshot: snapshot_tx,
-            reliable: reliable_tx,
-            kick: Some(kick_tx),
-        },
-        OutboxRx {
-            snapshot: snapshot_rx,
-            reliable: reliable_rx,
-            kick: kick_rx,
-        },
-    )
-}
-
-/// The client's reliable queue is full: it reads too slowly to stay.
+/// The client's backlog is full: it reads too slowly to stay.
 #[derive(Debug)]
 pub struct Overflow;
 
-impl OutboxTx {
-    /// Replaces any snapshot the writer has not sent yet.
-    pub fn put_snapshot(&self, bytes: Bytes) {
-        self.snapshot.send_replace(bytes);
-    }
-
-    /// Withdraws the snapshot the writer has not sent yet, if any.
-    pub fn clear_snapshot(&self) {
-        self.snapshot.send_if_modified(|pending| {
-            pending.clear();
-            false
-        });
-    }
-
-    /// Queues a message that must arrive. A closed connection is not an error: the
-    /// room learns of the leave through its command channel.
-    pub fn send_reliable(&self, bytes: Bytes) -> Result<(), Overflow> {
-        match self.reliable.try_send(bytes) {
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Overflow),
-            _ => Ok(()),
+impl Outbox {
+    pub fn new(wire: Arc<Wire>, kick: oneshot::Sender<CloseReason>) -> Outbox {
+        Outbox {
+            wire,
+            kick: Some(kick),
         }
     }
 
-    /// A clone of the reliable sender, for replies the connection sends itself (pong).
-    pub fn reliable_sender(&self) -> mpsc::Sender<Bytes> {
-        self.reliable.clone()
+    /// Sends a snapshot (a per-client head and the shared body); if the socket is
+    /// backed up, it replaces any snapshot still waiting there.
+    pub fn put_snapshot(&self, head: &[u8], body: &[u8]) {
+        self.wire.send_snapshot(head, body);
+    }
+
+    /// Withdraws the snapshot still waiting for the socket, if any.
+    pub fn clear_snapshot(&self) {
+        self.wire.clear_snapshot();
+    }
+
+    /// Sends a message that must arrive. A connection that is gone is not an error: the
+    /// room learns of the leave through its command channel.
+    pub fn send_reliable(&self, bytes: &[u8]) -> Result<(), Overflow> {
+        match self.wire.send_message(bytes) {
+            Err(WireError::Overflow) => Err(Overflow),
+            _ => Ok(()),
+        }
     }
 
     /// Asks the connection to close with `reason`. Only the first kick counts.

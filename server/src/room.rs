@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shared::codec::{encode_server, encode_snapshot, encode_snapshot_body};
+use shared::codec::{encode_server, encode_snapshot_body, encode_snapshot_head};
 use shared::consts::{
     MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP, SNAPSHOT_RING,
 };
@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep_until};
 use crate::ack::AckSlot;
 use crate::lobby::Lobby;
 use crate::metrics::Metrics;
-use crate::outbox::OutboxTx;
+use crate::outbox::Outbox;
 
 /// How every room runs; set once from the flags.
 #[derive(Clone, Debug)]
@@ -47,7 +47,7 @@ pub struct PlayerLink {
     /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
     pub inputs: mpsc::Receiver<InputFrame>,
     pub acks: Arc<AckSlot>,
-    pub outbox: OutboxTx,
+    pub outbox: Outbox,
 }
 
 #[derive(Debug)]
@@ -101,8 +101,11 @@ struct Room {
     sent: VecDeque<QState>,
     /// Encoded bodies of the current snapshot, one per baseline in use.
     bodies: Vec<(Option<Tick>, Bytes)>,
-    /// Each recipient's encoded snapshot, between encoding and hand-off.
-    encoded: Vec<(PlayerId, Bytes)>,
+    /// Every recipient's snapshot head, end to end, between encoding and writing.
+    heads: Vec<u8>,
+    /// Per recipient: its index in `occupants`, where its head ends in `heads`, and its
+    /// body in `bodies`.
+    recipients: Vec<(usize, usize, usize)>,
 }
 
 pub async fn room_loop(
@@ -125,7 +128,8 @@ pub async fn room_loop(
         events: Vec::new(),
         sent: VecDeque::with_capacity(SNAPSHOT_RING),
         bodies: Vec::new(),
-        encoded: Vec::new(),
+        heads: Vec::new(),
+        recipients: Vec::new(),
     };
     let mut next_tick = Instant::now();
     let mut snapshot_credit = 0u32;
@@ -249,7 +253,7 @@ impl Room {
         let _ = self.occupants[idx]
             .link
             .outbox
-            .send_reliable(encode_server(&welcome).into());
+            .send_reliable(&encode_server(&welcome));
         // The connection may have gone already; its Leave is queued behind this Join.
         let _ = reply.send(id);
         tracing::debug!(room = %self.id, player = id.0, "player joined");
@@ -310,10 +314,10 @@ impl Room {
 
     /// Sends a message that must arrive to every occupant; one that cannot keep up is kicked.
     fn broadcast(&mut self, msg: &ServerMsg) {
-        let bytes: Bytes = encode_server(msg).into();
+        let bytes = encode_server(msg);
         let mut overflowed = Vec::new();
         for occupant in &self.occupants {
-            if occupant.link.outbox.send_reliable(bytes.clone()).is_err() {
+            if occupant.link.outbox.send_reliable(&bytes).is_err() {
                 overflowed.push(occupant.id);
             }
         }
@@ -330,8 +334,10 @@ impl Room {
         }
     }
 
-    /// Quantizes the world and puts a snapshot in every outbox: a delta against the
-    /// newest snapshot each client acknowledged, encoded once per distinct baseline.
+    /// Quantizes the world and writes a snapshot to every client: a delta against the
+    /// newest snapshot each client acknowledged. Bodies are encoded once per distinct
+    /// baseline; each client gets only its own small head, and its socket gets one
+    /// vectored write of frame header, head and the shared body.
     fn send_snapshots(&mut self) {
         let started = Instant::now();
         let state = QState::of_world(&self.world);
@@ -339,9 +345,11 @@ impl Room {
         let stall_ticks =
             (self.settings.stall_timeout.as_secs_f32() * f32::from(self.settings.tick_hz)) as i32;
         self.bodies.clear();
+        self.heads.clear();
+        self.recipients.clear();
         let mut stalled = Vec::new();
 
-        for occupant in &mut self.occupants {
+        for (idx, occupant) in self.occupants.iter_mut().enumerate() {
             let ack = occupant.link.acks.load();
             if ack.is_some() && ack != occupant.last_ack {
                 // Any new acknowledgement shows the client is reading. One of a snapshot
@@ -365,12 +373,12 @@ impl Room {
                 .filter(|_| self.settings.deltas)
                 .and_then(|acked| self.sent.iter().find(|s| s.tick == acked));
             let baseline_tick = baseline.map(|b| b.tick);
-            let body = match self.bodies.iter().find(|(t, _)| *t == baseline_tick) {
-                Some((_, body)) => body.clone(),
+            let body = match self.bodies.iter().position(|(t, _)| *t == baseline_tick) {
+                Some(body) => body,
                 None => {
                     let body = Bytes::from(encode_snapshot_body(&diff(baseline, &state)));
-                    self.bodies.push((baseline_tick, body.clone()));
-                    body
+                    self.bodies.push((baseline_tick, body));
+                    self.bodies.len() - 1
                 }
             };
             let own_vel = self
@@ -389,25 +397,29 @@ impl Room {
                 ack_input_low: occupant.last_seq.0 as u16,
                 own_vel,
             };
-            self.encoded
-                .push((occupant.id, encode_snapshot(&header, &body).into()));
+            encode_snapshot_head(&header, &mut self.heads);
+            self.recipients.push((idx, self.heads.len(), body));
         }
         let encoded_at = Instant::now();
-        let recipients = self.encoded.len() as u64;
-        // Handing off wakes each connection's writer: measured apart from encoding.
-        for (id, bytes) in self.encoded.drain(..) {
-            if let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) {
-                self.occupants[idx].link.outbox.put_snapshot(bytes);
-            }
+        // Writing goes into the sockets themselves: measured apart from encoding.
+        let mut head_start = 0;
+        for &(idx, head_end, body) in &self.recipients {
+            self.occupants[idx]
+                .link
+                .outbox
+                .put_snapshot(&self.heads[head_start..head_end], &self.bodies[body].1);
+            head_start = head_end;
         }
         let metrics = &self.metrics;
         metrics
             .snapshot_encode_seconds
             .inc_by((encoded_at - started).as_secs_f64());
         metrics
-            .snapshot_handoff_seconds
+            .snapshot_write_seconds
             .inc_by(encoded_at.elapsed().as_secs_f64());
-        metrics.snapshot_recipients.inc_by(recipients);
+        metrics
+            .snapshot_recipients
+            .inc_by(self.recipients.len() as u64);
         metrics.snapshot_bodies.inc_by(self.bodies.len() as u64);
         if self.sent.len() == SNAPSHOT_RING {
             self.sent.pop_front();

@@ -1,15 +1,19 @@
-//! The WebSocket handshake, done here rather than by `warp::ws` so that the socket's
-//! buffers are ours to size. warp does not expose tungstenite's read buffer, whose
-//! default (128 KiB, zero-filled on the first read) would be nearly all of an idle
-//! connection's memory; every game socket, and the echo, is built here.
+//! The WebSocket handshake, done here rather than by `warp::ws` so that the socket is
+//! ours once the 101 is sent: the game writes frames into the TCP stream itself (see
+//! `wire`), and sizes tungstenite's buffers, which warp does not expose. The default
+//! read buffer (128 KiB, zero-filled on the first read) would be nearly all of an idle
+//! connection's memory.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use headers::{Connection, HeaderMapExt, SecWebsocketAccept, SecWebsocketKey, Upgrade};
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use warp::Filter;
@@ -17,8 +21,21 @@ use warp::http::header::{HeaderMap, HeaderValue, UPGRADE};
 use warp::http::{Request, StatusCode};
 use warp::reply::{Reply, Response};
 
-/// An open WebSocket, after the handshake.
-pub type Socket = WebSocketStream<TokioIo<Upgraded>>;
+/// The connection after a 101: the TCP stream, and any bytes the client sent after its
+/// handshake that the HTTP layer had already read.
+#[derive(Debug)]
+pub struct Handover {
+    pub stream: TcpStream,
+    pub read_ahead: Bytes,
+}
+
+/// Starts the WebSocket protocol on `io` (the handed-over stream, or a wrapper of it).
+pub async fn websocket<S>(io: S, read_ahead: Bytes, config: WebSocketConfig) -> WebSocketStream<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    WebSocketStream::from_partially_read(io, read_ahead.to_vec(), Role::Server, Some(config)).await
+}
 
 /// A request's claim on its connection after the response: hyper's `OnUpgrade`, moved by
 /// the accept loop into an extension that warp's filters can clone.
@@ -72,12 +89,12 @@ pub fn handshake() -> impl Filter<Extract = (Handshake,), Error = warp::Rejectio
 }
 
 impl Handshake {
-    /// Answers 101 and, once hyper hands over the connection, runs `serve` on the socket
-    /// in its own task. No extension is negotiated, so permessage-deflate (and its
+    /// Answers 101 and, once hyper hands over the connection, runs `serve` on it in its
+    /// own task. No extension is negotiated, so permessage-deflate (and its
     /// decompression bombs) never comes into play.
-    pub fn accept<F, Fut>(self, config: WebSocketConfig, serve: F) -> Response
+    pub fn accept<F, Fut>(self, serve: F) -> Response
     where
-        F: FnOnce(Socket) -> Fut + Send + 'static,
+        F: FnOnce(Handover) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let Some(on_upgrade) = self.upgrade.0.lock().take() else {
@@ -85,17 +102,20 @@ impl Handshake {
                 .into_response();
         };
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    let socket = WebSocketStream::from_raw_socket(
-                        TokioIo::new(upgraded),
-                        Role::Server,
-                        Some(config),
-                    )
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => return tracing::debug!(%err, "websocket upgrade failed"),
+            };
+            // The accept loop serves every connection as a `TokioIo<TcpStream>`.
+            match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    serve(Handover {
+                        stream: parts.io.into_inner(),
+                        read_ahead: parts.read_buf,
+                    })
                     .await;
-                    serve(socket).await;
                 }
-                Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+                Err(_) => tracing::error!("an upgraded connection is not a TCP stream"),
             }
         });
         let mut response = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS)

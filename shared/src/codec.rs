@@ -73,13 +73,18 @@ pub fn encode_snapshot_body(body: &SnapshotBody) -> Vec<u8> {
 /// The index of `ServerMsg::Snapshot` among the variants, which bincode writes first.
 const SNAPSHOT_VARIANT: u32 = 1;
 
-/// A whole `ServerMsg::Snapshot` from one client's header and a body encoded by
-/// `encode_snapshot_body`: the same bytes `encode_server` would give, without
-/// re-encoding the body for every client.
+/// Appends the start of a `ServerMsg::Snapshot` for one client to `out`. Followed by a
+/// body from `encode_snapshot_body`, it makes the same bytes `encode_server` would give,
+/// without re-encoding (or copying) the body for every client.
+pub fn encode_snapshot_head(header: &SnapshotHeader, out: &mut Vec<u8>) {
+    encode(&SNAPSHOT_VARIANT, out);
+    encode(header, out);
+}
+
+/// A whole `ServerMsg::Snapshot`: one client's head followed by a shared body.
 pub fn encode_snapshot(header: &SnapshotHeader, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + body.len());
-    encode(&SNAPSHOT_VARIANT, &mut out);
-    encode(header, &mut out);
+    encode_snapshot_head(header, &mut out);
     out.extend_from_slice(body);
     out
 }

@@ -37,7 +37,7 @@ struct Figures {
     bits_per_moving_player: f64,
     idle_snapshot_bytes: f64,
     encode_us_per_client_per_snapshot: f64,
-    handoff_us_per_client_per_snapshot: f64,
+    write_us_per_client_per_snapshot: f64,
     snapshots_per_client_per_s: f64,
 }
 
@@ -95,7 +95,7 @@ fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Res
         args.bots, args.duration
     );
     let encode_before = server.metric("skirmish_snapshot_encode_seconds_total")?;
-    let handoff_before = server.metric("skirmish_snapshot_handoff_seconds_total")?;
+    let write_before = server.metric("skirmish_snapshot_write_seconds_total")?;
     let recipients_before = server.metric("skirmish_snapshot_recipients_total")?;
     let playing = run_bots(&server, args, "bench", args.duration, false)?;
     let recipients = server.metric("skirmish_snapshot_recipients_total")? - recipients_before;
@@ -104,9 +104,9 @@ fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Res
         server.metric("skirmish_snapshot_encode_seconds_total")?,
         encode_before,
     );
-    let handoff_us = per_recipient_us(
-        server.metric("skirmish_snapshot_handoff_seconds_total")?,
-        handoff_before,
+    let write_us = per_recipient_us(
+        server.metric("skirmish_snapshot_write_seconds_total")?,
+        write_before,
     );
     eprintln!(
         "bench-net: {mode}: {} idle players for {} s",
@@ -122,7 +122,7 @@ fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Res
         bits_per_moving_player: field(&playing, "bits_per_moving_player"),
         idle_snapshot_bytes: field(&idle, "snapshot_bytes_p50"),
         encode_us_per_client_per_snapshot: encode_us,
-        handoff_us_per_client_per_snapshot: handoff_us,
+        write_us_per_client_per_snapshot: write_us,
         snapshots_per_client_per_s: field(&playing, "snapshots_per_bot_per_s"),
     })
 }
@@ -160,8 +160,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("encode us per client per snapshot", |f| {
             f.encode_us_per_client_per_snapshot
         }),
-        ("hand-off us per client per snapshot", |f| {
-            f.handoff_us_per_client_per_snapshot
+        ("write us per client per snapshot", |f| {
+            f.write_us_per_client_per_snapshot
         }),
         ("snapshots per client per s", |f| {
             f.snapshots_per_client_per_s

@@ -1,0 +1,290 @@
+//! A connection's sending side. The room writes its frames straight into the socket
+//! from the room's own thread: one vectored write per frame, the snapshot body borrowed
+//! in place from the room's shared encoding. Nothing is copied or woken unless the
+//! socket cannot take a frame at once; then the rest waits in a backlog that the
+//! connection's task drains as the socket becomes writable.
+//!
+//! Every write to the socket, from the room or from the connection (pings, pongs,
+//! close), goes through one lock, so frames never interleave on the wire.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout_at};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use crate::metrics::Metrics;
+
+/// Bytes that may wait for a client that reads slowly. A client this far behind on
+/// messages that must arrive is not going to catch up; it is closed instead.
+pub const BACKLOG_LIMIT: usize = 64 * 1024;
+/// A backlog that has not moved for this long means the peer stopped reading: its TCP
+/// window is shut.
+pub const WRITE_STALL: Duration = Duration::from_secs(5);
+/// A drained backlog keeps its buffer up to this size; a bigger one (after a burst) is
+/// freed, so a connection that was once slow does not hold the memory for good.
+const BACKLOG_KEEP: usize = 4 * 1024;
+
+/// Why a connection's writes cannot go on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WireError {
+    /// The backlog is over its limit.
+    Overflow,
+    /// The backlog made no progress for `WRITE_STALL`.
+    Stalled,
+    /// The socket failed: the peer is gone.
+    Broken,
+}
+
+#[derive(Debug)]
+pub struct Wire {
+    socket: OwnedWriteHalf,
+    state: Mutex<State>,
+    /// Tells the connection's task that the backlog has bytes to drain.
+    backlog_filled: Notify,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes accepted but not yet written, in order. It may start mid-frame: the rest of
+    /// a frame the socket took only part of.
+    backlog: Vec<u8>,
+    /// The newest snapshot frame that found a backlog. It goes out after the backlog,
+    /// unless a newer snapshot replaces it first: a late snapshot is worth nothing.
+    snapshot: Vec<u8>,
+    /// When the backlog last moved (or filled).
+    progress_at: Option<Instant>,
+    broken: bool,
+}
+
+/// The longest header of an unmasked frame: two bytes and a 64-bit length.
+const HEADER_MAX: usize = 10;
+
+/// A WebSocket frame header for an unmasked, final binary frame of `len` bytes.
+fn binary_header(len: usize) -> ([u8; HEADER_MAX], usize) {
+    let header = FrameHeader {
+        is_final: true,
+        opcode: OpCode::Data(Data::Binary),
+        ..FrameHeader::default()
+    };
+    let mut bytes = [0u8; HEADER_MAX];
+    let mut out = &mut bytes[..];
+    header
+        .format(len as u64, &mut out)
+        .expect("an unmasked frame header fits in ten bytes");
+    let written = HEADER_MAX - out.len();
+    (bytes, written)
+}
+
+impl Wire {
+    pub fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>) -> Wire {
+        Wire {
+            socket,
+            state: Mutex::new(State::default()),
+            backlog_filled: Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Sends a binary message that must arrive: written now if the socket takes it,
+    /// else queued behind what is already waiting.
+    pub fn send_message(&self, payload: &[u8]) -> Result<(), WireError> {
+        let (header, header_len) = binary_header(payload.len());
+        let mut state = self.state.lock();
+        self.write_or_queue(&mut state, [&header[..header_len], payload, &[]])?;
+        self.count(payload.len());
+        Ok(())
+    }
+
+    /// Sends a snapshot made of a per-client head and the shared body. If the socket is
+    /// backed up it waits in a one-frame slot, where the next snapshot replaces it.
+    pub fn send_snapshot(&self, head: &[u8], body: &[u8]) {
+        let payload_len = head.len() + body.len();
+        let (header, header_len) = binary_header(payload_len);
+        let parts = [&header[..header_len], head, body];
+        let mut state = self.state.lock();
+        if state.broken {
+            return;
+        }
+        if state.backlog.is_empty() {
+            // A partial write's rest goes to the backlog, which has room for one frame
+            // past its limit: the limit is checked only for messages that must arrive.
+            let _ = self.write_or_queue(&mut state, parts);
+        } else {
+            state.snapshot.clear();
+            for part in parts {
+                state.snapshot.extend_from_slice(part);
+            }
+            self.backlog_filled.notify_one();
+        }
+        self.count(payload_len);
+    }
+
+    /// Withdraws a snapshot still waiting for the socket, if any.
+    pub fn clear_snapshot(&self) {
+        self.state.lock().snapshot.clear();
+    }
+
+    /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
+    /// with everything else.
+    fn send_raw(&self, bytes: &[u8]) -> Result<(), WireError> {
+        let mut state = self.state.lock();
+        self.write_or_queue(&mut state, [bytes, &[], &[]])
+    }
+
+    fn count(&self, payload_len: usize) {
+        self.metrics.ws_sent_messages.inc();
+        self.metrics.ws_sent_bytes.inc_by(payload_len as u64);
+    }
+
+    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 3]) -> Result<(), WireError> {
+        if state.broken {
+            // The connection's task has seen it and is ending; nothing reaches the peer.
+            return Ok(());
+        }
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let mut written = 0;
+        if state.backlog.is_empty() {
+            let slices = parts.map(IoSlice::new);
+            match self.socket.try_write_vectored(&slices) {
+                Ok(n) => written = n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    state.broken = true;
+                    self.backlog_filled.notify_one();
+                    return Ok(());
+                }
+            }
+        }
+        if written == total {
+            return Ok(());
+        }
+        if state.backlog.len() + (total - written) > BACKLOG_LIMIT && written == 0 {
+            return Err(WireError::Overflow);
+        }
+        if state.backlog.is_empty() {
+            state.progress_at = Some(Instant::now());
+        }
+        let mut skip = written;
+        for part in parts {
+            let from = skip.min(part.len());
+            state.backlog.extend_from_slice(&part[from..]);
+            skip -= from;
+        }
+        self.backlog_filled.notify_one();
+        Ok(())
+    }
+
+    /// Drains the backlog whenever there is one, for as long as the connection lives.
+    /// Returns only when writing cannot go on. Cancelling it loses nothing: the backlog
+    /// stays in the wire.
+    pub async fn drive(&self) -> WireError {
+        loop {
+            let stalled_at = match self.drain() {
+                Ok(None) => {
+                    self.backlog_filled.notified().await;
+                    continue;
+                }
+                Ok(Some(stalled_at)) => stalled_at,
+                Err(err) => return err,
+            };
+            match timeout_at(stalled_at, self.socket.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return WireError::Broken,
+                Err(_) => return WireError::Stalled,
+            }
+        }
+    }
+
+    /// Writes as much of the backlog (then the waiting snapshot) as the socket takes.
+    /// `Ok(None)`: all written. `Ok(Some(t))`: the socket is full; stalled if still at `t`.
+    fn drain(&self) -> Result<Option<Instant>, WireError> {
+        let mut state = self.state.lock();
+        loop {
+            if state.broken {
+                return Err(WireError::Broken);
+            }
+            if state.backlog.is_empty() {
+                if state.backlog.capacity() > BACKLOG_KEEP {
+                    state.backlog = Vec::new();
+                }
+                if state.snapshot.is_empty() {
+                    return Ok(None);
+                }
+                let state = &mut *state;
+                std::mem::swap(&mut state.backlog, &mut state.snapshot);
+                state.progress_at = Some(Instant::now());
+            }
+            match self.socket.try_write(&state.backlog) {
+                Ok(n) => {
+                    state.backlog.drain(..n);
+                    state.progress_at = Some(Instant::now());
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    let since = state.progress_at.unwrap_or_else(Instant::now);
+                    return Ok(Some(since + WRITE_STALL));
+                }
+                Err(_) => {
+                    state.broken = true;
+                    return Err(WireError::Broken);
+                }
+            }
+        }
+    }
+}
+
+/// The socket as the WebSocket layer sees it: reads from the read half, and writes
+/// through the wire, in order with the room's frames. Writes never wait; a write past
+/// the backlog limit fails, which ends the connection.
+#[derive(Debug)]
+pub struct WireIo {
+    read: OwnedReadHalf,
+    wire: Arc<Wire>,
+}
+
+impl WireIo {
+    pub fn new(read: OwnedReadHalf, wire: Arc<Wire>) -> WireIo {
+        WireIo { read, wire }
+    }
+}
+
+impl AsyncRead for WireIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WireIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(match self.wire.send_raw(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(err) => Err(io::Error::other(format!("{err:?}"))),
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The socket closes when its last holder (the room or the connection) lets go.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
