@@ -112,7 +112,7 @@ impl Lobby {
         let (commands, receiver) = mpsc::channel(ROOM_CMD_QUEUE);
         self.metrics.rooms.inc();
         tracing::info!(room = room_id, "room opened");
-        self.threads.spawn(room::room_loop(
+        self.threads.spawn(room::RoomRunner::new(
             room_id.to_owned(),
             Arc::clone(&self.settings),
             receiver,

@@ -1,10 +1,10 @@
-//! One room's fixed-rate loop. The loop alone owns the room's world: connections reach it
-//! only through its command channel and their own input queues, and it reaches them only
-//! through non-blocking outboxes. It never awaits a client.
+//! One room's fixed-rate tick. The room alone owns its world: connections reach it only
+//! through its command channel and their own input queues, and it reaches them only
+//! through non-blocking outboxes. It never waits for a client, nor for anything else.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use shared::codec::{encode_server, encode_snapshot_body, encode_snapshot_head};
@@ -20,7 +20,6 @@ use shared::snapshot::{QState, diff};
 use shared::text::dedup_name;
 use shared::{Map, PlayerId, Seq, Tick};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, sleep_until};
 
 use crate::ack::AckSlot;
 use crate::lobby::Lobby;
@@ -86,6 +85,7 @@ struct Occupant {
     ack_progress_at: Tick,
 }
 
+#[derive(Debug)]
 struct Room {
     id: String,
     settings: Arc<RoomSettings>,
@@ -108,69 +108,102 @@ struct Room {
     recipients: Vec<(usize, usize, usize)>,
 }
 
-pub async fn room_loop(
-    id: String,
-    settings: Arc<RoomSettings>,
-    mut commands: mpsc::Receiver<RoomCmd>,
+/// A room with its schedule: what a room thread runs, one tick at a time.
+#[derive(Debug)]
+pub struct RoomRunner {
+    room: Room,
+    commands: mpsc::Receiver<RoomCmd>,
     lobby: Arc<Lobby>,
-    metrics: Arc<Metrics>,
-) {
-    let period = Duration::from_secs_f64(1.0 / f64::from(settings.tick_hz));
-    let dt = shared::consts::tick_dt(settings.tick_hz);
-    let mut room = Room {
-        id,
-        world: World::new(settings.map.clone()),
-        settings: Arc::clone(&settings),
-        occupants: Vec::new(),
-        next_player_id: 1,
-        metrics,
-        inputs: Vec::new(),
-        events: Vec::new(),
-        sent: VecDeque::with_capacity(SNAPSHOT_RING),
-        bodies: Vec::new(),
-        heads: Vec::new(),
-        recipients: Vec::new(),
-    };
-    let mut next_tick = Instant::now();
-    let mut snapshot_credit = 0u32;
-    let mut empty_since = Some(Instant::now());
-    loop {
-        sleep_until(next_tick).await;
-        let started = Instant::now();
-        room.metrics
-            .tick_lateness
-            .observe((started - next_tick).as_secs_f64());
+    period: Duration,
+    dt: f32,
+    /// When the next tick is due.
+    next_tick: Instant,
+    snapshot_credit: u32,
+    empty_since: Option<Instant>,
+}
 
-        while let Ok(cmd) = commands.try_recv() {
+impl RoomRunner {
+    pub fn new(
+        id: String,
+        settings: Arc<RoomSettings>,
+        commands: mpsc::Receiver<RoomCmd>,
+        lobby: Arc<Lobby>,
+        metrics: Arc<Metrics>,
+    ) -> RoomRunner {
+        let now = Instant::now();
+        RoomRunner {
+            period: Duration::from_secs_f64(1.0 / f64::from(settings.tick_hz)),
+            dt: shared::consts::tick_dt(settings.tick_hz),
+            room: Room {
+                id,
+                world: World::new(settings.map.clone()),
+                settings,
+                occupants: Vec::new(),
+                next_player_id: 1,
+                metrics,
+                inputs: Vec::new(),
+                events: Vec::new(),
+                sent: VecDeque::with_capacity(SNAPSHOT_RING),
+                bodies: Vec::new(),
+                heads: Vec::new(),
+                recipients: Vec::new(),
+            },
+            commands,
+            lobby,
+            next_tick: now,
+            snapshot_credit: 0,
+            empty_since: Some(now),
+        }
+    }
+
+    /// When the next tick is due.
+    pub fn due(&self) -> Instant {
+        self.next_tick
+    }
+
+    /// Runs the tick that is due. Returns false once the room has closed: it stayed
+    /// empty for its grace period and the lobby let it go.
+    pub fn tick(&mut self) -> bool {
+        let room = &mut self.room;
+        let settings = Arc::clone(&room.settings);
+        let started = Instant::now();
+        room.metrics.tick_lateness.observe(
+            started
+                .saturating_duration_since(self.next_tick)
+                .as_secs_f64(),
+        );
+
+        while let Ok(cmd) = self.commands.try_recv() {
             room.handle(cmd);
         }
         room.collect_inputs();
-        room.world.step(&room.inputs, dt, &mut room.events);
+        room.world.step(&room.inputs, self.dt, &mut room.events);
         room.broadcast_events();
-        snapshot_credit += u32::from(settings.snapshot_hz);
-        if snapshot_credit >= u32::from(settings.tick_hz) {
-            snapshot_credit -= u32::from(settings.tick_hz);
+        self.snapshot_credit += u32::from(settings.snapshot_hz);
+        if self.snapshot_credit >= u32::from(settings.tick_hz) {
+            self.snapshot_credit -= u32::from(settings.tick_hz);
             room.send_snapshots();
         }
         room.metrics
             .tick_duration
             .observe(started.elapsed().as_secs_f64());
 
-        next_tick += period;
+        self.next_tick += self.period;
         // After a long stall (a suspended process, an overloaded machine) resume the
         // schedule from now instead of running a burst of catch-up ticks.
-        if started.saturating_duration_since(next_tick) > period * 5 {
-            next_tick = started + period;
+        if started.saturating_duration_since(self.next_tick) > self.period * 5 {
+            self.next_tick = started + self.period;
         }
 
         if room.occupants.is_empty() {
-            let since = *empty_since.get_or_insert(started);
-            if started - since >= settings.empty_grace && lobby.close_if_empty(&room.id) {
-                return;
+            let since = *self.empty_since.get_or_insert(started);
+            if started - since >= settings.empty_grace && self.lobby.close_if_empty(&room.id) {
+                return false;
             }
         } else {
-            empty_since = None;
+            self.empty_since = None;
         }
+        true
     }
 }
 
