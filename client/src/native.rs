@@ -5,13 +5,14 @@ use std::collections::VecDeque;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use shared::codec::{DecodeError, decode_server, encode_client, is_snapshot_frame};
-use shared::consts::PROTOCOL_VERSION;
+use shared::consts::{MAX_SERVER_MSG_BYTES, PROTOCOL_VERSION};
 use shared::protocol::{ClientMsg, CloseReason, ServerMsg, Welcome};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -81,6 +82,9 @@ pub struct Connection {
     pub close: Option<(u16, String)>,
 }
 
+/// Bytes read from the socket at a time: many snapshots.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Opens the WebSocket with an `Origin` of the server itself, as a browser on the
 /// game's page would.
 pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
@@ -93,9 +97,15 @@ pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
     if let Some(origin) = origin {
         request.headers_mut().insert("origin", origin);
     }
+    // tungstenite's default read buffer is 128 KiB, zero-filled up to its length before
+    // every read: for a 60-byte snapshot that memset was most of a bot's CPU. Messages
+    // longer than the buffer still arrive whole; the buffer grows for them.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(MAX_SERVER_MSG_BYTES));
     // Nagle would hold a ping behind the input frame sent just before it.
     let (socket, _response) =
-        tokio_tungstenite::connect_async_with_config(request, None, true).await?;
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
     Ok(socket)
 }
 

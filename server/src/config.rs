@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub room_threads: u16,
 
+    /// Run room threads at normal priority. By default they ask for real-time
+    /// scheduling (SCHED_FIFO, lowest priority), which needs CAP_SYS_NICE, so ticks stay
+    /// on time when the cores are full.
+    #[arg(long)]
+    pub no_realtime_rooms: bool,
+
     /// Send every snapshot in full instead of as a delta (for comparison and debugging).
     #[arg(long)]
     pub no_deltas: bool,

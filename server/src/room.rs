@@ -161,6 +161,50 @@ impl RoomRunner {
         self.next_tick
     }
 
+    /// When the next tick that sends snapshots is due.
+    pub fn next_snapshot_due(&self) -> Instant {
+        let (tick_hz, snapshot_hz) = (
+            u32::from(self.room.settings.tick_hz),
+            u32::from(self.room.settings.snapshot_hz),
+        );
+        let ticks_away = tick_hz
+            .saturating_sub(self.snapshot_credit)
+            .div_ceil(snapshot_hz)
+            .saturating_sub(1);
+        self.next_tick + self.period * ticks_away
+    }
+
+    /// Delays this new room's first tick, and makes it a snapshot tick, so that its
+    /// snapshots fall in the widest gap between those of `others` (the rooms already
+    /// on its thread). Encoding and writing snapshots is most of a tick's work; rooms
+    /// that snapshot at the same moment make each other late.
+    pub fn start_in_gap(&mut self, others: impl Iterator<Item = Instant>) {
+        let settings = &self.room.settings;
+        let cycle = Duration::from_secs_f64(1.0 / f64::from(settings.snapshot_hz)).as_nanos();
+        let now = Instant::now();
+        let mut offsets: Vec<u128> = others
+            .map(|due| due.saturating_duration_since(now).as_nanos() % cycle)
+            .collect();
+        offsets.sort_unstable();
+        let start = match (offsets.first(), offsets.last()) {
+            (Some(&first), Some(&last)) => {
+                // The gap that wraps around the cycle, then each gap between neighbours.
+                let wrap = (first + cycle - last, last);
+                let widest = offsets
+                    .windows(2)
+                    .map(|pair| (pair[1] - pair[0], pair[0]))
+                    .fold(
+                        wrap,
+                        |widest, gap| if gap.0 > widest.0 { gap } else { widest },
+                    );
+                (widest.1 + widest.0 / 2) % cycle
+            }
+            _ => 0,
+        };
+        self.next_tick = now + Duration::from_nanos(start as u64);
+        self.snapshot_credit = u32::from(settings.tick_hz) - u32::from(settings.snapshot_hz);
+    }
+
     /// Runs the tick that is due. Returns false once the room has closed: it stayed
     /// empty for its grace period and the lobby let it go.
     pub fn tick(&mut self) -> bool {

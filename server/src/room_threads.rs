@@ -2,7 +2,9 @@
 //! due at a fixed time, so each thread keeps its own schedule: it sleeps until the
 //! earliest room is due (to within the OS timer's slack, not tokio's millisecond
 //! wheel) and runs that room's tick. Rooms never queue behind thousands of connection
-//! tasks, and the OS scheduler can put them first when the cores are full.
+//! tasks, the OS scheduler puts them first when the cores are full (they ask to be
+//! real-time), and a new room is phased so that its snapshot ticks do not coincide
+//! with its neighbours'.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -12,10 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::room::RoomRunner;
 
-/// The nice value room threads ask for. A tick that waits for a core is a late tick for
-/// every player in the room; a connection task that waits a moment costs one player a
-/// little latency.
-const ROOM_THREAD_NICE: i32 = -10;
 /// How long a thread without rooms waits before it looks at the shutdown signal again.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
@@ -26,16 +24,25 @@ pub struct RoomThreads {
 }
 
 impl RoomThreads {
-    /// Starts `count` room threads. They run until `shutdown`, which drops their rooms
-    /// between two ticks.
-    pub fn start(count: usize, shutdown: &CancellationToken) -> std::io::Result<RoomThreads> {
+    /// Starts `count` room threads, real-time if `realtime`. They run until `shutdown`,
+    /// which drops their rooms between two ticks.
+    pub fn start(
+        count: usize,
+        realtime: bool,
+        shutdown: &CancellationToken,
+    ) -> std::io::Result<RoomThreads> {
         let mut threads = Vec::with_capacity(count);
         for index in 0..count.max(1) {
             let (rooms_tx, rooms_rx) = channel();
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
                 .name(format!("rooms-{index}"))
-                .spawn(move || run(&rooms_rx, &shutdown))?;
+                .spawn(move || {
+                    if realtime {
+                        ask_for_realtime();
+                    }
+                    run(&rooms_rx, &shutdown);
+                })?;
             threads.push(rooms_tx);
         }
         Ok(RoomThreads {
@@ -53,7 +60,6 @@ impl RoomThreads {
 }
 
 fn run(new_rooms: &Receiver<RoomRunner>, shutdown: &CancellationToken) {
-    raise_priority();
     let mut rooms: Vec<RoomRunner> = Vec::new();
     while !shutdown.is_cancelled() {
         let now = Instant::now();
@@ -72,7 +78,10 @@ fn run(new_rooms: &Receiver<RoomRunner>, shutdown: &CancellationToken) {
         }
         let wait = earliest.map_or(IDLE_WAIT, |(_, due)| (due - now).min(IDLE_WAIT));
         match new_rooms.recv_timeout(wait) {
-            Ok(room) => rooms.push(room),
+            Ok(mut room) => {
+                room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due));
+                rooms.push(room);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             // The lobby is gone: the server is stopping.
             Err(RecvTimeoutError::Disconnected) => return,
@@ -80,11 +89,19 @@ fn run(new_rooms: &Receiver<RoomRunner>, shutdown: &CancellationToken) {
     }
 }
 
-/// Best effort: raising priority needs CAP_SYS_NICE (or root). Without it rooms run at
-/// the process's priority, and lateness on a saturated machine is the OS's to share.
-fn raise_priority() {
-    let thread = rustix::thread::gettid();
-    if let Err(err) = rustix::process::setpriority_process(Some(thread), ROOM_THREAD_NICE) {
-        tracing::info!(%err, "room threads run at normal priority");
+/// Asks for SCHED_FIFO at the lowest real-time priority, so a room thread whose tick is
+/// due takes a core at once from any ordinary thread. Under the default policy the
+/// kernel lets a running thread finish its slice first (a millisecond or more), which
+/// put tick lateness past 2 ms with the cores full. Best effort: it needs CAP_SYS_NICE
+/// (or root, or an RLIMIT_RTPRIO); without it rooms run at normal priority.
+fn ask_for_realtime() {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let fifo = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    if let Err(err) = set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, fifo)
+    {
+        tracing::info!(?err, "room threads run at normal priority");
     }
 }

@@ -288,3 +288,131 @@ impl AsyncWrite for WireIo {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A wire on one end of a real loopback connection, and the peer's end.
+    async fn wire_and_peer() -> (Arc<Wire>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server_end, _) = listener.accept().await.expect("accept");
+        let (_read, write) = server_end.into_split();
+        (Arc::new(Wire::new(write, Arc::new(Metrics::new()))), peer)
+    }
+
+    /// Sends messages the peer does not read until the socket refuses more, so the
+    /// next frame must wait in the backlog.
+    fn fill_socket(wire: &Wire) {
+        let filler = vec![7u8; 16 * 1024];
+        while wire.state.lock().backlog.is_empty() {
+            wire.send_message(&filler).expect("under the limit");
+        }
+    }
+
+    /// The payloads of the binary frames in `bytes`, which must be whole frames.
+    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
+            let (len, header) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => panic!("no frame here is that long"),
+                len => (usize::from(len), 2),
+            };
+            out.push(bytes[header..header + len].to_vec());
+            bytes = &bytes[header + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_the_socket_takes_arrive_whole_and_in_order() {
+        let (wire, mut peer) = wire_and_peer().await;
+        wire.send_message(b"welcome").expect("send");
+        wire.send_snapshot(b"head-", b"shared body");
+        wire.send_message(&[1u8; 300]).expect("send");
+        assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
+        drop(wire);
+        let mut received = Vec::new();
+        peer.read_to_end(&mut received).await.expect("read");
+        assert_eq!(
+            payloads(&received),
+            vec![
+                b"welcome".to_vec(),
+                b"head-shared body".to_vec(),
+                vec![1u8; 300]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
+        let (wire, mut peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(b"old-", b"snapshot");
+        wire.send_message(b"must arrive").expect("send");
+        wire.send_snapshot(b"new-", b"snapshot");
+
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            peer.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        let driver = {
+            let wire = Arc::clone(&wire);
+            tokio::spawn(async move { wire.drive().await })
+        };
+        while {
+            let state = wire.state.lock();
+            !state.backlog.is_empty() || !state.snapshot.is_empty()
+        } {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        driver.abort();
+        let _ = driver.await;
+        drop(wire);
+        let frames = payloads(&reader.await.expect("reader"));
+        let tail: Vec<&[u8]> = frames[frames.len() - 2..]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(tail, [&b"must arrive"[..], &b"new-snapshot"[..]]);
+        assert!(
+            !frames.iter().any(|f| f.as_slice() == b"old-snapshot"),
+            "the older snapshot was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_past_the_backlog_limit_overflow() {
+        let (wire, _peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        let message = vec![0u8; 1000];
+        let mut queued = 0;
+        let overflowed = loop {
+            match wire.send_message(&message) {
+                Ok(()) => queued += 1,
+                Err(err) => break err,
+            }
+            assert!(queued <= BACKLOG_LIMIT / 1000, "the limit holds");
+        };
+        assert_eq!(overflowed, WireError::Overflow);
+        assert!(queued >= BACKLOG_LIMIT / 1000 - 20, "only {queued} queued");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_stalls_the_wire() {
+        let (wire, _peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        let started = Instant::now();
+        assert_eq!(wire.drive().await, WireError::Stalled);
+        assert!(started.elapsed() >= WRITE_STALL);
+    }
+}

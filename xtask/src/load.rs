@@ -16,6 +16,7 @@ use crate::prom;
 use crate::server_process::ServerProcess;
 use crate::util::{build_server_and_bots, target_dir};
 
+const TICK_HZ: u16 = 60;
 const SNAPSHOT_HZ: f64 = 30.0;
 const DELIVERY_BAR: f64 = 0.98;
 const LATENESS_BAR_S: f64 = 0.002;
@@ -35,6 +36,12 @@ pub struct Args {
     /// Idle connection counts at which to measure memory per connection.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     idle: Vec<usize>,
+    /// Snapshot rate of the rooms idle connections sit in (ticking at five times it).
+    /// Memory per connection does not depend on it, which the run checks by measuring
+    /// the first idle count at the full 30 Hz too; CPU does, and 10,000 connections at
+    /// 30 Hz would be 300,000 writes a second on two cores shared with the bots.
+    #[arg(long, default_value_t = 2)]
+    idle_snapshot_hz: u16,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,8 +58,17 @@ struct Step {
     server_rss_mib: f64,
     down_bytes_per_client_per_s: f64,
     up_bytes_per_client_per_s: f64,
-    /// Server CPU per snapshot handed to a client, everything included.
+    /// Server CPU per snapshot sent to a client, everything included: reading and
+    /// validating every client's inputs too.
     server_cpu_us_per_recipient: f64,
+    /// CPU of the room threads (simulation, then encoding, framing and writing each
+    /// snapshot) per snapshot sent.
+    room_threads_cpu: f64,
+    room_cpu_us_per_recipient: f64,
+    /// Of that: encoding (shared bodies and per-client heads), and the writes into
+    /// the sockets (one `writev` each, kernel time included).
+    encode_us_per_recipient: f64,
+    write_us_per_recipient: f64,
     failed_bots: u64,
     passed: bool,
 }
@@ -68,6 +84,7 @@ struct Quantiles {
 #[derive(Debug, Serialize)]
 struct IdleMemory {
     connections: usize,
+    snapshot_hz: u16,
     server_rss_mib: f64,
     kib_per_connection: f64,
 }
@@ -80,19 +97,36 @@ struct Report {
     idle: Vec<IdleMemory>,
 }
 
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_seconds(pid: u32, clock_ticks: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+/// CPU seconds (user + system) a process or thread has used so far, from its `stat`.
+fn cpu_seconds_of(stat_path: &str, clock_ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // The fields after the parenthesised command name start at field 3 (state);
+    // utime and stime are fields 14 and 15.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<f64> = after_name
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields
-        .get(11)
-        .zip(fields.get(12))
-        .map_or(0.0, |(u, s)| (u + s) / clock_ticks)
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    field(14)
+        .zip(field(15))
+        .map_or(0.0, |(user, system)| (user + system) / clock_ticks)
+}
+
+fn cpu_seconds(pid: u32, clock_ticks: f64) -> f64 {
+    cpu_seconds_of(&format!("/proc/{pid}/stat"), clock_ticks)
+}
+
+/// CPU seconds used so far by the server's room threads (named `rooms-N`).
+fn room_threads_cpu_seconds(pid: u32, clock_ticks: f64) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("rooms-"))
+        })
+        .map(|task| cpu_seconds_of(&task.path().join("stat").to_string_lossy(), clock_ticks))
+        .sum()
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -181,9 +215,10 @@ fn run_step(
     let bots_pid = bots.id();
     sleep(Duration::from_secs_f64(ramp + settle));
     let metrics_before = server.get("/metrics")?;
-    let (server_cpu_before, bots_cpu_before) = (
+    let (server_cpu_before, bots_cpu_before, rooms_cpu_before) = (
         cpu_seconds(server.pid(), clock_ticks),
         cpu_seconds(bots_pid, clock_ticks),
+        room_threads_cpu_seconds(server.pid(), clock_ticks),
     );
     let started = Instant::now();
     sleep(Duration::from_secs_f64(hold));
@@ -191,12 +226,17 @@ fn run_step(
     let wall = started.elapsed().as_secs_f64();
     let server_cpu = (cpu_seconds(server.pid(), clock_ticks) - server_cpu_before) / wall;
     let bots_cpu = (cpu_seconds(bots_pid, clock_ticks) - bots_cpu_before) / wall;
+    let room_threads_cpu =
+        (room_threads_cpu_seconds(server.pid(), clock_ticks) - rooms_cpu_before) / wall;
     let server_rss_mib = rss_mib(server.pid());
     let report = report_of(bots)?;
     let field = |name: &str| report[name].as_f64().unwrap_or(0.0);
-    let recipients = prom::value(&metrics_after, "skirmish_snapshot_recipients_total")
-        .unwrap_or(0.0)
-        - prom::value(&metrics_before, "skirmish_snapshot_recipients_total").unwrap_or(0.0);
+    let grew = |name: &str| {
+        prom::value(&metrics_after, name).unwrap_or(0.0)
+            - prom::value(&metrics_before, name).unwrap_or(0.0)
+    };
+    let recipients = grew("skirmish_snapshot_recipients_total").max(1.0);
+    let us_per_recipient = |seconds: f64| seconds / recipients * 1e6;
     let tick_lateness_ms = quantiles(
         &metrics_before,
         &metrics_after,
@@ -222,13 +262,18 @@ fn run_step(
         server_rss_mib,
         down_bytes_per_client_per_s: field("down_bytes_per_bot_per_s"),
         up_bytes_per_client_per_s: field("up_bytes_per_bot_per_s"),
-        server_cpu_us_per_recipient: server_cpu * wall / recipients.max(1.0) * 1e6,
+        server_cpu_us_per_recipient: us_per_recipient(server_cpu * wall),
+        room_threads_cpu,
+        room_cpu_us_per_recipient: us_per_recipient(room_threads_cpu * wall),
+        encode_us_per_recipient: us_per_recipient(grew("skirmish_snapshot_encode_seconds_total")),
+        write_us_per_recipient: us_per_recipient(grew("skirmish_snapshot_write_seconds_total")),
         failed_bots,
         passed,
     })
 }
 
-fn start_server() -> anyhow::Result<ServerProcess> {
+/// The release server in rooms of 16, ticking at `tick_hz` with `snapshot_hz` snapshots.
+fn start_server(tick_hz: u16, snapshot_hz: u16) -> anyhow::Result<ServerProcess> {
     // Every bot connects from 127.0.0.1, so the per-address cap must not apply.
     let args = [
         "--room-capacity",
@@ -237,6 +282,10 @@ fn start_server() -> anyhow::Result<ServerProcess> {
         "100000",
         "--max-connections",
         "100000",
+        "--tick-hz",
+        &tick_hz.to_string(),
+        "--snapshot-hz",
+        &snapshot_hz.to_string(),
     ]
     .map(String::from);
     ServerProcess::start(
@@ -246,8 +295,8 @@ fn start_server() -> anyhow::Result<ServerProcess> {
     )
 }
 
-fn measure_idle(connections: usize) -> anyhow::Result<IdleMemory> {
-    let server = start_server()?;
+fn measure_idle(connections: usize, snapshot_hz: u16) -> anyhow::Result<IdleMemory> {
+    let server = start_server(snapshot_hz * 2, snapshot_hz)?;
     sleep(Duration::from_secs(1));
     let baseline_mib = rss_mib(server.pid());
     let ramp = (connections as f64 / 2000.0).max(1.0);
@@ -267,6 +316,7 @@ fn measure_idle(connections: usize) -> anyhow::Result<IdleMemory> {
     let _ = bots.wait();
     Ok(IdleMemory {
         connections,
+        snapshot_hz,
         server_rss_mib,
         kib_per_connection: (server_rss_mib - baseline_mib) * 1024.0 / connections as f64,
     })
@@ -348,7 +398,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut steps = Vec::new();
     {
-        let server = start_server()?;
+        let server = start_server(TICK_HZ, SNAPSHOT_HZ as u16)?;
         for &players in &args.steps {
             eprintln!("load: {players} playing bots, holding {} s", args.hold);
             let step = run_step(&server, players, args.hold, clock_ticks)?;
@@ -364,9 +414,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let mut idle = Vec::new();
-    for &connections in &args.idle {
-        eprintln!("load: {connections} idle connections");
-        idle.push(measure_idle(connections)?);
+    let full_rate_check = args.idle.first().map(|&n| (n, SNAPSHOT_HZ as u16));
+    let idle_runs = full_rate_check
+        .into_iter()
+        .chain(args.idle.iter().map(|&n| (n, args.idle_snapshot_hz)));
+    for (connections, snapshot_hz) in idle_runs {
+        eprintln!("load: {connections} idle connections, {snapshot_hz} Hz snapshots");
+        idle.push(measure_idle(connections, snapshot_hz)?);
     }
     let report = Report {
         machine: format!(
@@ -378,37 +432,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         idle,
     };
     println!(
-        "{:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>7}",
+        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "players",
         "deliv.min",
         "deliv.avg",
         "late p99",
         "tick p99",
         "srv cpu",
+        "room cpu",
         "bots cpu",
         "rss MiB",
-        "us/recip",
+        "srv us/r",
+        "room us/r",
+        "enc us/r",
+        "write us/r",
         "pass"
     );
     for s in &report.steps {
         println!(
-            "{:>8} {:>9.3} {:>9.3} {:>8.3}ms {:>8.3}ms {:>9.2} {:>9.2} {:>9.1} {:>10.2} {:>7}",
+            "{:>7} {:>9.3} {:>9.3} {:>7.2}ms {:>7.2}ms {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6}",
             s.players,
             s.delivery_min,
             s.delivery_mean,
             s.tick_lateness_ms.p99,
             s.tick_duration_ms.p99,
             s.server_cpu,
+            s.room_threads_cpu,
             s.bots_cpu,
             s.server_rss_mib,
             s.server_cpu_us_per_recipient,
+            s.room_cpu_us_per_recipient,
+            s.encode_us_per_recipient,
+            s.write_us_per_recipient,
             s.passed
         );
     }
     for m in &report.idle {
         println!(
-            "idle: {} connections, server RSS {:.1} MiB, {:.2} KiB per connection",
-            m.connections, m.server_rss_mib, m.kib_per_connection
+            "idle: {} connections at {} Hz snapshots, server RSS {:.1} MiB, {:.2} KiB per connection",
+            m.connections, m.snapshot_hz, m.server_rss_mib, m.kib_per_connection
         );
     }
     let json_path = out_dir.join("report.json");
