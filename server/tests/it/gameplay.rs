@@ -49,13 +49,7 @@ async fn input_moves_that_player_in_a_later_snapshot() {
     let mut watcher = join_room(&server, "watcher", "moves").await;
     let mover_id = mover.welcome.player_id;
     let watcher_id = watcher.welcome.player_id;
-    // A snapshot from before the watcher joined may still be on its way.
-    let start = recv_until(&mut mover, |_, view| {
-        view.snapshot
-            .clone()
-            .filter(|s| s.players.iter().any(|p| p.id == watcher_id))
-    })
-    .await;
+    let start = snapshot_showing(&mut mover, &[mover_id, watcher_id]).await;
     let start_pos = |id: PlayerId| start.players.iter().find(|p| p.id == id).map(|p| p.pos);
     let (mover_start, watcher_start) = (
         start_pos(mover_id).expect("mover"),

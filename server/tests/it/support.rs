@@ -7,6 +7,7 @@ use std::time::Duration;
 use client::core::RoomView;
 use client::native::{Connection, Hello, NetError};
 use server::{Config, Server};
+use shared::PlayerId;
 use shared::protocol::{ServerMsg, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -237,6 +238,17 @@ pub async fn next_snapshot(client: &mut Client) -> Snapshot {
     recv_until(client, |msg, view| match msg {
         ServerMsg::Snapshot(_) => view.snapshot.clone(),
         _ => None,
+    })
+    .await
+}
+
+/// The first snapshot that shows every one of `ids`. Snapshots go out as they are made,
+/// so one from before the last of them joined may still be on its way.
+pub async fn snapshot_showing(client: &mut Client, ids: &[PlayerId]) -> Snapshot {
+    recv_until(client, |_, view| {
+        view.snapshot
+            .clone()
+            .filter(|s| ids.iter().all(|id| s.players.iter().any(|p| p.id == *id)))
     })
     .await
 }
