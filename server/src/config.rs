@@ -38,10 +38,10 @@ pub struct Config {
     #[arg(long, default_value_t = 5.0)]
     pub join_timeout_secs: f64,
 
-    /// Threads the room loops run on, apart from the network threads. One carries
-    /// thousands of players on two cores; rooms are dealt to them in turn.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub room_threads: u16,
+    /// Threads the rooms tick on, apart from the network threads; rooms are dealt to
+    /// them in turn. Default: one per core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub room_threads: Option<u16>,
 
     /// Run room threads at normal priority. By default they ask for real-time
     /// scheduling (SCHED_FIFO, lowest priority), which needs CAP_SYS_NICE, so ticks stay
@@ -125,6 +125,13 @@ impl Config {
 
     pub fn room_grace(&self) -> Duration {
         Duration::from_secs_f64(self.room_grace_secs.max(0.0))
+    }
+
+    pub fn room_threads(&self) -> usize {
+        self.room_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            usize::from,
+        )
     }
 
     pub fn stall_timeout(&self) -> Duration {

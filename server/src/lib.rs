@@ -95,12 +95,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     });
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let room_threads = RoomThreads::start(
-        usize::from(config.room_threads),
-        !config.no_realtime_rooms,
-        &shutdown,
-    )
-    .context("start the room threads")?;
+    let room_threads =
+        RoomThreads::start(config.room_threads(), !config.no_realtime_rooms, &shutdown)
+            .context("start the room threads")?;
     let settings = RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,

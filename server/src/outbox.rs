@@ -1,19 +1,24 @@
-//! What a room holds of each connection: the wire its frames go out on, and a way to
-//! kick. Every send is a non-blocking write or a bounded queue, so a slow client can
-//! never stall the room or grow its memory.
+//! What a room holds of each connection: the messages queued for it since its last
+//! snapshot, the wire they go out on, and a way to kick. Sending never waits, so a slow
+//! client can never stall the room or grow its memory.
 
 use std::sync::Arc;
 
 use shared::protocol::CloseReason;
 use tokio::sync::oneshot;
 
-use crate::wire::{Wire, WireError};
+use crate::wire::{Wire, WireError, frame_into};
+
+/// A queue that held a burst (a welcome, say) keeps at most this much of its buffer.
+const QUEUE_KEEP: usize = 512;
 
 /// The room's end of a connection.
 #[derive(Debug)]
 pub struct Outbox {
     wire: Arc<Wire>,
     kick: Option<oneshot::Sender<CloseReason>>,
+    /// Framed messages that must arrive, waiting for the next snapshot's write.
+    queued: Vec<u8>,
 }
 
 /// The client's backlog is full: it reads too slowly to stay.
@@ -25,24 +30,27 @@ impl Outbox {
         Outbox {
             wire,
             kick: Some(kick),
+            queued: Vec::new(),
         }
     }
 
-    /// Sends a snapshot (a per-client head and the shared body); if the socket is
-    /// backed up, it replaces any snapshot still waiting there.
-    pub fn put_snapshot(&self, head: &[u8], body: &[u8]) {
-        self.wire.send_snapshot(head, body);
+    /// Queues a message that must arrive. It goes out with the next snapshot, in the
+    /// same write and before it, so a client gets one write per snapshot tick.
+    pub fn queue(&mut self, payload: &[u8]) {
+        frame_into(payload, &mut self.queued);
+        self.wire.count(payload.len());
     }
 
-    /// Withdraws the snapshot still waiting for the socket, if any.
-    pub fn clear_snapshot(&self) {
-        self.wire.clear_snapshot();
-    }
-
-    /// Sends a message that must arrive. A connection that is gone is not an error: the
-    /// room learns of the leave through its command channel.
-    pub fn send_reliable(&self, bytes: &[u8]) -> Result<(), Overflow> {
-        match self.wire.send_message(bytes) {
+    /// Writes the queued messages and a snapshot (a per-client head and the shared
+    /// body). A connection that is gone is not an error: the room learns of the leave
+    /// through its command channel.
+    pub fn send_snapshot(&mut self, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
+        let sent = self.wire.send_snapshot(&self.queued, head, body);
+        self.queued.clear();
+        if self.queued.capacity() > QUEUE_KEEP {
+            self.queued = Vec::new();
+        }
+        match sent {
             Err(WireError::Overflow) => Err(Overflow),
             _ => Ok(()),
         }

@@ -327,10 +327,10 @@ impl Room {
                 })
                 .collect(),
         }));
-        let _ = self.occupants[idx]
+        self.occupants[idx]
             .link
             .outbox
-            .send_reliable(&encode_server(&welcome));
+            .queue(&encode_server(&welcome));
         // The connection may have gone already; its Leave is queued behind this Join.
         let _ = reply.send(id);
         tracing::debug!(room = %self.id, player = id.0, "player joined");
@@ -342,11 +342,6 @@ impl Room {
         };
         self.occupants.remove(idx);
         self.world.remove_player(id);
-        // An unsent snapshot still shows the leaver; sent after `PlayerLeft` it would
-        // bring them back for a frame. The next snapshot replaces it within a tick.
-        for occupant in &self.occupants {
-            occupant.link.outbox.clear_snapshot();
-        }
         self.broadcast(&ServerMsg::PlayerLeft { id });
         tracing::debug!(room = %self.id, player = id.0, "player left");
     }
@@ -389,17 +384,11 @@ impl Room {
         self.events.clear();
     }
 
-    /// Sends a message that must arrive to every occupant; one that cannot keep up is kicked.
+    /// Queues a message that must arrive for every occupant, to go with the next snapshot.
     fn broadcast(&mut self, msg: &ServerMsg) {
         let bytes = encode_server(msg);
-        let mut overflowed = Vec::new();
-        for occupant in &self.occupants {
-            if occupant.link.outbox.send_reliable(&bytes).is_err() {
-                overflowed.push(occupant.id);
-            }
-        }
-        for id in overflowed {
-            self.kick(id, CloseReason::TooSlow);
+        for occupant in &mut self.occupants {
+            occupant.link.outbox.queue(&bytes);
         }
     }
 
@@ -480,11 +469,18 @@ impl Room {
         let encoded_at = Instant::now();
         // Writing goes into the sockets themselves: measured apart from encoding.
         let mut head_start = 0;
+        let mut overflowed = Vec::new();
         for &(idx, head_end, body) in &self.recipients {
-            self.occupants[idx]
+            let occupant = &mut self.occupants[idx];
+            let head = &self.heads[head_start..head_end];
+            if occupant
                 .link
                 .outbox
-                .put_snapshot(&self.heads[head_start..head_end], &self.bodies[body].1);
+                .send_snapshot(head, &self.bodies[body].1)
+                .is_err()
+            {
+                overflowed.push(occupant.id);
+            }
             head_start = head_end;
         }
         let metrics = &self.metrics;
@@ -502,7 +498,8 @@ impl Room {
             self.sent.pop_front();
         }
         self.sent.push_back(state);
-        for id in stalled {
+        // Both are too slow: one stopped acknowledging, one let its backlog fill.
+        for id in stalled.into_iter().chain(overflowed) {
             self.kick(id, CloseReason::TooSlow);
         }
     }

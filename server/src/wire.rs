@@ -1,6 +1,7 @@
 //! A connection's sending side. The room writes its frames straight into the socket
-//! from the room's own thread: one vectored write per frame, the snapshot body borrowed
-//! in place from the room's shared encoding. Nothing is copied or woken unless the
+//! from the room's own thread: one vectored write per client per snapshot, carrying the
+//! messages queued since the last one and then the snapshot, its body borrowed in place
+//! from the room's shared encoding. Nothing is copied or woken unless the
 //! socket cannot take a frame at once; then the rest waits in a backlog that the
 //! connection's task drains as the socket becomes writable.
 //!
@@ -69,6 +70,13 @@ struct State {
 /// The longest header of an unmasked frame: two bytes and a 64-bit length.
 const HEADER_MAX: usize = 10;
 
+/// Appends `payload` to `out` as a whole binary frame, for `Wire::send_snapshot`.
+pub fn frame_into(payload: &[u8], out: &mut Vec<u8>) {
+    let (header, header_len) = binary_header(payload.len());
+    out.extend_from_slice(&header[..header_len]);
+    out.extend_from_slice(payload);
+}
+
 /// A WebSocket frame header for an unmasked, final binary frame of `len` bytes.
 fn binary_header(len: usize) -> ([u8; HEADER_MAX], usize) {
     let header = FrameHeader {
@@ -100,53 +108,54 @@ impl Wire {
     pub fn send_message(&self, payload: &[u8]) -> Result<(), WireError> {
         let (header, header_len) = binary_header(payload.len());
         let mut state = self.state.lock();
-        self.write_or_queue(&mut state, [&header[..header_len], payload, &[]])?;
+        self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])?;
         self.count(payload.len());
         Ok(())
     }
 
-    /// Sends a snapshot made of a per-client head and the shared body. If the socket is
-    /// backed up it waits in a one-frame slot, where the next snapshot replaces it.
-    pub fn send_snapshot(&self, head: &[u8], body: &[u8]) {
+    /// Sends, in one write, `messages` (whole frames from `frame_into`, which must
+    /// arrive) and then a snapshot made of a per-client head and the shared body. If the
+    /// socket is backed up, the messages join the backlog and the snapshot waits in a
+    /// one-frame slot, where the next snapshot replaces it: a late snapshot is worth
+    /// nothing.
+    pub fn send_snapshot(
+        &self,
+        messages: &[u8],
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<(), WireError> {
         let payload_len = head.len() + body.len();
         let (header, header_len) = binary_header(payload_len);
-        let parts = [&header[..header_len], head, body];
+        let snapshot = [&header[..header_len], head, body];
         let mut state = self.state.lock();
-        if state.broken {
-            return;
-        }
         if state.backlog.is_empty() {
-            // A partial write's rest goes to the backlog, which has room for one frame
-            // past its limit: the limit is checked only for messages that must arrive.
-            let _ = self.write_or_queue(&mut state, parts);
+            let [header, head, body] = snapshot;
+            self.write_or_queue(&mut state, [messages, header, head, body])?;
         } else {
+            self.write_or_queue(&mut state, [messages, &[], &[], &[]])?;
             state.snapshot.clear();
-            for part in parts {
+            for part in snapshot {
                 state.snapshot.extend_from_slice(part);
             }
-            self.backlog_filled.notify_one();
         }
         self.count(payload_len);
-    }
-
-    /// Withdraws a snapshot still waiting for the socket, if any.
-    pub fn clear_snapshot(&self) {
-        self.state.lock().snapshot.clear();
+        Ok(())
     }
 
     /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
     /// with everything else.
     fn send_raw(&self, bytes: &[u8]) -> Result<(), WireError> {
         let mut state = self.state.lock();
-        self.write_or_queue(&mut state, [bytes, &[], &[]])
+        self.write_or_queue(&mut state, [bytes, &[], &[], &[]])
     }
 
-    fn count(&self, payload_len: usize) {
+    /// Counts a message handed to the socket (or to its backlog).
+    pub fn count(&self, payload_len: usize) {
         self.metrics.ws_sent_messages.inc();
         self.metrics.ws_sent_bytes.inc_by(payload_len as u64);
     }
 
-    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 3]) -> Result<(), WireError> {
+    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 4]) -> Result<(), WireError> {
         if state.broken {
             // The connection's task has seen it and is ending; nothing reaches the peer.
             return Ok(());
@@ -335,8 +344,11 @@ mod tests {
     #[tokio::test]
     async fn frames_the_socket_takes_arrive_whole_and_in_order() {
         let (wire, mut peer) = wire_and_peer().await;
-        wire.send_message(b"welcome").expect("send");
-        wire.send_snapshot(b"head-", b"shared body");
+        let mut messages = Vec::new();
+        frame_into(b"welcome", &mut messages);
+        frame_into(b"joined", &mut messages);
+        wire.send_snapshot(&messages, b"head-", b"shared body")
+            .expect("send");
         wire.send_message(&[1u8; 300]).expect("send");
         assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
         drop(wire);
@@ -346,6 +358,7 @@ mod tests {
             payloads(&received),
             vec![
                 b"welcome".to_vec(),
+                b"joined".to_vec(),
                 b"head-shared body".to_vec(),
                 vec![1u8; 300]
             ]
@@ -356,9 +369,11 @@ mod tests {
     async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
         let (wire, mut peer) = wire_and_peer().await;
         fill_socket(&wire);
-        wire.send_snapshot(b"old-", b"snapshot");
-        wire.send_message(b"must arrive").expect("send");
-        wire.send_snapshot(b"new-", b"snapshot");
+        wire.send_snapshot(&[], b"old-", b"snapshot").expect("send");
+        let mut messages = Vec::new();
+        frame_into(b"must arrive", &mut messages);
+        wire.send_snapshot(&messages, b"new-", b"snapshot")
+            .expect("send");
 
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();

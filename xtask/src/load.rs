@@ -42,6 +42,12 @@ pub struct Args {
     /// 30 Hz would be 300,000 writes a second on two cores shared with the bots.
     #[arg(long, default_value_t = 2)]
     idle_snapshot_hz: u16,
+    /// Playing bots while strace counts the server's socket writes.
+    #[arg(long, default_value_t = 500)]
+    strace_players: usize,
+    /// Seconds strace counts for; 0 skips the count.
+    #[arg(long, default_value_t = 5.0)]
+    strace_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,12 +95,24 @@ struct IdleMemory {
     kib_per_connection: f64,
 }
 
+/// System calls that write to sockets, counted by `strace -c -f` over a short window.
+#[derive(Debug, Serialize)]
+struct WriteCount {
+    players: usize,
+    seconds: f64,
+    snapshots_sent: f64,
+    /// writev, write, sendto and sendmsg calls.
+    socket_writes: f64,
+    writes_per_snapshot: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     machine: String,
     bar: String,
     steps: Vec<Step>,
     idle: Vec<IdleMemory>,
+    writes: Option<WriteCount>,
 }
 
 /// CPU seconds (user + system) a process or thread has used so far, from its `stat`.
@@ -322,6 +340,53 @@ fn measure_idle(connections: usize, snapshot_hz: u16) -> anyhow::Result<IdleMemo
     })
 }
 
+/// Counts the server's socket writes under `strace -c -f` while `players` bots play.
+/// Each client should get one write per snapshot: the messages queued since the last
+/// snapshot ride in the same write. Pongs and pings are the only other writes.
+fn count_writes(players: usize, seconds: f64) -> anyhow::Result<WriteCount> {
+    let server = start_server(TICK_HZ, SNAPSHOT_HZ as u16)?;
+    let ramp = (players as f64 / 250.0).max(2.0);
+    let mut bots = spawn_bots(&server, players, ramp + seconds + 6.0, ramp, false)?;
+    sleep(Duration::from_secs_f64(ramp + 2.0));
+    let summary = target_dir().join("load/strace.txt");
+    let sent = || server.metric("skirmish_snapshot_recipients_total");
+    let before = sent()?;
+    let mut strace = Command::new("strace")
+        .args(["-c", "-f", "-p", &server.pid().to_string(), "-o"])
+        .arg(&summary)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("run strace (apt-get install strace)")?;
+    sleep(Duration::from_secs_f64(seconds));
+    // strace prints its summary when interrupted.
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    let _ = strace.wait();
+    let snapshots_sent = sent()? - before;
+    let _ = bots.kill();
+    let _ = bots.wait();
+    let text = std::fs::read_to_string(&summary).context("read the strace summary")?;
+    // Rows: % time, seconds, usecs/call, calls, [errors], syscall.
+    let socket_writes: f64 = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let name = *fields.last()?;
+            matches!(name, "writev" | "write" | "sendto" | "sendmsg")
+                .then(|| fields.get(3)?.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum();
+    Ok(WriteCount {
+        players,
+        seconds,
+        snapshots_sent,
+        socket_writes,
+        writes_per_snapshot: socket_writes / snapshots_sent.max(1.0),
+    })
+}
+
 fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
     use plotters::prelude::*;
     let root_area = SVGBackend::new(path, (1100, 800)).into_drawing_area();
@@ -422,7 +487,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("load: {connections} idle connections, {snapshot_hz} Hz snapshots");
         idle.push(measure_idle(connections, snapshot_hz)?);
     }
+    let writes = if args.strace_seconds > 0.0 {
+        eprintln!("load: counting socket writes with strace");
+        Some(count_writes(args.strace_players, args.strace_seconds)?)
+    } else {
+        None
+    };
     let report = Report {
+        writes,
         machine: format!(
             "{} cores, server and bots on the same machine",
             std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -471,6 +543,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!(
             "idle: {} connections at {} Hz snapshots, server RSS {:.1} MiB, {:.2} KiB per connection",
             m.connections, m.snapshot_hz, m.server_rss_mib, m.kib_per_connection
+        );
+    }
+    if let Some(w) = &report.writes {
+        println!(
+            "writes: {} players, {:.0} snapshots sent and {:.0} socket writes in {} s under strace: {:.3} writes per snapshot",
+            w.players, w.snapshots_sent, w.socket_writes, w.seconds, w.writes_per_snapshot
         );
     }
     let json_path = out_dir.join("report.json");
