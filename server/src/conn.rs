@@ -213,9 +213,11 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Says why, sends the close frame, and waits (a little) for the client's half of
-    /// the close handshake, draining the wire meanwhile.
+    /// Says why, sends the close frame (after which the room's writes are dropped), and
+    /// waits (a little) for the client's half of the close handshake, draining the wire
+    /// meanwhile.
     async fn close(&mut self, (reason, detail): Refusal) {
+        self.wire.seal();
         let goodbye = ServerMsg::Disconnect {
             reason,
             detail: detail.clone(),

@@ -65,6 +65,9 @@ struct State {
     /// When the backlog last moved (or filled).
     progress_at: Option<Instant>,
     broken: bool,
+    /// The connection is closing: its close frame is on its way, and nothing from the
+    /// room may follow it.
+    sealed: bool,
 }
 
 /// The longest header of an unmasked frame: two bytes and a 64-bit length.
@@ -128,6 +131,9 @@ impl Wire {
         let (header, header_len) = binary_header(payload_len);
         let snapshot = [&header[..header_len], head, body];
         let mut state = self.state.lock();
+        if state.sealed {
+            return Ok(());
+        }
         if state.backlog.is_empty() {
             let [header, head, body] = snapshot;
             self.write_or_queue(&mut state, [messages, header, head, body])?;
@@ -140,6 +146,12 @@ impl Wire {
         }
         self.count(payload_len);
         Ok(())
+    }
+
+    /// Stops the room's writes for good: the connection is about to send its close
+    /// frame, after which a WebSocket endpoint must send no data.
+    pub fn seal(&self) {
+        self.state.lock().sealed = true;
     }
 
     /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
@@ -402,6 +414,22 @@ mod tests {
         assert!(
             !frames.iter().any(|f| f.as_slice() == b"old-snapshot"),
             "the older snapshot was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sealed_wire_takes_nothing_more_from_the_room() {
+        let (wire, mut peer) = wire_and_peer().await;
+        wire.send_snapshot(&[], b"before ", b"close").expect("send");
+        wire.seal();
+        wire.send_message(b"goodbye").expect("send");
+        wire.send_snapshot(&[], b"after ", b"close").expect("send");
+        drop(wire);
+        let mut received = Vec::new();
+        peer.read_to_end(&mut received).await.expect("read");
+        assert_eq!(
+            payloads(&received),
+            vec![b"before close".to_vec(), b"goodbye".to_vec()]
         );
     }
 

@@ -33,7 +33,7 @@ pub struct Args {
     /// Seconds each step is measured, after its bots have joined and settled.
     #[arg(long, default_value_t = 20.0)]
     hold: f64,
-    /// Idle connection counts at which to measure memory per connection.
+    /// Idle connection counts at which to measure memory per connection; 0 for none.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     idle: Vec<usize>,
     /// Snapshot rate of the rooms idle connections sit in (ticking at five times it).
@@ -48,6 +48,9 @@ pub struct Args {
     /// Seconds strace counts for; 0 skips the count.
     #[arg(long, default_value_t = 5.0)]
     strace_seconds: f64,
+    /// Run the server's room threads at normal priority, to compare.
+    #[arg(long)]
+    no_realtime_rooms: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -290,10 +293,24 @@ fn run_step(
     })
 }
 
-/// The release server in rooms of 16, ticking at `tick_hz` with `snapshot_hz` snapshots.
-fn start_server(tick_hz: u16, snapshot_hz: u16) -> anyhow::Result<ServerProcess> {
+/// How the load runs start the server.
+#[derive(Clone, Copy, Debug)]
+struct ServerSetup {
+    tick_hz: u16,
+    snapshot_hz: u16,
+    realtime_rooms: bool,
+}
+
+/// The release server in rooms of 16.
+fn start_server(setup: ServerSetup) -> anyhow::Result<ServerProcess> {
+    let ServerSetup {
+        tick_hz,
+        snapshot_hz,
+        realtime_rooms,
+    } = setup;
+    let (tick_hz, snapshot_hz) = (tick_hz.to_string(), snapshot_hz.to_string());
     // Every bot connects from 127.0.0.1, so the per-address cap must not apply.
-    let args = [
+    let mut args = vec![
         "--room-capacity",
         "16",
         "--max-connections-per-ip",
@@ -301,11 +318,14 @@ fn start_server(tick_hz: u16, snapshot_hz: u16) -> anyhow::Result<ServerProcess>
         "--max-connections",
         "100000",
         "--tick-hz",
-        &tick_hz.to_string(),
+        &tick_hz,
         "--snapshot-hz",
-        &snapshot_hz.to_string(),
-    ]
-    .map(String::from);
+        &snapshot_hz,
+    ];
+    if !realtime_rooms {
+        args.push("--no-realtime-rooms");
+    }
+    let args: Vec<String> = args.into_iter().map(String::from).collect();
     ServerProcess::start(
         &target_dir().join("release/server"),
         &args,
@@ -313,8 +333,9 @@ fn start_server(tick_hz: u16, snapshot_hz: u16) -> anyhow::Result<ServerProcess>
     )
 }
 
-fn measure_idle(connections: usize, snapshot_hz: u16) -> anyhow::Result<IdleMemory> {
-    let server = start_server(snapshot_hz * 2, snapshot_hz)?;
+fn measure_idle(connections: usize, setup: ServerSetup) -> anyhow::Result<IdleMemory> {
+    let snapshot_hz = setup.snapshot_hz;
+    let server = start_server(setup)?;
     sleep(Duration::from_secs(1));
     let baseline_mib = rss_mib(server.pid());
     let ramp = (connections as f64 / 2000.0).max(1.0);
@@ -343,8 +364,8 @@ fn measure_idle(connections: usize, snapshot_hz: u16) -> anyhow::Result<IdleMemo
 /// Counts the server's socket writes under `strace -c -f` while `players` bots play.
 /// Each client should get one write per snapshot: the messages queued since the last
 /// snapshot ride in the same write. Pongs and pings are the only other writes.
-fn count_writes(players: usize, seconds: f64) -> anyhow::Result<WriteCount> {
-    let server = start_server(TICK_HZ, SNAPSHOT_HZ as u16)?;
+fn count_writes(players: usize, seconds: f64, setup: ServerSetup) -> anyhow::Result<WriteCount> {
+    let server = start_server(setup)?;
     let ramp = (players as f64 / 250.0).max(2.0);
     let mut bots = spawn_bots(&server, players, ramp + seconds + 6.0, ramp, false)?;
     sleep(Duration::from_secs_f64(ramp + 2.0));
@@ -461,9 +482,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out_dir = target_dir().join("load");
     std::fs::create_dir_all(&out_dir)?;
 
+    let playing = ServerSetup {
+        tick_hz: TICK_HZ,
+        snapshot_hz: SNAPSHOT_HZ as u16,
+        realtime_rooms: !args.no_realtime_rooms,
+    };
     let mut steps = Vec::new();
     {
-        let server = start_server(TICK_HZ, SNAPSHOT_HZ as u16)?;
+        let server = start_server(playing)?;
         for &players in &args.steps {
             eprintln!("load: {players} playing bots, holding {} s", args.hold);
             let step = run_step(&server, players, args.hold, clock_ticks)?;
@@ -479,17 +505,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let mut idle = Vec::new();
-    let full_rate_check = args.idle.first().map(|&n| (n, SNAPSHOT_HZ as u16));
+    let idle_counts: Vec<usize> = args.idle.iter().copied().filter(|&n| n > 0).collect();
+    let quiet = ServerSetup {
+        tick_hz: args.idle_snapshot_hz * 2,
+        snapshot_hz: args.idle_snapshot_hz,
+        ..playing
+    };
+    let full_rate_check = idle_counts.first().map(|&n| (n, playing));
     let idle_runs = full_rate_check
         .into_iter()
-        .chain(args.idle.iter().map(|&n| (n, args.idle_snapshot_hz)));
-    for (connections, snapshot_hz) in idle_runs {
-        eprintln!("load: {connections} idle connections, {snapshot_hz} Hz snapshots");
-        idle.push(measure_idle(connections, snapshot_hz)?);
+        .chain(idle_counts.iter().map(|&n| (n, quiet)));
+    for (connections, setup) in idle_runs {
+        eprintln!(
+            "load: {connections} idle connections, {} Hz snapshots",
+            setup.snapshot_hz
+        );
+        idle.push(measure_idle(connections, setup)?);
     }
     let writes = if args.strace_seconds > 0.0 {
         eprintln!("load: counting socket writes with strace");
-        Some(count_writes(args.strace_players, args.strace_seconds)?)
+        Some(count_writes(
+            args.strace_players,
+            args.strace_seconds,
+            playing,
+        )?)
     } else {
         None
     };
