@@ -38,8 +38,8 @@ pub struct Config {
     #[arg(long, default_value_t = 5.0)]
     pub join_timeout_secs: f64,
 
-    /// Threads the rooms tick on, apart from the network threads; rooms are dealt to
-    /// them in turn. Default: one per core.
+    /// Threads the rooms tick on, apart from the network threads; a new room goes to
+    /// the one with the fewest. Default: one per core.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub room_threads: Option<u16>,
 

@@ -6,6 +6,7 @@
 //! real-time), and a new room is phased so that its snapshot ticks do not coincide
 //! with its neighbours'.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -19,8 +20,14 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct RoomThreads {
-    threads: Vec<Sender<RoomRunner>>,
-    next: AtomicUsize,
+    threads: Vec<RoomThread>,
+}
+
+#[derive(Debug)]
+struct RoomThread {
+    new_rooms: Sender<RoomRunner>,
+    /// Rooms the thread runs (or has been sent).
+    rooms: Arc<AtomicUsize>,
 }
 
 impl RoomThreads {
@@ -33,33 +40,39 @@ impl RoomThreads {
     ) -> std::io::Result<RoomThreads> {
         let mut threads = Vec::with_capacity(count);
         for index in 0..count.max(1) {
-            let (rooms_tx, rooms_rx) = channel();
+            let (new_rooms, receiver) = channel();
+            let rooms = Arc::new(AtomicUsize::new(0));
             let shutdown = shutdown.clone();
+            let count = Arc::clone(&rooms);
             std::thread::Builder::new()
                 .name(format!("rooms-{index}"))
                 .spawn(move || {
                     if realtime {
                         ask_for_realtime();
                     }
-                    run(&rooms_rx, &shutdown);
+                    run(&receiver, &count, &shutdown);
                 })?;
-            threads.push(rooms_tx);
+            threads.push(RoomThread { new_rooms, rooms });
         }
-        Ok(RoomThreads {
-            threads,
-            next: AtomicUsize::new(0),
-        })
+        Ok(RoomThreads { threads })
     }
 
-    /// Hands a new room to the next thread in turn; its first tick is due at once.
+    /// Hands a new room to the thread with the fewest rooms, which phases its ticks.
     pub fn spawn(&self, room: RoomRunner) {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len();
+        let Some(thread) = self
+            .threads
+            .iter()
+            .min_by_key(|thread| thread.rooms.load(Ordering::Relaxed))
+        else {
+            return;
+        };
+        thread.rooms.fetch_add(1, Ordering::Relaxed);
         // A thread ends only at shutdown, when a room that never starts is no loss.
-        let _ = self.threads[index].send(room);
+        let _ = thread.new_rooms.send(room);
     }
 }
 
-fn run(new_rooms: &Receiver<RoomRunner>, shutdown: &CancellationToken) {
+fn run(new_rooms: &Receiver<RoomRunner>, count: &AtomicUsize, shutdown: &CancellationToken) {
     let mut rooms: Vec<RoomRunner> = Vec::new();
     while !shutdown.is_cancelled() {
         let now = Instant::now();
@@ -73,6 +86,7 @@ fn run(new_rooms: &Receiver<RoomRunner>, shutdown: &CancellationToken) {
         {
             if !rooms[index].tick() {
                 rooms.swap_remove(index);
+                count.fetch_sub(1, Ordering::Relaxed);
             }
             continue;
         }
