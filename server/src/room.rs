@@ -513,7 +513,68 @@ fn is_next_input(last: Seq, seq: Seq) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::room_threads::RoomThreads;
+
+    fn runner(lobby: &Arc<Lobby>, metrics: &Arc<Metrics>) -> RoomRunner {
+        let (_commands, receiver) = mpsc::channel(1);
+        RoomRunner::new(
+            "r".into(),
+            Arc::new(lobby.settings().clone()),
+            receiver,
+            Arc::clone(lobby),
+            Arc::clone(metrics),
+        )
+    }
+
+    #[test]
+    fn new_rooms_send_their_snapshots_in_the_widest_gap() {
+        let settings = RoomSettings {
+            tick_hz: 60,
+            snapshot_hz: 30,
+            capacity: 16,
+            empty_grace: Duration::from_secs(10),
+            map: crate::load_map(None).expect("the built-in map"),
+            deltas: true,
+            stall_timeout: Duration::from_secs(10),
+        };
+        let metrics = Arc::new(Metrics::new());
+        let threads = RoomThreads::start(1, false, &CancellationToken::new()).expect("threads");
+        let lobby = Lobby::new(settings, Arc::clone(&metrics), threads);
+        let cycle = Duration::from_secs_f64(1.0 / 30.0);
+
+        let mut rooms: Vec<RoomRunner> = Vec::new();
+        for _ in 0..4 {
+            let mut room = runner(&lobby, &metrics);
+            room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due));
+            assert_eq!(
+                room.next_snapshot_due(),
+                room.due(),
+                "a new room's first tick sends a snapshot"
+            );
+            rooms.push(room);
+        }
+        // Four rooms in one 33 ms snapshot cycle: a quarter cycle apart, give or take
+        // the microseconds between the calls.
+        let origin = rooms[0].next_snapshot_due();
+        let mut phases: Vec<f64> = rooms
+            .iter()
+            .map(|r| {
+                let offset = r.next_snapshot_due().saturating_duration_since(origin);
+                offset.as_secs_f64() % cycle.as_secs_f64()
+            })
+            .collect();
+        phases.sort_by(f64::total_cmp);
+        for pair in phases.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                (gap - cycle.as_secs_f64() / 4.0).abs() < 0.001,
+                "phases {phases:?} are not a quarter cycle apart"
+            );
+        }
+    }
 
     #[test]
     fn duplicate_old_and_far_future_inputs_are_not_next() {
