@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::server_process::ServerProcess;
-use crate::util::{build_server_and_bots, target_dir};
+use crate::util::{build_release_bins, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -128,7 +128,7 @@ fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Res
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    build_server_and_bots()?;
+    build_release_bins()?;
     let deltas = measure("deltas", &[], &args)?;
     let full = measure("full", &["--no-deltas"], &args)?;
     let report = Report {

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use crate::server_process::ServerProcess;
-use crate::util::{build_server_and_bots, exec, target_dir};
+use crate::util::{build_release_bins, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,7 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    build_server_and_bots()?;
+    build_release_bins()?;
     let (_server, url) = match args.url {
         Some(url) => (None, url),
         None => {

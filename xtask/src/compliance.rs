@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::server_process::ServerProcess;
-use crate::util::{cargo, exec, output, root, target_dir};
+use crate::util::{build_release_bins, exec, output, root, target_dir};
 
 /// The kosoku release line the expected verdicts were recorded with.
 const KOSOKU: &str = "kosoku>=0.1,<0.2";
@@ -49,9 +49,10 @@ fn kosoku() -> anyhow::Result<PathBuf> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let kosoku = kosoku()?;
-    exec(cargo().args(["build", "-p", "server", "--bin", "server"]))?;
+    // The release build the soak and the load runs use: one build serves them all.
+    build_release_bins()?;
     let server = ServerProcess::start(
-        &target_dir().join("debug/server"),
+        &target_dir().join("release/server"),
         &["--echo-route".to_owned()],
         None,
     )?;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::prom;
 use crate::server_process::ServerProcess;
-use crate::util::{build_server_and_bots, target_dir};
+use crate::util::{build_release_bins, target_dir};
 
 const TICK_HZ: u16 = 60;
 const SNAPSHOT_HZ: f64 = 30.0;
@@ -473,7 +473,7 @@ fn plot(report: &Report, path: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    build_server_and_bots()?;
+    build_release_bins()?;
     // Children inherit the raised limit: 10,000 idle sockets need as many descriptors.
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;

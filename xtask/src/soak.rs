@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::util::{cargo, exec, target_dir};
+use crate::util::{build_release_bins, exec, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    exec(cargo().args(["build", "--release", "-p", "server", "-p", "soak", "--bins"]))?;
+    build_release_bins()?;
     let release = target_dir().join("release");
     exec(
         Command::new(release.join("soak"))

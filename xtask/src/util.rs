@@ -92,8 +92,10 @@ pub fn timed(step: &str, run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Re
     result
 }
 
-/// The release `server` and `bots` binaries that the measuring tasks run.
-pub fn build_server_and_bots() -> anyhow::Result<()> {
+/// The release binaries every task that runs the server uses: `server`, `bots` and
+/// `soak`. One build for all of them, so they share one set of features and no task
+/// rebuilds what another built.
+pub fn build_release_bins() -> anyhow::Result<()> {
     exec(cargo().args([
         "build",
         "--release",
@@ -101,6 +103,8 @@ pub fn build_server_and_bots() -> anyhow::Result<()> {
         "server",
         "-p",
         "client",
+        "-p",
+        "soak",
         "--bins",
     ]))
 }
