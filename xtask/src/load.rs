@@ -543,7 +543,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         idle,
     };
     println!(
-        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "{:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "players",
         "deliv.min",
         "deliv.avg",
@@ -553,6 +553,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "room cpu",
         "bots cpu",
         "rss MiB",
+        "up B/s",
         "srv us/r",
         "room us/r",
         "enc us/r",
@@ -561,7 +562,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for s in &report.steps {
         println!(
-            "{:>7} {:>9.3} {:>9.3} {:>7.2}ms {:>7.2}ms {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6}",
+            "{:>7} {:>9.3} {:>9.3} {:>7.2}ms {:>7.2}ms {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>7.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>6}",
             s.players,
             s.delivery_min,
             s.delivery_mean,
@@ -571,6 +572,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.room_threads_cpu,
             s.bots_cpu,
             s.server_rss_mib,
+            s.up_bytes_per_client_per_s,
             s.server_cpu_us_per_recipient,
             s.room_cpu_us_per_recipient,
             s.encode_us_per_recipient,
