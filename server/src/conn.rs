@@ -163,7 +163,9 @@ impl<'a> Conn<'a> {
                     }
                 },
                 _ = self.pings.tick() => {
-                    let _ = self.socket.send(Message::Ping(Bytes::new())).await;
+                    if self.socket.send(Message::Ping(Bytes::new())).await.is_ok() {
+                        self.wire.count(1, 0);
+                    }
                     continue;
                 }
                 frame = timeout_at(self.deadline, self.socket.next()) => frame,
@@ -185,6 +187,10 @@ impl<'a> Conn<'a> {
                 Ok(Some(Err(err))) => return read_error(&err),
                 Ok(Some(Ok(msg))) => msg,
             };
+            if msg.is_close() {
+                // tungstenite answers it on the next read; nothing may follow the answer.
+                self.wire.seal();
+            }
             let n_bytes = msg.len();
             self.app.metrics.ws_received_messages.inc();
             self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
@@ -242,11 +248,22 @@ impl<'a> Conn<'a> {
     }
 }
 
-/// A transport error: an oversize message gets its close code; anything else means
-/// the peer is gone and there is nobody left to tell.
+/// A transport error: an oversize message or a full send backlog gets its close code;
+/// anything else means the peer is gone and there is nobody left to tell.
 fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
-    if let tungstenite::Error::Capacity(capacity) = err {
-        return Err((CloseReason::TooBig, capacity.to_string()));
+    match err {
+        tungstenite::Error::Capacity(capacity) => {
+            return Err((CloseReason::TooBig, capacity.to_string()));
+        }
+        // A pong or close reply that found the send backlog full.
+        tungstenite::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<WireError>().is_some()) =>
+        {
+            return Err((CloseReason::TooSlow, "the client stopped reading".into()));
+        }
+        _ => {}
     }
     tracing::debug!(%err, "websocket read error");
     Ok(None)
@@ -285,11 +302,15 @@ async fn session(
             "the room is closing".to_owned(),
         )
     };
-    seat.commands
-        .send(join)
-        .await
-        .map_err(|_| shutting_down())?;
-    let id = reply_rx.await.map_err(|_| shutting_down())?;
+    // A room that cannot take a join within the join timeout is not coming back to it.
+    let id = timeout(app.limits.join_timeout, async {
+        seat.commands.send(join).await.ok()?;
+        reply_rx.await.ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(shutting_down)?;
 
     conn.go_live();
     let uplink = Uplink {

@@ -7,18 +7,15 @@ use std::sync::Arc;
 use shared::protocol::CloseReason;
 use tokio::sync::oneshot;
 
-use crate::wire::{Wire, WireError, frame_into};
-
-/// A queue that held a burst (a welcome, say) keeps at most this much of its buffer.
-const QUEUE_KEEP: usize = 512;
+use crate::wire::{Queued, Wire, WireError};
 
 /// The room's end of a connection.
 #[derive(Debug)]
 pub struct Outbox {
     wire: Arc<Wire>,
     kick: Option<oneshot::Sender<CloseReason>>,
-    /// Framed messages that must arrive, waiting for the next snapshot's write.
-    queued: Vec<u8>,
+    /// Messages that must arrive, waiting for the next snapshot's write.
+    queued: Queued,
 }
 
 /// The client's backlog is full: it reads too slowly to stay.
@@ -30,15 +27,14 @@ impl Outbox {
         Outbox {
             wire,
             kick: Some(kick),
-            queued: Vec::new(),
+            queued: Queued::default(),
         }
     }
 
     /// Queues a message that must arrive. It goes out with the next snapshot, in the
     /// same write and before it, so a client gets one write per snapshot tick.
     pub fn queue(&mut self, payload: &[u8]) {
-        frame_into(payload, &mut self.queued);
-        self.wire.count(payload.len());
+        self.queued.push(payload);
     }
 
     /// Writes the queued messages and a snapshot (a per-client head and the shared
@@ -47,9 +43,6 @@ impl Outbox {
     pub fn send_snapshot(&mut self, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
         let sent = self.wire.send_snapshot(&self.queued, head, body);
         self.queued.clear();
-        if self.queued.capacity() > QUEUE_KEEP {
-            self.queued = Vec::new();
-        }
         match sent {
             Err(WireError::Overflow) => Err(Overflow),
             _ => Ok(()),

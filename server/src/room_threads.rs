@@ -74,7 +74,16 @@ impl RoomThreads {
 
 fn run(new_rooms: &Receiver<RoomRunner>, count: &AtomicUsize, shutdown: &CancellationToken) {
     let mut rooms: Vec<RoomRunner> = Vec::new();
+    let add = |rooms: &mut Vec<RoomRunner>, mut room: RoomRunner| {
+        room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due));
+        rooms.push(room);
+    };
     while !shutdown.is_cancelled() {
+        // Taken here too, not only while waiting: a thread with always a room due would
+        // otherwise never start a new one.
+        while let Ok(room) = new_rooms.try_recv() {
+            add(&mut rooms, room);
+        }
         let now = Instant::now();
         let earliest = rooms
             .iter()
@@ -92,10 +101,7 @@ fn run(new_rooms: &Receiver<RoomRunner>, count: &AtomicUsize, shutdown: &Cancell
         }
         let wait = earliest.map_or(IDLE_WAIT, |(_, due)| (due - now).min(IDLE_WAIT));
         match new_rooms.recv_timeout(wait) {
-            Ok(mut room) => {
-                room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due));
-                rooms.push(room);
-            }
+            Ok(room) => add(&mut rooms, room),
             Err(RecvTimeoutError::Timeout) => {}
             // The lobby is gone: the server is stopping.
             Err(RecvTimeoutError::Disconnected) => return,

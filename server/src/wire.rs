@@ -35,14 +35,45 @@ pub const WRITE_STALL: Duration = Duration::from_secs(5);
 const BACKLOG_KEEP: usize = 4 * 1024;
 
 /// Why a connection's writes cannot go on.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
-    /// The backlog is over its limit.
+    #[error("the send backlog is over its limit")]
     Overflow,
-    /// The backlog made no progress for `WRITE_STALL`.
+    #[error("the send backlog made no progress for {WRITE_STALL:?}")]
     Stalled,
-    /// The socket failed: the peer is gone.
+    #[error("the socket failed")]
     Broken,
+}
+
+/// Messages that must arrive, framed and waiting for the next snapshot's write.
+#[derive(Debug, Default)]
+pub struct Queued {
+    frames: Vec<u8>,
+    messages: u64,
+    payload: u64,
+}
+
+impl Queued {
+    /// A queue that held a burst (a welcome, say) keeps at most this much of its buffer.
+    const KEEP: usize = 512;
+
+    /// Appends `payload` as a whole binary frame.
+    pub fn push(&mut self, payload: &[u8]) {
+        let (header, header_len) = binary_header(payload.len());
+        self.frames.extend_from_slice(&header[..header_len]);
+        self.frames.extend_from_slice(payload);
+        self.messages += 1;
+        self.payload += payload.len() as u64;
+    }
+
+    pub fn clear(&mut self) {
+        self.frames.clear();
+        if self.frames.capacity() > Self::KEEP {
+            self.frames = Vec::new();
+        }
+        self.messages = 0;
+        self.payload = 0;
+    }
 }
 
 #[derive(Debug)]
@@ -62,6 +93,8 @@ struct State {
     /// The newest snapshot frame that found a backlog. It goes out after the backlog,
     /// unless a newer snapshot replaces it first: a late snapshot is worth nothing.
     snapshot: Vec<u8>,
+    /// The payload bytes of that snapshot, counted when it goes out.
+    snapshot_payload: usize,
     /// When the backlog last moved (or filled).
     progress_at: Option<Instant>,
     broken: bool,
@@ -72,13 +105,6 @@ struct State {
 
 /// The longest header of an unmasked frame: two bytes and a 64-bit length.
 const HEADER_MAX: usize = 10;
-
-/// Appends `payload` to `out` as a whole binary frame, for `Wire::send_snapshot`.
-pub fn frame_into(payload: &[u8], out: &mut Vec<u8>) {
-    let (header, header_len) = binary_header(payload.len());
-    out.extend_from_slice(&header[..header_len]);
-    out.extend_from_slice(payload);
-}
 
 /// A WebSocket frame header for an unmasked, final binary frame of `len` bytes.
 fn binary_header(len: usize) -> ([u8; HEADER_MAX], usize) {
@@ -111,47 +137,53 @@ impl Wire {
     pub fn send_message(&self, payload: &[u8]) -> Result<(), WireError> {
         let (header, header_len) = binary_header(payload.len());
         let mut state = self.state.lock();
-        self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])?;
-        self.count(payload.len());
+        if self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])? {
+            self.count(1, payload.len());
+        }
         Ok(())
     }
 
-    /// Sends, in one write, `messages` (whole frames from `frame_into`, which must
-    /// arrive) and then a snapshot made of a per-client head and the shared body. If the
-    /// socket is backed up, the messages join the backlog and the snapshot waits in a
-    /// one-frame slot, where the next snapshot replaces it: a late snapshot is worth
-    /// nothing.
+    /// Sends, in one write, the `queued` messages (which must arrive) and then a
+    /// snapshot made of a per-client head and the shared body. If the socket is backed
+    /// up, the messages join the backlog and the snapshot waits in a one-frame slot,
+    /// where the next snapshot replaces it: a late snapshot is worth nothing.
     pub fn send_snapshot(
         &self,
-        messages: &[u8],
+        queued: &Queued,
         head: &[u8],
         body: &[u8],
     ) -> Result<(), WireError> {
         let payload_len = head.len() + body.len();
         let (header, header_len) = binary_header(payload_len);
-        let snapshot = [&header[..header_len], head, body];
         let mut state = self.state.lock();
         if state.sealed {
             return Ok(());
         }
         if state.backlog.is_empty() {
-            let [header, head, body] = snapshot;
-            self.write_or_queue(&mut state, [messages, header, head, body])?;
+            let parts = [&queued.frames[..], &header[..header_len], head, body];
+            if self.write_or_queue(&mut state, parts)? {
+                self.count(queued.messages + 1, queued.payload as usize + payload_len);
+            }
         } else {
-            self.write_or_queue(&mut state, [messages, &[], &[], &[]])?;
+            if self.write_or_queue(&mut state, [&queued.frames, &[], &[], &[]])? {
+                self.count(queued.messages, queued.payload as usize);
+            }
             state.snapshot.clear();
-            for part in snapshot {
+            for part in [&header[..header_len], head, body] {
                 state.snapshot.extend_from_slice(part);
             }
+            state.snapshot_payload = payload_len;
         }
-        self.count(payload_len);
         Ok(())
     }
 
-    /// Stops the room's writes for good: the connection is about to send its close
-    /// frame, after which a WebSocket endpoint must send no data.
+    /// Stops the room's writes for good, a waiting snapshot included: the connection is
+    /// about to send (or answer) a close frame, after which a WebSocket endpoint must
+    /// send no data.
     pub fn seal(&self) {
-        self.state.lock().sealed = true;
+        let mut state = self.state.lock();
+        state.sealed = true;
+        state.snapshot.clear();
     }
 
     /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
@@ -159,18 +191,22 @@ impl Wire {
     fn send_raw(&self, bytes: &[u8]) -> Result<(), WireError> {
         let mut state = self.state.lock();
         self.write_or_queue(&mut state, [bytes, &[], &[], &[]])
+            .map(|_| ())
     }
 
-    /// Counts a message handed to the socket (or to its backlog).
-    pub fn count(&self, payload_len: usize) {
-        self.metrics.ws_sent_messages.inc();
-        self.metrics.ws_sent_bytes.inc_by(payload_len as u64);
+    /// Counts messages handed to the socket (or to its backlog).
+    pub fn count(&self, messages: u64, payload_bytes: usize) {
+        self.metrics.ws_sent_messages.inc_by(messages);
+        self.metrics.ws_sent_bytes.inc_by(payload_bytes as u64);
     }
 
-    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 4]) -> Result<(), WireError> {
+    /// Writes `parts` now, or what the socket did not take into the backlog. `Ok(false)`:
+    /// the socket is broken and the bytes went nowhere. A backlog past its limit takes
+    /// no more, but an empty one takes any one message, however big.
+    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 4]) -> Result<bool, WireError> {
         if state.broken {
             // The connection's task has seen it and is ending; nothing reaches the peer.
-            return Ok(());
+            return Ok(false);
         }
         let total: usize = parts.iter().map(|part| part.len()).sum();
         let mut written = 0;
@@ -182,14 +218,14 @@ impl Wire {
                 Err(_) => {
                     state.broken = true;
                     self.backlog_filled.notify_one();
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
         if written == total {
-            return Ok(());
+            return Ok(true);
         }
-        if state.backlog.len() + (total - written) > BACKLOG_LIMIT && written == 0 {
+        if !state.backlog.is_empty() && state.backlog.len() + total > BACKLOG_LIMIT {
             return Err(WireError::Overflow);
         }
         if state.backlog.is_empty() {
@@ -202,7 +238,7 @@ impl Wire {
             skip -= from;
         }
         self.backlog_filled.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     /// Drains the backlog whenever there is one, for as long as the connection lives.
@@ -244,6 +280,7 @@ impl Wire {
                 let state = &mut *state;
                 std::mem::swap(&mut state.backlog, &mut state.snapshot);
                 state.progress_at = Some(Instant::now());
+                self.count(1, state.snapshot_payload);
             }
             match self.socket.try_write(&state.backlog) {
                 Ok(n) => {
@@ -296,7 +333,7 @@ impl AsyncWrite for WireIo {
     ) -> Poll<io::Result<usize>> {
         Poll::Ready(match self.wire.send_raw(buf) {
             Ok(()) => Ok(buf.len()),
-            Err(err) => Err(io::Error::other(format!("{err:?}"))),
+            Err(err) => Err(io::Error::other(err)),
         })
     }
 
@@ -356,10 +393,10 @@ mod tests {
     #[tokio::test]
     async fn frames_the_socket_takes_arrive_whole_and_in_order() {
         let (wire, mut peer) = wire_and_peer().await;
-        let mut messages = Vec::new();
-        frame_into(b"welcome", &mut messages);
-        frame_into(b"joined", &mut messages);
-        wire.send_snapshot(&messages, b"head-", b"shared body")
+        let mut queued = Queued::default();
+        queued.push(b"welcome");
+        queued.push(b"joined");
+        wire.send_snapshot(&queued, b"head-", b"shared body")
             .expect("send");
         wire.send_message(&[1u8; 300]).expect("send");
         assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
@@ -381,10 +418,11 @@ mod tests {
     async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
         let (wire, mut peer) = wire_and_peer().await;
         fill_socket(&wire);
-        wire.send_snapshot(&[], b"old-", b"snapshot").expect("send");
-        let mut messages = Vec::new();
-        frame_into(b"must arrive", &mut messages);
-        wire.send_snapshot(&messages, b"new-", b"snapshot")
+        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
+            .expect("send");
+        let mut queued = Queued::default();
+        queued.push(b"must arrive");
+        wire.send_snapshot(&queued, b"new-", b"snapshot")
             .expect("send");
 
         let reader = tokio::spawn(async move {
@@ -420,10 +458,12 @@ mod tests {
     #[tokio::test]
     async fn a_sealed_wire_takes_nothing_more_from_the_room() {
         let (wire, mut peer) = wire_and_peer().await;
-        wire.send_snapshot(&[], b"before ", b"close").expect("send");
+        wire.send_snapshot(&Queued::default(), b"before ", b"close")
+            .expect("send");
         wire.seal();
         wire.send_message(b"goodbye").expect("send");
-        wire.send_snapshot(&[], b"after ", b"close").expect("send");
+        wire.send_snapshot(&Queued::default(), b"after ", b"close")
+            .expect("send");
         drop(wire);
         let mut received = Vec::new();
         peer.read_to_end(&mut received).await.expect("read");
@@ -431,6 +471,34 @@ mod tests {
             payloads(&received),
             vec![b"before close".to_vec(), b"goodbye".to_vec()]
         );
+    }
+
+    #[tokio::test]
+    async fn sealing_drops_a_waiting_snapshot_but_not_the_backlog() {
+        let (wire, mut peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"stale ", b"snapshot")
+            .expect("send");
+        wire.seal();
+        wire.send_message(b"goodbye").expect("send");
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            peer.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        let driver = {
+            let wire = Arc::clone(&wire);
+            tokio::spawn(async move { wire.drive().await })
+        };
+        while !wire.state.lock().backlog.is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        driver.abort();
+        let _ = driver.await;
+        drop(wire);
+        let frames = payloads(&reader.await.expect("reader"));
+        assert_eq!(frames.last().map(Vec::as_slice), Some(&b"goodbye"[..]));
+        assert!(!frames.iter().any(|f| f.as_slice() == b"stale snapshot"));
     }
 
     #[tokio::test]
