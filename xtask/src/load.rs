@@ -51,6 +51,9 @@ pub struct Args {
     /// Run the server's room threads at normal priority, to compare.
     #[arg(long)]
     no_realtime_rooms: bool,
+    /// The server's `--room-threads`; without it, the server's default.
+    #[arg(long)]
+    room_threads: Option<u16>,
 }
 
 #[derive(Debug, Serialize)]
@@ -299,6 +302,7 @@ struct ServerSetup {
     tick_hz: u16,
     snapshot_hz: u16,
     realtime_rooms: bool,
+    room_threads: Option<u16>,
 }
 
 /// The release server in rooms of 16.
@@ -307,7 +311,9 @@ fn start_server(setup: ServerSetup) -> anyhow::Result<ServerProcess> {
         tick_hz,
         snapshot_hz,
         realtime_rooms,
+        room_threads,
     } = setup;
+    let room_threads = room_threads.map(|n| n.to_string());
     let (tick_hz, snapshot_hz) = (tick_hz.to_string(), snapshot_hz.to_string());
     // Every bot connects from 127.0.0.1, so the per-address cap must not apply.
     let mut args = vec![
@@ -324,6 +330,9 @@ fn start_server(setup: ServerSetup) -> anyhow::Result<ServerProcess> {
     ];
     if !realtime_rooms {
         args.push("--no-realtime-rooms");
+    }
+    if let Some(threads) = &room_threads {
+        args.extend(["--room-threads", threads]);
     }
     let args: Vec<String> = args.into_iter().map(String::from).collect();
     ServerProcess::start(
@@ -486,6 +495,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tick_hz: TICK_HZ,
         snapshot_hz: SNAPSHOT_HZ as u16,
         realtime_rooms: !args.no_realtime_rooms,
+        room_threads: args.room_threads,
     };
     let mut steps = Vec::new();
     {
