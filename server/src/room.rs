@@ -209,7 +209,11 @@ impl RoomRunner {
     /// empty for its grace period and the lobby let it go.
     pub fn tick(&mut self) -> bool {
         let room = &mut self.room;
-        let settings = Arc::clone(&room.settings);
+        let (tick_hz, snapshot_hz, empty_grace) = (
+            u32::from(room.settings.tick_hz),
+            u32::from(room.settings.snapshot_hz),
+            room.settings.empty_grace,
+        );
         let started = Instant::now();
         room.metrics.tick_lateness.observe(
             started
@@ -223,9 +227,9 @@ impl RoomRunner {
         room.collect_inputs();
         room.world.step(&room.inputs, self.dt, &mut room.events);
         room.broadcast_events();
-        self.snapshot_credit += u32::from(settings.snapshot_hz);
-        if self.snapshot_credit >= u32::from(settings.tick_hz) {
-            self.snapshot_credit -= u32::from(settings.tick_hz);
+        self.snapshot_credit += snapshot_hz;
+        if self.snapshot_credit >= tick_hz {
+            self.snapshot_credit -= tick_hz;
             room.send_snapshots();
         }
         room.metrics
@@ -241,7 +245,7 @@ impl RoomRunner {
 
         if room.occupants.is_empty() {
             let since = *self.empty_since.get_or_insert(started);
-            if started - since >= settings.empty_grace && self.lobby.close_if_empty(&room.id) {
+            if started - since >= empty_grace && self.lobby.close_if_empty(&room.id) {
                 return false;
             }
         } else {

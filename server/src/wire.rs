@@ -374,57 +374,9 @@ mod tests {
         }
     }
 
-    /// The payloads of the binary frames in `bytes`, which must be whole frames.
-    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while !bytes.is_empty() {
-            assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
-            let (len, header) = match bytes[1] {
-                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
-                127 => panic!("no frame here is that long"),
-                len => (usize::from(len), 2),
-            };
-            out.push(bytes[header..header + len].to_vec());
-            bytes = &bytes[header + len..];
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn frames_the_socket_takes_arrive_whole_and_in_order() {
-        let (wire, mut peer) = wire_and_peer().await;
-        let mut queued = Queued::default();
-        queued.push(b"welcome");
-        queued.push(b"joined");
-        wire.send_snapshot(&queued, b"head-", b"shared body")
-            .expect("send");
-        wire.send_message(&[1u8; 300]).expect("send");
-        assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
-        drop(wire);
-        let mut received = Vec::new();
-        peer.read_to_end(&mut received).await.expect("read");
-        assert_eq!(
-            payloads(&received),
-            vec![
-                b"welcome".to_vec(),
-                b"joined".to_vec(),
-                b"head-shared body".to_vec(),
-                vec![1u8; 300]
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
-        let (wire, mut peer) = wire_and_peer().await;
-        fill_socket(&wire);
-        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
-            .expect("send");
-        let mut queued = Queued::default();
-        queued.push(b"must arrive");
-        wire.send_snapshot(&queued, b"new-", b"snapshot")
-            .expect("send");
-
+    /// Drives the wire until everything it holds has gone out, then closes it and
+    /// returns the payloads of every frame the peer received.
+    async fn frames_received(wire: Arc<Wire>, mut peer: TcpStream) -> Vec<Vec<u8>> {
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();
             peer.read_to_end(&mut received).await.expect("read");
@@ -443,7 +395,57 @@ mod tests {
         driver.abort();
         let _ = driver.await;
         drop(wire);
-        let frames = payloads(&reader.await.expect("reader"));
+        payloads(&reader.await.expect("reader"))
+    }
+
+    /// The payloads of the binary frames in `bytes`, which must be whole frames.
+    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
+            let (len, header) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => panic!("no frame here is that long"),
+                len => (usize::from(len), 2),
+            };
+            out.push(bytes[header..header + len].to_vec());
+            bytes = &bytes[header + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_the_socket_takes_arrive_whole_and_in_order() {
+        let (wire, peer) = wire_and_peer().await;
+        let mut queued = Queued::default();
+        queued.push(b"welcome");
+        queued.push(b"joined");
+        wire.send_snapshot(&queued, b"head-", b"shared body")
+            .expect("send");
+        wire.send_message(&[1u8; 300]).expect("send");
+        assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
+        assert_eq!(
+            frames_received(wire, peer).await,
+            vec![
+                b"welcome".to_vec(),
+                b"joined".to_vec(),
+                b"head-shared body".to_vec(),
+                vec![1u8; 300]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
+        let (wire, peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
+            .expect("send");
+        let mut queued = Queued::default();
+        queued.push(b"must arrive");
+        wire.send_snapshot(&queued, b"new-", b"snapshot")
+            .expect("send");
+        let frames = frames_received(wire, peer).await;
         let tail: Vec<&[u8]> = frames[frames.len() - 2..]
             .iter()
             .map(Vec::as_slice)
@@ -457,46 +459,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_sealed_wire_takes_nothing_more_from_the_room() {
-        let (wire, mut peer) = wire_and_peer().await;
+        let (wire, peer) = wire_and_peer().await;
         wire.send_snapshot(&Queued::default(), b"before ", b"close")
             .expect("send");
         wire.seal();
         wire.send_message(b"goodbye").expect("send");
         wire.send_snapshot(&Queued::default(), b"after ", b"close")
             .expect("send");
-        drop(wire);
-        let mut received = Vec::new();
-        peer.read_to_end(&mut received).await.expect("read");
         assert_eq!(
-            payloads(&received),
+            frames_received(wire, peer).await,
             vec![b"before close".to_vec(), b"goodbye".to_vec()]
         );
     }
 
     #[tokio::test]
     async fn sealing_drops_a_waiting_snapshot_but_not_the_backlog() {
-        let (wire, mut peer) = wire_and_peer().await;
+        let (wire, peer) = wire_and_peer().await;
         fill_socket(&wire);
         wire.send_snapshot(&Queued::default(), b"stale ", b"snapshot")
             .expect("send");
         wire.seal();
         wire.send_message(b"goodbye").expect("send");
-        let reader = tokio::spawn(async move {
-            let mut received = Vec::new();
-            peer.read_to_end(&mut received).await.expect("read");
-            received
-        });
-        let driver = {
-            let wire = Arc::clone(&wire);
-            tokio::spawn(async move { wire.drive().await })
-        };
-        while !wire.state.lock().backlog.is_empty() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        driver.abort();
-        let _ = driver.await;
-        drop(wire);
-        let frames = payloads(&reader.await.expect("reader"));
+        let frames = frames_received(wire, peer).await;
         assert_eq!(frames.last().map(Vec::as_slice), Some(&b"goodbye"[..]));
         assert!(!frames.iter().any(|f| f.as_slice() == b"stale snapshot"));
     }
