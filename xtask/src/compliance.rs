@@ -9,7 +9,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::server_process::ServerProcess;
+use harness::ServerProcess;
+
 use crate::util::{build_release_bins, exec, output, root, target_dir};
 
 /// The kosoku release line the expected verdicts were recorded with.
@@ -51,11 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let kosoku = kosoku()?;
     // The release build the soak and the load runs use: one build serves them all.
     build_release_bins()?;
-    let server = ServerProcess::start(
-        &target_dir().join("release/server"),
-        &["--echo-route".to_owned()],
-        None,
-    )?;
+    let mut server = Command::new(target_dir().join("release/server"));
+    server.arg("--echo-route").current_dir(root());
+    let server = ServerProcess::start(server)?;
     let reports = target_dir().join("compliance");
     let _ = std::fs::remove_dir_all(&reports);
     std::fs::create_dir_all(&reports).with_context(|| format!("create {}", reports.display()))?;
@@ -70,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .stderr(log)
         .status()
         .context("run kosoku")?;
-    let clean_exit = server.stop()?;
+    let clean_exit = server.stop().context("stop the server")?;
     let verdicts = read_verdicts(&reports.join("index.json"))?;
     summarize(&verdicts)?;
     anyhow::ensure!(clean_exit, "the server did not exit cleanly after the run");

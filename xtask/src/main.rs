@@ -1,21 +1,19 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `build` makes the browser bundle, `serve` builds and runs the game, `test` runs every
-//! check CI runs, `bots` plays a swarm of headless bots against a fresh release server,
-//! `bench-net`, `load` and `soak` measure bandwidth, capacity and endurance.
+//! check CI runs; `bots`, `bench-net`, `load` and `soak` build and run the harness,
+//! which plays bots against a release server and measures bandwidth, capacity and
+//! endurance.
 
-mod bench_net;
-mod bots;
 mod browser;
 mod build;
 mod compliance;
 mod deny;
-mod load;
-mod prom;
+mod harness;
 mod serve;
-mod server_process;
-mod soak;
 mod test;
 mod util;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -34,31 +32,47 @@ enum Task {
     Serve(serve::Args),
     /// Run every check: fmt, clippy (native and wasm32), all tests, and the browser tests.
     Test(test::Args),
-    /// Start a release server on a free port and play N headless bots against it.
-    Bots(bots::Args),
-    /// The bandwidth benchmark: bytes per client, snapshot sizes, encode time.
-    BenchNet(bench_net::Args),
+    /// Start a release server on a free port and play N headless bots against it
+    /// (`harness bots`).
+    Bots(harness::Args),
+    /// The bandwidth benchmark: bytes per client, snapshot sizes, encode time
+    /// (`harness bench-net`).
+    BenchNet(harness::Args),
     /// The capacity run: playing bots in steps until the delivery or lateness bar
-    /// fails, then memory per idle connection.
-    Load(load::Args),
+    /// fails, then memory per idle connection (`harness load`).
+    Load(harness::Args),
     /// Run the Autobahn WebSocket cases against the server and check the verdicts.
     Compliance(compliance::Args),
-    /// Audit dependencies with cargo-deny against the offline RustSec snapshot.
+    /// Audit dependencies with cargo-deny against the RustSec snapshot, or a fetched
+    /// advisory database when no snapshot is there.
     Deny(deny::Args),
-    /// Soak a release server: bots with churn, faults and a latency proxy; JSON report.
-    Soak(soak::Args),
+    /// Soak a release server: bots with churn, faults and a latency proxy; JSON report
+    /// (`harness soak`).
+    Soak(harness::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
+/// Errors print as one line, the failed step and its causes joined by colons, whatever
+/// RUST_BACKTRACE says: CI's log should end with what went wrong, not a stack.
+fn main() -> ExitCode {
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    match task {
         Task::Build(args) => build::run(args),
         Task::Serve(args) => serve::run(args),
         Task::Test(args) => test::run(args),
-        Task::Bots(args) => bots::run(args),
-        Task::BenchNet(args) => bench_net::run(args),
-        Task::Load(args) => load::run(args),
+        Task::Bots(args) => harness::run(harness::Run::Bots, args),
+        Task::BenchNet(args) => harness::run(harness::Run::BenchNet, args),
+        Task::Load(args) => harness::run(harness::Run::Load, args),
         Task::Compliance(args) => compliance::run(args),
         Task::Deny(args) => deny::run(args),
-        Task::Soak(args) => soak::run(args),
+        Task::Soak(args) => harness::run(harness::Run::Soak, args),
     }
 }

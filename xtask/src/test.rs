@@ -4,7 +4,7 @@
 use crate::browser::ensure_chromium;
 use crate::build::bundle;
 use crate::util::{cargo, ensure_target, exec, target_dir, timed};
-use crate::{compliance, deny, soak};
+use crate::{compliance, deny, harness};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -65,6 +65,6 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
     timed("websocket compliance", || {
         compliance::run(compliance::Args::default())
     })?;
-    timed("short soak", soak::short)?;
+    timed("short soak", harness::short_soak)?;
     Ok(())
 }

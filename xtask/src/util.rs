@@ -93,7 +93,7 @@ pub fn timed(step: &str, run: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Re
 }
 
 /// The release binaries every task that runs the server uses: `server`, `bots` and
-/// `soak`. One build for all of them, so they share one set of features and no task
+/// `harness`. One build for all of them, so they share one set of features and no task
 /// rebuilds what another built.
 pub fn build_release_bins() -> anyhow::Result<()> {
     exec(cargo().args([
@@ -104,7 +104,7 @@ pub fn build_release_bins() -> anyhow::Result<()> {
         "-p",
         "client",
         "-p",
-        "soak",
+        "harness",
         "--bins",
     ]))
 }

@@ -1,5 +1,5 @@
 //! `bots`: headless players for soak and load runs. Prints one JSON report as its last
-//! stdout line and exits non-zero if any bot failed.
+//! stdout line and exits non-zero if any bot failed, saying on stderr how many and why.
 
 use std::io::Write;
 use std::time::Duration;
@@ -70,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
     writeln!(stdout, "{}", serde_json::to_string(&report)?)?;
     stdout.flush()?;
     if report.failed > 0 {
+        eprintln!(
+            "bots: {} of {} failed: {:?}",
+            report.failed, report.bots, report.failures
+        );
         std::process::exit(1);
     }
     Ok(())

@@ -2,10 +2,12 @@
 //! they print: the numbers a load or soak run is judged by.
 
 pub mod brain;
+mod failure;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use shared::Seq;
 use shared::protocol::{ClientMsg, InputFrame, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
@@ -13,9 +15,15 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use crate::core::{RoomView, SnapshotStats};
 use crate::native::{Connection, Hello, NetError};
 use brain::Brain;
+use failure::LastWord;
 
 /// How often each bot measures its round trip.
 const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Bots that played less than this are left out of the lowest per-bot snapshot rate:
+/// over a shorter time one snapshot more or less moves a bot's rate by more than the 2%
+/// a load step's delivery bar allows (at 30 Hz, one snapshot in 2 s is 1.7%).
+const MIN_PLAYED_FOR_RATE: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug)]
 pub struct BotsConfig {
@@ -38,6 +46,7 @@ struct BotStats {
     /// The bot could not join, or lost its connection before its time was up.
     failed: bool,
     disconnected: bool,
+    /// From the welcome to the end of the bot's time, or to its failure.
     played: Duration,
     snapshots: u64,
     down_bytes: u64,
@@ -48,17 +57,30 @@ struct BotStats {
     snapshot_sizes: Vec<u32>,
     snapshot_stats: SnapshotStats,
     error: Option<String>,
+    /// Why the bot failed, as a stable snake_case cause.
+    failure: Option<String>,
 }
 
 /// The run's summary; printed as one JSON line.
-#[derive(Debug, Serialize)]
+///
+/// Rates are over the time bots actually played, from their welcome to the end of
+/// their time or their failure, and weighted by it: a total count over the total
+/// seconds played. A bot that failed a millisecond after its welcome adds a millisecond,
+/// not a rate of its own.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub bots: usize,
     pub connected: usize,
     pub failed: usize,
+    /// Seconds each bot was to play.
     pub duration_s: f64,
+    /// Seconds played, summed over the bots that joined.
+    pub played_s: f64,
+    /// Snapshots received (or skipped for a newer one), summed over the bots.
+    pub snapshots: u64,
     pub snapshots_per_bot_per_s: f64,
-    pub min_snapshots_per_bot_per_s: f64,
+    /// The lowest rate of one bot, among those that played at least 2 s; `None` if none did.
+    pub min_snapshots_per_bot_per_s: Option<f64>,
     pub down_bytes_per_bot_per_s: f64,
     pub up_bytes_per_bot_per_s: f64,
     pub rtt_ms_p50: f64,
@@ -73,7 +95,10 @@ pub struct Report {
     /// Bits each moving player took in delta snapshots (its delta plus its share of
     /// the changed-players bitmap).
     pub bits_per_moving_player: f64,
-    /// The first few distinct errors, to say why bots failed.
+    /// Failed bots by cause (`connect_refused`, `closed_1008_too_slow`, ...); the
+    /// counts add up to `failed`.
+    pub failures: BTreeMap<String, u64>,
+    /// The first few distinct error messages, for the detail the causes leave out.
     pub errors: Vec<String>,
 }
 
@@ -96,6 +121,7 @@ pub async fn run(config: BotsConfig) -> Report {
         stats.push(task.await.unwrap_or_else(|err| BotStats {
             failed: true,
             error: Some(format!("bot task died: {err}")),
+            failure: Some("bot_task_died".into()),
             ..BotStats::default()
         }));
     }
@@ -110,6 +136,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
         Ok(conn) => conn,
         Err(err) => {
             stats.failed = true;
+            stats.failure = Some(failure::join_failure(&err));
             stats.error = Some(err.to_string());
             return stats;
         }
@@ -131,6 +158,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let mut seq = Seq(0);
     let mut next_ping = joined_at;
     let mut ping_sent: Option<(u32, Instant)> = None;
+    let mut last_word = LastWord::default();
 
     let outcome: Result<(), NetError> = loop {
         tokio::select! {
@@ -163,6 +191,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
                         ping_sent = None;
                     }
                     if let ServerMsg::Disconnect { reason, detail } = &msg {
+                        last_word.server_said = Some(*reason);
                         stats.error = Some(format!("server closed us ({reason:?}): {detail}"));
                     }
                     if view.apply(&msg).is_err() {
@@ -193,6 +222,8 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     if let Err(err) = outcome {
         stats.failed = true;
         stats.disconnected = true;
+        last_word.close_code = conn.close.as_ref().map(|(code, _)| *code);
+        stats.failure = Some(failure::cause(&err, last_word));
         stats.error.get_or_insert_with(|| err.to_string());
     }
     stats.down_bytes = conn.traffic.down_bytes;
@@ -203,13 +234,23 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
 
 fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
     let joined: Vec<&BotStats> = stats.iter().filter(|s| s.joined).collect();
-    let per_s = |value: &dyn Fn(&BotStats) -> f64| -> Vec<f64> {
-        joined
-            .iter()
-            .map(|s| value(s) / s.played.as_secs_f64().max(1e-3))
-            .collect()
+    // A fold from +0.0: an empty float `sum` is -0.0, which a report would print.
+    let played_s = joined
+        .iter()
+        .fold(0.0, |total, s| total + s.played.as_secs_f64());
+    let per_played_s = |count: u64| {
+        if played_s > 0.0 {
+            count as f64 / played_s
+        } else {
+            0.0
+        }
     };
-    let snapshot_rates = per_s(&|s| s.snapshots as f64);
+    let snapshots: u64 = joined.iter().map(|s| s.snapshots).sum();
+    let min_snapshots_per_bot_per_s = joined
+        .iter()
+        .filter(|s| s.played >= MIN_PLAYED_FOR_RATE)
+        .map(|s| s.snapshots as f64 / s.played.as_secs_f64())
+        .min_by(f64::total_cmp);
     let mut rtts: Vec<f64> = stats
         .iter()
         .flat_map(|s| s.rtts_ms.iter().copied())
@@ -224,6 +265,11 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         stats.iter().map(|s| field(&s.snapshot_stats)).sum()
     };
     let moving_players = total(|s| s.moving_players);
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    for bot in stats.iter().filter(|s| s.failed) {
+        let cause = bot.failure.as_deref().unwrap_or("unknown");
+        *failures.entry(cause.to_owned()).or_default() += 1;
+    }
     let mut errors: Vec<String> = Vec::new();
     for error in stats.iter().filter_map(|s| s.error.clone()) {
         if errors.len() < 5 && !errors.contains(&error) {
@@ -235,10 +281,12 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         connected: joined.len(),
         failed: stats.iter().filter(|s| s.failed).count(),
         duration_s: config.duration.as_secs_f64(),
-        snapshots_per_bot_per_s: mean(&snapshot_rates),
-        min_snapshots_per_bot_per_s: snapshot_rates.iter().copied().fold(f64::NAN, f64::min),
-        down_bytes_per_bot_per_s: mean(&per_s(&|s| s.down_bytes as f64)),
-        up_bytes_per_bot_per_s: mean(&per_s(&|s| s.up_bytes as f64)),
+        played_s,
+        snapshots,
+        snapshots_per_bot_per_s: per_played_s(snapshots),
+        min_snapshots_per_bot_per_s,
+        down_bytes_per_bot_per_s: per_played_s(joined.iter().map(|s| s.down_bytes).sum()),
+        up_bytes_per_bot_per_s: per_played_s(joined.iter().map(|s| s.up_bytes).sum()),
         rtt_ms_p50: percentile(&rtts, 0.50),
         rtt_ms_p99: percentile(&rtts, 0.99),
         decode_errors: stats.iter().map(|s| s.decode_errors).sum(),
@@ -253,6 +301,7 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         } else {
             total(|s| s.moving_player_bytes) as f64 * 8.0 / moving_players as f64
         },
+        failures,
         errors,
     }
 }
@@ -276,6 +325,113 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(count: usize, duration: Duration) -> BotsConfig {
+        BotsConfig {
+            url: "ws://127.0.0.1:1/ws".into(),
+            count,
+            duration,
+            room: None,
+            name_prefix: "bot".into(),
+            seed: 1,
+            ramp: Duration::ZERO,
+            idle: false,
+        }
+    }
+
+    /// The overloaded run that once reported 3,414 snapshots per bot per second: bots
+    /// that failed right after their welcome each counted as a bot with a huge rate.
+    #[test]
+    fn rates_are_weighted_by_time_played_not_averaged_per_bot() {
+        let played_ten_seconds = BotStats {
+            joined: true,
+            played: Duration::from_secs(10),
+            snapshots: 300,
+            down_bytes: 30_000,
+            ..BotStats::default()
+        };
+        let failed_after_a_millisecond = BotStats {
+            joined: true,
+            failed: true,
+            disconnected: true,
+            played: Duration::from_millis(1),
+            snapshots: 3,
+            down_bytes: 3_000,
+            failure: Some("closed_1008_too_slow".into()),
+            ..BotStats::default()
+        };
+        let report = summarize(
+            &config(2, Duration::from_secs(10)),
+            &[played_ten_seconds, failed_after_a_millisecond],
+        );
+        // 303 snapshots over 10.001 s played; a mean of per-bot rates would say 1,515.
+        assert!(
+            (report.snapshots_per_bot_per_s - 303.0 / 10.001).abs() < 1e-9,
+            "the rate should be total snapshots over total seconds played, got {}",
+            report.snapshots_per_bot_per_s
+        );
+        assert!(
+            (report.down_bytes_per_bot_per_s - 33_000.0 / 10.001).abs() < 1e-6,
+            "bytes per second should be weighted the same way"
+        );
+        assert_eq!(
+            report.min_snapshots_per_bot_per_s,
+            Some(30.0),
+            "a bot that played 1 ms has no meaningful rate of its own"
+        );
+        assert_eq!(report.snapshots, 303);
+        assert!((report.played_s - 10.001).abs() < 1e-9);
+    }
+
+    #[test]
+    fn failures_are_counted_by_cause() {
+        let failed = |cause: &str| BotStats {
+            failed: true,
+            failure: Some(cause.into()),
+            ..BotStats::default()
+        };
+        let stats = [
+            failed("connect_refused"),
+            failed("connect_refused"),
+            failed("closed_1008_too_slow"),
+            BotStats {
+                joined: true,
+                played: Duration::from_secs(5),
+                snapshots: 150,
+                ..BotStats::default()
+            },
+        ];
+        let report = summarize(&config(4, Duration::from_secs(5)), &stats);
+        assert_eq!(report.failed, 3);
+        assert_eq!(
+            report.failures,
+            BTreeMap::from([
+                ("closed_1008_too_slow".to_owned(), 1),
+                ("connect_refused".to_owned(), 2),
+            ]),
+            "each failed bot should be counted once, under its cause"
+        );
+        assert_eq!(report.failures.values().sum::<u64>(), report.failed as u64);
+    }
+
+    #[test]
+    fn a_run_where_no_bot_joined_reports_zero_rates() {
+        let stats = [BotStats {
+            failed: true,
+            failure: Some("connect_refused".into()),
+            ..BotStats::default()
+        }];
+        let report = summarize(&config(1, Duration::from_secs(5)), &stats);
+        assert_eq!(report.snapshots_per_bot_per_s, 0.0);
+        assert!(
+            report.played_s == 0.0 && report.played_s.is_sign_positive(),
+            "no bot played: 0 seconds, not -0"
+        );
+        assert_eq!(report.min_snapshots_per_bot_per_s, None);
+        let json = serde_json::to_string(&report).expect("a report always serializes");
+        let back: Report = serde_json::from_str(&json).expect("the harness reads it back");
+        assert_eq!(back.failures, report.failures);
+    }
 
     #[test]
     fn percentile_uses_nearest_rank() {

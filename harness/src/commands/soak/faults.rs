@@ -6,7 +6,6 @@ use std::time::Duration;
 use client::native::{Connection, Hello};
 use futures_util::{SinkExt, StreamExt};
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 use shared::protocol::ClientMsg;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
@@ -15,8 +14,7 @@ use tokio_tungstenite::MaybeTlsStream;
 /// Long enough for any close the server sends promptly.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     /// Stops reading and writing: a frozen tab or a half-open TCP connection.
     Stall,
@@ -28,6 +26,19 @@ pub enum Fault {
     ResetMidFrame,
     /// Dies halfway through a frame, with an orderly FIN.
     FinMidFrame,
+}
+
+impl Fault {
+    /// Its name in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Fault::Stall => "stall",
+            Fault::Garbage => "garbage",
+            Fault::Flood => "flood",
+            Fault::ResetMidFrame => "reset_mid_frame",
+            Fault::FinMidFrame => "fin_mid_frame",
+        }
+    }
 }
 
 pub const ALL: [Fault; 5] = [

@@ -1,15 +1,21 @@
-//! `cargo xtask bench-net`: the standard bandwidth scenario, with deltas and without.
+//! `harness bench-net`: the standard bandwidth scenario, with deltas and without.
 //! 16 bots play one room with a fixed seed, then 16 idle players sit in another; the
 //! figures come from the bots' reports and the server's metrics.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context;
+use client::bots::Report as BotsReport;
+use harness::ServerProcess;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::server_process::ServerProcess;
-use crate::util::{build_release_bins, target_dir};
+use crate::Binaries;
+use crate::bots_process::Swarm;
+use crate::commands::{metric, server_command};
+
+/// The bots' default: joins spread over a second.
+const RAMP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,6 +28,7 @@ pub struct Args {
     /// Players in each room.
     #[arg(long, default_value_t = 16)]
     bots: usize,
+    /// Seed for the bots' choices, so runs repeat.
     #[arg(long, default_value_t = 42)]
     seed: u64,
 }
@@ -48,89 +55,86 @@ struct Report {
     full: Figures,
 }
 
+/// One room of bots, all of which must play to the end.
 fn run_bots(
     server: &ServerProcess,
     args: &Args,
+    binaries: &Binaries,
     room: &str,
     duration: f64,
     idle: bool,
-) -> anyhow::Result<Value> {
-    let mut bots = Command::new(target_dir().join("release/bots"));
-    bots.args(["--url", &server.ws_url("/ws"), "--room", room])
-        .args([
-            "--count",
-            &args.bots.to_string(),
-            "--duration",
-            &duration.to_string(),
-        ])
-        .args(["--seed", &args.seed.to_string()]);
-    if idle {
-        bots.arg("--idle");
-    }
-    let output = bots.output().context("run target/release/bots")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout
-        .lines()
-        .last()
-        .context("the bots printed no report")?;
-    let report: Value =
-        serde_json::from_str(last).with_context(|| format!("parse bots report {last}"))?;
-    anyhow::ensure!(output.status.success(), "bots failed: {report}");
+) -> anyhow::Result<BotsReport> {
+    let url = server.ws_url("/ws");
+    let swarm = Swarm {
+        url: &url,
+        count: args.bots,
+        duration: Duration::from_secs_f64(duration),
+        ramp: RAMP,
+        room: Some(room),
+        seed: args.seed,
+        idle,
+    };
+    let (report, status) = swarm.spawn(&binaries.bots)?.report()?;
+    anyhow::ensure!(
+        status.success(),
+        "{} of {} bots failed: {:?}",
+        report.failed,
+        report.bots,
+        report.failures
+    );
     Ok(report)
 }
 
-fn field(report: &Value, name: &str) -> f64 {
-    report[name].as_f64().unwrap_or(f64::NAN)
-}
-
-fn measure(mode: &'static str, server_args: &[&str], args: &Args) -> anyhow::Result<Figures> {
-    let server_args: Vec<String> = server_args.iter().map(|a| a.to_string()).collect();
-    let server = ServerProcess::start(
-        &target_dir().join("release/server"),
-        &server_args,
-        Some(Stdio::null()),
-    )?;
+fn measure(
+    mode: &'static str,
+    server_args: &[&str],
+    args: &Args,
+    binaries: &Binaries,
+) -> anyhow::Result<Figures> {
+    let mut command = server_command(&binaries.server);
+    command.args(server_args).stderr(Stdio::null());
+    let server = ServerProcess::start(command)?;
     eprintln!(
         "bench-net: {mode}: {} bots playing for {} s",
         args.bots, args.duration
     );
-    let encode_before = server.metric("skirmish_snapshot_encode_seconds_total")?;
-    let write_before = server.metric("skirmish_snapshot_write_seconds_total")?;
-    let recipients_before = server.metric("skirmish_snapshot_recipients_total")?;
-    let playing = run_bots(&server, args, "bench", args.duration, false)?;
-    let recipients = server.metric("skirmish_snapshot_recipients_total")? - recipients_before;
+    let counter = |name: &str| metric(&server, name);
+    let encode_before = counter("skirmish_snapshot_encode_seconds_total")?;
+    let write_before = counter("skirmish_snapshot_write_seconds_total")?;
+    let recipients_before = counter("skirmish_snapshot_recipients_total")?;
+    let playing = run_bots(&server, args, binaries, "bench", args.duration, false)?;
+    let recipients = counter("skirmish_snapshot_recipients_total")? - recipients_before;
     let per_recipient_us = |total: f64, before: f64| (total - before) / recipients * 1e6;
     let encode_us = per_recipient_us(
-        server.metric("skirmish_snapshot_encode_seconds_total")?,
+        counter("skirmish_snapshot_encode_seconds_total")?,
         encode_before,
     );
     let write_us = per_recipient_us(
-        server.metric("skirmish_snapshot_write_seconds_total")?,
+        counter("skirmish_snapshot_write_seconds_total")?,
         write_before,
     );
     eprintln!(
         "bench-net: {mode}: {} idle players for {} s",
         args.bots, args.idle_duration
     );
-    let idle = run_bots(&server, args, "idle", args.idle_duration, true)?;
+    let idle = run_bots(&server, args, binaries, "idle", args.idle_duration, true)?;
     Ok(Figures {
         mode,
-        down_bytes_per_client_per_s: field(&playing, "down_bytes_per_bot_per_s"),
-        up_bytes_per_client_per_s: field(&playing, "up_bytes_per_bot_per_s"),
-        snapshot_bytes_mean: field(&playing, "snapshot_bytes_mean"),
-        snapshot_bytes_p99: field(&playing, "snapshot_bytes_p99"),
-        bits_per_moving_player: field(&playing, "bits_per_moving_player"),
-        idle_snapshot_bytes: field(&idle, "snapshot_bytes_p50"),
+        down_bytes_per_client_per_s: playing.down_bytes_per_bot_per_s,
+        up_bytes_per_client_per_s: playing.up_bytes_per_bot_per_s,
+        snapshot_bytes_mean: playing.snapshot_bytes_mean,
+        snapshot_bytes_p99: playing.snapshot_bytes_p99,
+        bits_per_moving_player: playing.bits_per_moving_player,
+        idle_snapshot_bytes: idle.snapshot_bytes_p50,
         encode_us_per_client_per_snapshot: encode_us,
         write_us_per_client_per_snapshot: write_us,
-        snapshots_per_client_per_s: field(&playing, "snapshots_per_bot_per_s"),
+        snapshots_per_client_per_s: playing.snapshots_per_bot_per_s,
     })
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    build_release_bins()?;
-    let deltas = measure("deltas", &[], &args)?;
-    let full = measure("full", &["--no-deltas"], &args)?;
+pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
+    let deltas = measure("deltas", &[], args, binaries)?;
+    let full = measure("full", &["--no-deltas"], args, binaries)?;
     let report = Report {
         scenario: format!(
             "{} bots, one room, {} s, seed {}, 60 Hz ticks, 30 Hz snapshots; then {} idle players for {} s",
@@ -174,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             value(&report.full)
         );
     }
-    let path = target_dir().join("bench-net.json");
+    let path = binaries.out_dir.join("bench-net.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("write {}", path.display()))?;
     println!("report: {}", path.display());
