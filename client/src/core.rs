@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::SNAPSHOT_RING;
-use shared::protocol::{
-    ClientMsg, GameEvent, InputFrame, ServerMsg, Snapshot, SnapshotMsg, TickRef, Welcome,
-};
+use shared::game::GameEvent;
+use shared::game::InputFrame;
+use shared::protocol::{ClientMsg, ServerMsg, SnapshotMsg, TickRef, Welcome};
 use shared::quant::dequantize_vel;
 use shared::snapshot::{DeltaError, Fixed16, QState, apply};
+use shared::view::Snapshot;
 use shared::{Map, PlayerId, Seq, Tick};
 
 /// A server frame this client could not use.

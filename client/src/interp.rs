@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use shared::Tick;
-use shared::protocol::{PlayerState, ProjectileState, Snapshot};
+use shared::view::{PlayerState, ProjectileState, Snapshot};
 
 /// Snapshots kept at most (two seconds at 30 Hz): the render time never lags further.
 const MAX_BUFFERED: usize = 64;

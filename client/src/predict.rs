@@ -5,8 +5,9 @@
 use std::collections::VecDeque;
 
 use glam::Vec2;
+use shared::game::InputFrame;
 use shared::game::movement::{Body, step_body};
-use shared::protocol::{InputFrame, PlayerState};
+use shared::view::PlayerState;
 use shared::{Map, Seq};
 
 /// A prediction further than this from the server's state after the same input counts as a
@@ -192,7 +193,7 @@ impl Predictor {
 #[cfg(test)]
 mod tests {
     use shared::PlayerId;
-    use shared::protocol::buttons;
+    use shared::game::buttons;
 
     use super::*;
 

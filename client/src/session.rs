@@ -4,7 +4,8 @@
 
 use shared::codec::{decode_server, encode_client};
 use shared::consts::tick_dt;
-use shared::protocol::{ClientMsg, InputFrame, ServerMsg, Welcome};
+use shared::game::InputFrame;
+use shared::protocol::{ClientMsg, ServerMsg, Welcome};
 use shared::snapshot::DeltaError;
 use shared::{Map, PlayerId, Seq, Tick};
 

@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use server::inbound::{Inbound, read_hello, read_message};
 use shared::consts::{CHAT_MAX_CHARS, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
-use shared::protocol::buttons;
+use shared::game::buttons;
 
 fuzz_target!(|frame: &[u8]| {
     if let Ok(hello) = read_hello(frame) {

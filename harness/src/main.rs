@@ -1,6 +1,6 @@
 //! `harness`: runs a release server under measured load and reports in JSON. `soak` for
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
-//! for bandwidth, `bots` for a plain swarm. `cargo xtask` builds and runs it.
+//! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms. `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -46,6 +46,8 @@ enum Command {
     BenchNet(commands::bench_net::Args),
     /// Start a server on a free port (unless given --url) and play N bots against it.
     Bots(commands::bots::Args),
+    /// One address floods a default server with new rooms while players elsewhere play.
+    Flood(commands::flood::Args),
 }
 
 /// The resolved paths every command works with.
@@ -81,5 +83,6 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => commands::load::run(&args, &binaries),
         Command::BenchNet(args) => commands::bench_net::run(&args, &binaries),
         Command::Bots(args) => commands::bots::run(&args, &binaries),
+        Command::Flood(args) => commands::flood::run(&args, &binaries),
     }
 }

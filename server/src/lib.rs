@@ -1,23 +1,11 @@
 //! The Skirmish game server as a library, so tests and tools can run the real thing
-//! in-process on `127.0.0.1:0`.
+//! in-process on `127.0.0.1:0`. Three layers, each a folder: `net` (sockets, HTTP,
+//! connections), `rooms` (the directory, the rooms and their threads) and `ops` (flags
+//! and metrics). `Server` owns everything it starts, and stops it all.
 
-pub mod ack;
-pub mod caps;
-pub mod config;
-pub mod conn;
-pub mod echo;
-pub mod http;
-pub mod inbound;
-pub mod lobby;
-pub mod metrics;
-pub mod net;
-pub mod origin;
-pub mod outbox;
-pub mod ratelimit;
-pub mod room;
-pub mod room_threads;
-pub mod upgrade;
-pub mod wire;
+mod net;
+mod ops;
+mod rooms;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,39 +16,50 @@ use anyhow::Context;
 use shared::Map;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::caps::ConnCaps;
-pub use crate::config::Config;
-use crate::conn::ConnLimits;
-use crate::lobby::Lobby;
-use crate::metrics::Metrics;
-use crate::origin::OriginPolicy;
-use crate::room::RoomSettings;
-use crate::room_threads::RoomThreads;
+pub use crate::net::inbound;
+pub use crate::ops::config::Config;
+pub use crate::ops::metrics::Metrics;
+pub use crate::rooms::directory::RoomInfo;
+
+use crate::net::caps::ConnCaps;
+use crate::net::conn::ConnLimits;
+use crate::net::origin::OriginPolicy;
+use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
+use crate::rooms::room::RoomSettings;
+use crate::rooms::scheduler::{self, Janitor, Scheduler};
+
+/// How long `Server::shutdown` waits for connections to finish their close handshakes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What every connection task shares.
 #[derive(Debug)]
-pub struct AppState {
-    pub lobby: Arc<Lobby>,
-    pub metrics: Arc<Metrics>,
-    pub limits: ConnLimits,
+struct AppState {
+    directory: Arc<dyn Directory>,
+    metrics: Arc<Metrics>,
+    limits: ConnLimits,
     /// Open game WebSockets, server-wide and per IP.
-    pub caps: Arc<ConnCaps>,
+    caps: Arc<ConnCaps>,
     /// Which pages may open the game WebSocket.
-    pub origins: OriginPolicy,
+    origins: OriginPolicy,
     /// Serve the compliance echo at `/echo` (off unless `--echo-route`).
-    pub echo_route: bool,
-    pub web_root: Option<PathBuf>,
+    echo_route: bool,
+    web_root: Option<PathBuf>,
     /// Cancelled when the server shuts down; connections close with 1001.
-    pub shutdown: CancellationToken,
+    shutdown: CancellationToken,
+    /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
+    tasks: TaskTracker,
 }
 
-/// A running server.
+/// A running server. Dropping it stops the room threads and the accept loop;
+/// `shutdown` also lets every connection finish its close handshake first.
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
-    pub app: Arc<AppState>,
+    app: Arc<AppState>,
     accept_task: JoinHandle<()>,
+    scheduler: Scheduler,
 }
 
 /// The arena every room plays on unless `--map` names another.
@@ -85,6 +84,7 @@ pub fn load_map(path: Option<&std::path::Path>) -> anyhow::Result<Map> {
 /// Binds and starts serving. Returns once the socket is listening.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
     config.validate()?;
+    let origins = OriginPolicy::new(&config.allow_origins)?;
     let map = load_map(config.map.as_deref())?;
     let web_root = config.web_root.clone().filter(|root| {
         let usable = root.join("index.html").is_file();
@@ -94,11 +94,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         usable
     });
     let metrics = Arc::new(Metrics::new());
-    let shutdown = CancellationToken::new();
-    let room_threads =
-        RoomThreads::start(config.room_threads(), !config.no_realtime_rooms, &shutdown)
-            .context("start the room threads")?;
-    let settings = RoomSettings {
+    let settings = Arc::new(RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,
         capacity: config.room_capacity,
@@ -106,9 +102,27 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         map,
         deltas: !config.no_deltas,
         stall_timeout: config.stall_timeout(),
+    });
+    let limits = RoomLimits {
+        max_rooms: config.max_rooms as usize,
+        new_rooms_per_minute: config.new_rooms_per_minute,
     };
+    let (spawner, threads) = scheduler::queues(config.room_threads());
+    let directory = Arc::new(LocalDirectory::new(
+        settings,
+        limits,
+        Arc::clone(&metrics),
+        spawner,
+    ));
+    let scheduler = threads
+        .start(
+            Arc::clone(&directory) as Arc<dyn Janitor>,
+            Arc::clone(&metrics),
+            !config.no_realtime_rooms,
+        )
+        .context("start the room threads")?;
     let app = Arc::new(AppState {
-        lobby: Lobby::new(settings, Arc::clone(&metrics), room_threads),
+        directory,
         metrics,
         limits: ConnLimits {
             join_timeout: config.join_timeout(),
@@ -120,24 +134,28 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             byte_burst: config.byte_burst,
         },
         caps: ConnCaps::new(config.max_connections, config.max_connections_per_ip),
-        origins: OriginPolicy::new(&config.allow_origins),
+        origins,
         echo_route: config.echo_route,
         web_root,
-        shutdown,
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
     });
-    let listener = net::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
+    let listener =
+        net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
-    let routes = http::routes(Arc::clone(&app));
-    let accept_task = tokio::spawn(net::accept_loop(
+    let routes = net::routes::routes(Arc::clone(&app));
+    let accept_task = tokio::spawn(net::listener::accept_loop(
         listener,
         routes,
         config.header_timeout(),
         app.shutdown.clone(),
+        app.tasks.clone(),
     ));
     Ok(Server {
         addr,
         app,
         accept_task,
+        scheduler,
     })
 }
 
@@ -150,16 +168,66 @@ impl Server {
         format!("ws://{}/ws", self.addr)
     }
 
-    /// Stops accepting, tells every client the server is going away, and waits (a few
-    /// seconds at most) for the connections to close. Rooms need no signal: a tick has
-    /// no await inside, so when their threads' runtimes stop them it is always between
-    /// two ticks.
-    pub async fn shutdown(self) {
+    /// Every open room, as `GET /api/rooms` lists them.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.app.directory.list()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.app.metrics
+    }
+
+    /// Stops accepting, tells every client the server is going away, waits (a few
+    /// seconds at most) for the connections to close, then stops the room threads.
+    pub async fn shutdown(mut self) {
         self.app.shutdown.cancel();
-        let _ = self.accept_task.await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        while self.app.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = (&mut self.accept_task).await;
+        self.app.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.app.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.app.metrics.connections.get(),
+                "connections still open after the shutdown grace"
+            );
         }
+        self.scheduler.stop();
+    }
+}
+
+impl Drop for Server {
+    /// Without `shutdown`: connections are told to close (on the runtime, if it still
+    /// runs), and the room threads are stopped and joined here.
+    fn drop(&mut self) {
+        self.app.shutdown.cancel();
+        self.accept_task.abort();
+        self.scheduler.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shutdown_leaves_nothing_running() {
+        let config = Config::for_addr("127.0.0.1:0".parse().expect("an address"));
+        let server = start(config).await.expect("the server starts");
+        let seat = Arc::clone(&server.app.directory)
+            .reserve(Some("lobby"), [127, 0, 0, 1].into())
+            .expect("a seat");
+        drop(seat);
+        let app = Arc::downgrade(&server.app);
+        let directory = Arc::downgrade(&server.app.directory);
+        server.shutdown().await;
+        assert!(
+            app.upgrade().is_none(),
+            "no task holds the server's state after shutdown"
+        );
+        assert!(
+            directory.upgrade().is_none(),
+            "no room thread holds the directory after shutdown"
+        );
     }
 }

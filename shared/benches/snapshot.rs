@@ -6,7 +6,8 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use shared::codec::{encode_snapshot, encode_snapshot_body};
 use shared::game::World;
-use shared::protocol::{InputFrame, SnapshotHeader, TickRef, buttons};
+use shared::game::{InputFrame, buttons};
+use shared::protocol::{SnapshotHeader, TickRef};
 use shared::snapshot::{QState, diff};
 use shared::{Map, PlayerId, Seq};
 

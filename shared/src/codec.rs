@@ -123,6 +123,7 @@ pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use crate::consts::PROTOCOL_VERSION;
+    use crate::game::{GameEvent, InputFrame, buttons};
     use crate::ids::{PlayerId, Seq, Tick};
     use crate::map::Map;
     use crate::protocol::*;

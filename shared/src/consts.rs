@@ -1,7 +1,7 @@
 //! Tick rates, protocol limits and game tuning in one place, so no number is written twice.
 
 /// Bumped whenever the wire format changes; checked in the handshake.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Default simulation rate of a room, in ticks per second.
 pub const DEFAULT_TICK_HZ: u16 = 60;

@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod quant;
 pub mod snapshot;
 pub mod text;
+pub mod view;
 
 pub use ids::{PlayerId, Seq, Tick};
 pub use map::Map;

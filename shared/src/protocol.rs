@@ -1,10 +1,10 @@
 //! The wire protocol, named by direction: `ClientMsg` goes up, `ServerMsg` comes down.
 //! Every message is one binary WebSocket frame, encoded by `codec`.
 
-use glam::Vec2;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{PlayerId, Seq, Tick};
+use crate::game::{GameEvent, InputFrame};
+use crate::ids::{PlayerId, Tick};
 use crate::map::Map;
 use crate::snapshot::{Fixed16, SnapshotBody};
 
@@ -35,52 +35,6 @@ pub enum ClientMsg {
     /// snapshots it applies, on its inputs or with this; the server sends deltas
     /// against them and stops sending to a client whose acks fall too far behind.
     Ack { tick: Fixed16 },
-}
-
-/// Buttons held during one client tick.
-pub mod buttons {
-    pub const UP: u8 = 1 << 0;
-    pub const DOWN: u8 = 1 << 1;
-    pub const LEFT: u8 = 1 << 2;
-    pub const RIGHT: u8 = 1 << 3;
-    pub const FIRE: u8 = 1 << 4;
-    /// Every bit that means something; the server masks off the rest.
-    pub const ALL: u8 = UP | DOWN | LEFT | RIGHT | FIRE;
-}
-
-/// The input for one simulation tick of the sending player. Carries no position: the
-/// server simulates movement itself and never trusts a client's idea of where it is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct InputFrame {
-    /// Increases by one per frame; the server applies frames in this order, once each.
-    pub seq: Seq,
-    /// Bit set of `buttons`.
-    pub buttons: u8,
-    /// Aim angle in radians, 0 along +x, counter-clockwise towards +y.
-    pub aim: f32,
-}
-
-/// Why an input frame cannot be applied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidInput {
-    /// The aim is NaN or infinite; no honest client produces one.
-    #[error("aim is not a finite number")]
-    NonFiniteAim,
-}
-
-impl InputFrame {
-    /// The frame as the server applies it: unknown button bits cleared and the aim wrapped
-    /// into (-pi, pi]. A frame no honest client could send is an error.
-    pub fn validated(self) -> Result<InputFrame, InvalidInput> {
-        if !self.aim.is_finite() {
-            return Err(InvalidInput::NonFiniteAim);
-        }
-        Ok(InputFrame {
-            seq: self.seq,
-            buttons: self.buttons & buttons::ALL,
-            aim: crate::quant::wrap_angle(self.aim),
-        })
-    }
 }
 
 /// Messages from the server to a client.
@@ -162,44 +116,6 @@ pub struct SnapshotHeader {
     pub own_vel: Option<[i16; 2]>,
 }
 
-/// The room's state at one tick, as a client reconstructs it from snapshots.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub tick: Tick,
-    /// The last input sequence of the receiving player that this state includes.
-    pub ack_input: Seq,
-    pub players: Vec<PlayerState>,
-    pub projectiles: Vec<ProjectileState>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PlayerState {
-    pub id: PlayerId,
-    pub pos: Vec2,
-    /// Known for the receiving client's own player only; zero for the others.
-    pub vel: Vec2,
-    pub aim: f32,
-    /// 0 while dead.
-    pub health: u8,
-    pub alive: bool,
-    pub score: u16,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ProjectileState {
-    pub id: u8,
-    pub owner: PlayerId,
-    pub pos: Vec2,
-    pub vel: Vec2,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum GameEvent {
-    Hit { target: PlayerId, by: PlayerId },
-    Killed { victim: PlayerId, by: PlayerId },
-    Respawned { id: PlayerId },
-}
-
 /// Why the server ends a connection. Each maps to one WebSocket close code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CloseReason {
@@ -221,6 +137,12 @@ pub enum CloseReason {
     TooSlow,
     /// The server is shutting down or restarting.
     ServerShutdown,
+    /// The server runs as many rooms as it may, and the request needed a new one.
+    RoomLimit,
+    /// This address opened too many new rooms in a short time.
+    TooManyNewRooms,
+    /// The room failed inside the server; its players were let go.
+    RoomCrashed,
 }
 
 impl CloseReason {
@@ -234,6 +156,41 @@ impl CloseReason {
             CloseReason::VersionMismatch { .. } => 4001,
             CloseReason::RoomFull => 4002,
             CloseReason::BadName => 4003,
+            CloseReason::RoomLimit => 4004,
+            CloseReason::TooManyNewRooms => 4005,
+            CloseReason::RoomCrashed => 1011,
+        }
+    }
+
+    /// The refusal a close code stands for, for a close that came without a
+    /// `Disconnect` message. Only the codes that name one reason are mapped.
+    pub fn from_close_code(code: u16) -> Option<CloseReason> {
+        match code {
+            4001 => Some(CloseReason::VersionMismatch { server: 0 }),
+            4002 => Some(CloseReason::RoomFull),
+            4003 => Some(CloseReason::BadName),
+            4004 => Some(CloseReason::RoomLimit),
+            4005 => Some(CloseReason::TooManyNewRooms),
+            1011 => Some(CloseReason::RoomCrashed),
+            _ => None,
+        }
+    }
+
+    /// A stable snake_case name, for metric labels and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::VersionMismatch { .. } => "version_mismatch",
+            CloseReason::RoomFull => "room_full",
+            CloseReason::BadName => "bad_name",
+            CloseReason::Malformed => "malformed",
+            CloseReason::TooBig => "too_big",
+            CloseReason::Flood => "flood",
+            CloseReason::Timeout => "timeout",
+            CloseReason::TooSlow => "too_slow",
+            CloseReason::ServerShutdown => "server_shutdown",
+            CloseReason::RoomLimit => "room_limit",
+            CloseReason::TooManyNewRooms => "too_many_new_rooms",
+            CloseReason::RoomCrashed => "room_crashed",
         }
     }
 }
@@ -320,53 +277,57 @@ impl<'de> Deserialize<'de> for SnapshotHeader {
 mod tests {
     use super::*;
 
-    #[test]
-    fn validation_masks_unknown_buttons_and_wraps_aim() {
-        let frame = InputFrame {
-            seq: Seq(3),
-            buttons: 0xFF,
-            aim: 3.0 * core::f32::consts::PI,
-        };
-        let valid = frame.validated().expect("finite aim is valid");
-        assert_eq!(valid.buttons, buttons::ALL);
-        assert!(
-            (valid.aim - core::f32::consts::PI).abs() < 1e-4,
-            "aim {}",
-            valid.aim
-        );
-        assert_eq!(valid.seq, Seq(3));
-    }
+    /// Every reason, so a new one cannot be left out of the checks below.
+    const REASONS: [CloseReason; 12] = [
+        CloseReason::VersionMismatch { server: 1 },
+        CloseReason::RoomFull,
+        CloseReason::BadName,
+        CloseReason::Malformed,
+        CloseReason::TooBig,
+        CloseReason::Flood,
+        CloseReason::Timeout,
+        CloseReason::TooSlow,
+        CloseReason::ServerShutdown,
+        CloseReason::RoomLimit,
+        CloseReason::TooManyNewRooms,
+        CloseReason::RoomCrashed,
+    ];
 
     #[test]
-    fn validation_refuses_non_finite_aim() {
-        for aim in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let frame = InputFrame {
-                aim,
-                ..InputFrame::default()
-            };
-            assert_eq!(frame.validated(), Err(InvalidInput::NonFiniteAim));
+    fn every_close_reason_has_a_valid_close_code() {
+        for reason in REASONS {
+            let code = reason.close_code();
+            assert!(
+                matches!(code, 1001 | 1007..=1009 | 1011 | 4000..=4999),
+                "{reason:?} -> {code}"
+            );
         }
     }
 
     #[test]
-    fn every_close_reason_has_a_valid_close_code() {
-        let reasons = [
-            CloseReason::VersionMismatch { server: 1 },
-            CloseReason::RoomFull,
-            CloseReason::BadName,
-            CloseReason::Malformed,
-            CloseReason::TooBig,
-            CloseReason::Flood,
-            CloseReason::Timeout,
-            CloseReason::TooSlow,
-            CloseReason::ServerShutdown,
-        ];
-        for reason in reasons {
-            let code = reason.close_code();
+    fn refusal_codes_map_back_to_their_reason() {
+        for reason in REASONS {
+            if let Some(back) = CloseReason::from_close_code(reason.close_code()) {
+                assert_eq!(back.label(), reason.label(), "code {}", reason.close_code());
+            }
+        }
+        assert_eq!(
+            CloseReason::from_close_code(4005),
+            Some(CloseReason::TooManyNewRooms)
+        );
+        assert_eq!(CloseReason::from_close_code(1000), None);
+    }
+
+    #[test]
+    fn labels_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in REASONS {
+            let label = reason.label();
             assert!(
-                matches!(code, 1001 | 1007..=1009 | 4000..=4999),
-                "{reason:?} -> {code}"
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{reason:?} has label {label:?}"
             );
+            assert!(seen.insert(label), "{label} is used twice");
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::consts::tuning::PROJECTILE_SPEED;
 use crate::game::World;
 use crate::game::world::aim_direction;
 use crate::ids::{PlayerId, Tick};
-use crate::protocol::{PlayerState, ProjectileState, Snapshot};
 use crate::quant::*;
+use crate::view::{PlayerState, ProjectileState, Snapshot};
 
 /// A player as snapshots carry it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -549,8 +549,8 @@ mod tests {
 
     use super::*;
     use crate::codec::{decode_client, decode_server, encode_snapshot_body};
+    use crate::game::{InputFrame, buttons};
     use crate::map::Map;
-    use crate::protocol::{InputFrame, buttons};
 
     fn q_player(id: u8) -> impl Strategy<Value = QPlayer> {
         (

@@ -1,4 +1,4 @@
-//! `cargo xtask soak|load|bench-net|bots`: release builds of the server, the bots and
+//! `cargo xtask soak|load|bench-net|bots|flood`: release builds of the server, the bots and
 //! the harness, then `harness SUBCOMMAND` with the flags exactly as given (so
 //! `cargo xtask load --help` shows the harness's own help). Reports go to `target/`.
 
@@ -22,6 +22,7 @@ pub enum Run {
     Load,
     BenchNet,
     Bots,
+    Flood,
 }
 
 impl Run {
@@ -31,6 +32,7 @@ impl Run {
             Run::Load => "load",
             Run::BenchNet => "bench-net",
             Run::Bots => "bots",
+            Run::Flood => "flood",
         }
     }
 }
@@ -73,9 +75,11 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied()))
             .unwrap_or_else(|err| panic!("xtask should accept {args:?}: {err}"));
         match cli.task {
-            Task::Soak(args) | Task::Load(args) | Task::BenchNet(args) | Task::Bots(args) => {
-                args.harness_args
-            }
+            Task::Soak(args)
+            | Task::Load(args)
+            | Task::BenchNet(args)
+            | Task::Bots(args)
+            | Task::Flood(args) => args.harness_args,
             other => panic!("{other:?} is not a harness task"),
         }
     }

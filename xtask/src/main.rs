@@ -1,6 +1,6 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `build` makes the browser bundle, `serve` builds and runs the game, `test` runs every
-//! check CI runs; `bots`, `bench-net`, `load` and `soak` build and run the harness,
+//! check CI runs; `bots`, `bench-net`, `load`, `soak` and `flood` build and run the harness,
 //! which plays bots against a release server and measures bandwidth, capacity and
 //! endurance.
 
@@ -49,6 +49,9 @@ enum Task {
     /// Soak a release server: bots with churn, faults and a latency proxy; JSON report
     /// (`harness soak`).
     Soak(harness::Args),
+    /// Flood a release server with default flags with new rooms from one address while
+    /// players elsewhere play; JSON report (`harness flood`).
+    Flood(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -74,5 +77,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Compliance(args) => compliance::run(args),
         Task::Deny(args) => deny::run(args),
         Task::Soak(args) => harness::run(harness::Run::Soak, args),
+        Task::Flood(args) => harness::run(harness::Run::Flood, args),
     }
 }

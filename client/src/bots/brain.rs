@@ -3,7 +3,8 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use shared::PlayerId;
-use shared::protocol::{Snapshot, buttons};
+use shared::game::buttons;
+use shared::view::Snapshot;
 
 /// Enemies closer than this are fired at.
 const FIRE_RANGE: f32 = 800.0;
@@ -73,7 +74,7 @@ impl Brain {
 #[cfg(test)]
 mod tests {
     use glam::Vec2;
-    use shared::protocol::PlayerState;
+    use shared::view::PlayerState;
 
     use super::*;
 

@@ -29,11 +29,11 @@ pub(crate) fn cause(err: &NetError, last_word: LastWord) -> String {
     // What the server said outranks how the socket then ended: after a `Disconnect`
     // the read or write that fails is only the echo of that close.
     if let Some(reason) = last_word.server_said {
-        return format!("closed_{}_{}", reason.close_code(), reason_name(reason));
+        return format!("closed_{}_{}", reason.close_code(), reason.label());
     }
     match err {
         NetError::Refused { reason, .. } => {
-            format!("refused_{}_{}", reason.close_code(), reason_name(*reason))
+            format!("refused_{}_{}", reason.close_code(), reason.label())
         }
         NetError::ClosedBeforeWelcome => "closed_before_welcome".into(),
         NetError::UnexpectedFirstMessage(_) => "unexpected_first_message".into(),
@@ -46,13 +46,6 @@ pub(crate) fn cause(err: &NetError, last_word: LastWord) -> String {
         },
         NetError::WebSocket(ws) => websocket_cause(ws),
     }
-}
-
-/// `TooSlow` -> `too_slow`: the variant's name, without any fields it carries.
-fn reason_name(reason: CloseReason) -> String {
-    let debug = format!("{reason:?}");
-    let variant = debug.split([' ', '{', '(']).next().unwrap_or_default();
-    snake_case(variant)
 }
 
 fn websocket_cause(err: &WsError) -> String {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shared::Seq;
-use shared::protocol::{ClientMsg, InputFrame, ServerMsg};
+use shared::game::InputFrame;
+use shared::protocol::{ClientMsg, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::core::{RoomView, SnapshotStats};

@@ -9,7 +9,8 @@ use glam::Vec2;
 use shared::PlayerId;
 use shared::codec::{decode_server, encode_client};
 use shared::consts::PROTOCOL_VERSION;
-use shared::protocol::{ClientMsg, CloseReason, GameEvent, ServerMsg};
+use shared::game::GameEvent;
+use shared::protocol::{ClientMsg, CloseReason, ServerMsg};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlElement, KeyboardEvent, MouseEvent};
@@ -236,6 +237,18 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             true,
         ),
         CloseReason::ServerShutdown => ("The server is restarting.".to_owned(), true),
+        CloseReason::RoomLimit => (
+            "The server is running as many rooms as it can. Join an open room from the lobby, or try again in a minute.".to_owned(),
+            false,
+        ),
+        CloseReason::TooManyNewRooms => (
+            "You opened too many new rooms in a short time. Join an open room from the lobby, or wait a minute.".to_owned(),
+            false,
+        ),
+        CloseReason::RoomCrashed => (
+            format!("{room} stopped because of an error on the server. Joining again opens it anew."),
+            true,
+        ),
     }
 }
 
@@ -243,16 +256,6 @@ fn forget_old_effects(effects: &mut Vec<Effect>, now: f64) {
     effects.retain(|effect| match *effect {
         Effect::Hit { at, .. } | Effect::Death { at, .. } => now - at < DEATH_BURST_SECS,
     });
-}
-
-/// The close codes the server uses for refusals, for a close that came without a reason.
-fn reason_for_code(code: u16) -> Option<CloseReason> {
-    match code {
-        4001 => Some(CloseReason::VersionMismatch { server: 0 }),
-        4002 => Some(CloseReason::RoomFull),
-        4003 => Some(CloseReason::BadName),
-        _ => None,
-    }
 }
 
 impl App {
@@ -441,10 +444,9 @@ impl App {
         if matches!(self.phase, Phase::Refused) {
             return;
         }
-        let said = self
-            .goodbye
-            .take()
-            .or_else(|| reason_for_code(code).map(|reason_code| (reason_code, reason.to_owned())));
+        let said = self.goodbye.take().or_else(|| {
+            CloseReason::from_close_code(code).map(|reason_code| (reason_code, reason.to_owned()))
+        });
         match said {
             Some((reason, detail)) => {
                 let (text, retry) = in_plain_words(reason, &detail, self.room.as_deref());

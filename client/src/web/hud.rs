@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use shared::PlayerId;
-use shared::protocol::Snapshot;
+use shared::view::Snapshot;
 use web_sys::{Element, HtmlElement};
 
 use super::dom::{by_id, element, show};

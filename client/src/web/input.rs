@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use shared::protocol::buttons;
+use shared::game::buttons;
 use web_sys::{HtmlCanvasElement, KeyboardEvent, MouseEvent};
 
 use super::dom::{listen, window};

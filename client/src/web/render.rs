@@ -8,7 +8,7 @@ use std::f64::consts::TAU;
 
 use glam::Vec2;
 use shared::consts::tuning::{MAX_HEALTH, PLAYER_RADIUS, PROJECTILE_RADIUS};
-use shared::protocol::{PlayerState, ProjectileState};
+use shared::view::{PlayerState, ProjectileState};
 use shared::{Map, PlayerId};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};

@@ -8,7 +8,8 @@ use client::session::Session;
 use glam::Vec2;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shared::protocol::{ServerMsg, buttons};
+use shared::game::buttons;
+use shared::protocol::ServerMsg;
 use tokio::time::{Instant, MissedTickBehavior, interval, timeout};
 
 use crate::delay_proxy;

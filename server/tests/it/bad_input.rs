@@ -1,7 +1,8 @@
 use std::time::Duration;
 
 use shared::consts::MAX_CLIENT_MSG_BYTES;
-use shared::protocol::{ClientMsg, CloseReason, InputFrame, ServerMsg};
+use shared::game::InputFrame;
+use shared::protocol::{ClientMsg, CloseReason, ServerMsg};
 
 use crate::support::*;
 

@@ -26,9 +26,5 @@ async fn thirty_two_bots_play_without_errors() {
         report.snapshots_per_bot_per_s > 20.0,
         "bots receive snapshots: {report:?}"
     );
-    assert_eq!(
-        server.app.lobby.list().len(),
-        2,
-        "32 bots fill two rooms of 16"
-    );
+    assert_eq!(server.rooms().len(), 2, "32 bots fill two rooms of 16");
 }

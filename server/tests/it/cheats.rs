@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use shared::consts::tuning::PLAYER_MAX_SPEED;
 use shared::consts::{CHAT_BURST, CHAT_MAX_CHARS, MAX_INPUT_CREDIT};
-use shared::protocol::{ClientMsg, InputFrame, ServerMsg, Snapshot, buttons};
+use shared::game::{InputFrame, buttons};
+use shared::protocol::{ClientMsg, ServerMsg};
+use shared::view::Snapshot;
 use shared::{PlayerId, Seq};
 
 use crate::support::*;

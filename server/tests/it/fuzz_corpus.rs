@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 use server::inbound::{Inbound, read_hello, read_message};
 use shared::consts::{CHAT_MAX_CHARS, MAX_CLIENT_MSG_BYTES, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
-use shared::protocol::{CloseReason, buttons};
+use shared::game::buttons;
+use shared::protocol::CloseReason;
 
 /// What `fuzz/fuzz_targets/client_frame.rs` asserts for every input.
 fn check_frame(frame: &[u8]) {

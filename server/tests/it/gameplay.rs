@@ -1,6 +1,7 @@
 use std::time::Duration;
 
-use shared::protocol::{ClientMsg, InputFrame, ServerMsg, buttons};
+use shared::game::{InputFrame, buttons};
+use shared::protocol::{ClientMsg, ServerMsg};
 use shared::{PlayerId, Seq};
 use tokio::time::Instant;
 
@@ -166,7 +167,7 @@ async fn a_full_room_sends_newcomers_to_a_new_room() {
         third.welcome.room, first.welcome.room,
         "the third player gets a new room"
     );
-    let rooms = server.app.lobby.list();
+    let rooms = server.rooms();
     assert_eq!(rooms.len(), 2);
 }
 
@@ -219,10 +220,10 @@ async fn chat_reaches_the_room_stamped_with_the_sender() {
 async fn an_empty_room_closes_after_its_grace_period() {
     let server = start_server(|config| config.room_grace_secs = 0.2).await;
     let conn = join_room(&server, "solo", "brief").await;
-    assert_eq!(server.app.lobby.list().len(), 1);
+    assert_eq!(server.rooms().len(), 1);
     conn.close().await.expect("leave");
     let deadline = Instant::now() + PATIENCE;
-    while !server.app.lobby.list().is_empty() {
+    while !server.rooms().is_empty() {
         assert!(
             Instant::now() < deadline,
             "the empty room should close after its grace period"

@@ -59,16 +59,3 @@ async fn root_serves_a_page() {
     assert_eq!(status, 200);
     assert!(body.contains("Skirmish"));
 }
-
-#[tokio::test]
-async fn accepted_sockets_have_tcp_nodelay() {
-    let _turn = serial().await;
-    let listener = server::net::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (accepted, _) = listener.accept().await.expect("accept");
-    assert!(
-        accepted.nodelay().expect("read TCP_NODELAY"),
-        "accepted socket should inherit TCP_NODELAY"
-    );
-}

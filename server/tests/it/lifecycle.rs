@@ -16,7 +16,7 @@ use crate::support::*;
 async fn wait_for_players(server: &server::Server, n: u16) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let players: u16 = server.app.lobby.list().iter().map(|r| r.players).sum();
+        let players: u16 = server.rooms().iter().map(|r| r.players).sum();
         if players == n {
             return;
         }

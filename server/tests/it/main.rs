@@ -9,5 +9,6 @@ mod gameplay;
 mod handshake;
 mod http;
 mod lifecycle;
+mod room_limits;
 mod slow_clients;
 mod support;

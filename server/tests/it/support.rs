@@ -8,7 +8,8 @@ use client::core::RoomView;
 use client::native::{Connection, Hello, NetError};
 use server::{Config, Server};
 use shared::PlayerId;
-use shared::protocol::{ServerMsg, Snapshot};
+use shared::protocol::ServerMsg;
+use shared::view::Snapshot;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, MutexGuard};
@@ -99,8 +100,8 @@ impl Baseline {
     pub fn take(server: &Server) -> Baseline {
         Baseline {
             fds: open_fds(),
-            connections: server.app.metrics.connections.get(),
-            players: server.app.metrics.players.get(),
+            connections: server.metrics().connections.get(),
+            players: server.metrics().players.get(),
         }
     }
 
@@ -188,10 +189,7 @@ impl Client {
     }
 
     /// Sends an input frame the way a real client does, acknowledging the newest snapshot.
-    pub async fn send_input(
-        &mut self,
-        frame: shared::protocol::InputFrame,
-    ) -> Result<(), NetError> {
+    pub async fn send_input(&mut self, frame: shared::game::InputFrame) -> Result<(), NetError> {
         let msg = self.view.input_message(frame);
         self.conn.send(&msg).await
     }

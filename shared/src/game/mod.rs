@@ -2,8 +2,12 @@
 //! give the same next state, on the server and in client prediction alike.
 
 pub mod collide;
+pub mod event;
+pub mod input;
 pub mod movement;
 pub mod world;
 
+pub use event::GameEvent;
+pub use input::{InputFrame, InvalidInput, buttons};
 pub use movement::{Body, step_body};
 pub use world::{Player, Projectile, World};

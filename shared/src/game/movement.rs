@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::consts::tuning::{PLAYER_ACCEL, PLAYER_FRICTION, PLAYER_MAX_SPEED, PLAYER_RADIUS};
 use crate::game::collide::resolve_circle_walls;
+use crate::game::input::buttons;
 use crate::map::Map;
-use crate::protocol::buttons;
 
 /// The part of a player that input moves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

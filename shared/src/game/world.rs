@@ -6,10 +6,12 @@ use glam::Vec2;
 use crate::consts::MAX_PROJECTILES;
 use crate::consts::tuning::*;
 use crate::game::collide::{sweep_point_box, sweep_point_circle};
+use crate::game::event::GameEvent;
+use crate::game::input::{InputFrame, buttons};
 use crate::game::movement::{Body, step_body};
 use crate::ids::{PlayerId, Tick};
 use crate::map::Map;
-use crate::protocol::{GameEvent, InputFrame, PlayerState, ProjectileState, buttons};
+use crate::view::{PlayerState, ProjectileState};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Player {

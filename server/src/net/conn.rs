@@ -1,0 +1,411 @@
+//! One game WebSocket, served by one task: it reads the client's frames and feeds the
+//! room, answers pings, drains the wire's backlog when the socket was full, and closes
+//! with a code and a reason. The room writes its frames into the wire itself, so in the
+//! steady state a snapshot costs this task nothing. Bad input costs only this
+//! connection; the room and the other players never wait on it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use shared::codec::encode_server;
+use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
+use shared::game::InputFrame;
+use shared::protocol::{CloseReason, ServerMsg};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Interval, MissedTickBehavior, timeout, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
+
+use crate::AppState;
+use crate::net::caps::ConnSlot;
+use crate::net::inbound::{Inbound, Refusal, read_hello, read_message};
+use crate::net::ratelimit::TokenBucket;
+use crate::net::upgrade::{Handover, websocket};
+use crate::net::wire::{Wire, WireError, WireIo};
+use crate::rooms::ack::AckSlot;
+use crate::rooms::directory::{Seat, SeatRefused};
+use crate::rooms::outbox::Outbox;
+use crate::rooms::room::{PlayerLink, RoomCmd};
+
+/// Input frames that may wait for the room's next tick. A burst past this (after a
+/// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
+const INPUT_QUEUE: usize = 32;
+/// How long a closing connection waits for the client's half of the close handshake
+/// before the socket is dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// The per-connection limits, set once from the flags.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnLimits {
+    pub(crate) join_timeout: Duration,
+    pub(crate) ping_interval: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) msg_rate: f32,
+    pub(crate) msg_burst: u32,
+    pub(crate) byte_rate: f32,
+    pub(crate) byte_burst: u32,
+}
+
+/// The game socket's settings. The read buffer holds the largest client message, not
+/// tungstenite's 128 KiB default: that was most of what an idle connection cost.
+/// tungstenite's own writes (pongs, close frames) go out as they are made.
+pub(crate) fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(MAX_CLIENT_MSG_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MSG_BYTES))
+        .max_frame_size(Some(MAX_CLIENT_MSG_BYTES))
+}
+
+pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
+    app.metrics.connections.inc();
+    let (read, write) = handover.stream.into_split();
+    let wire = Arc::new(Wire::new(write, Arc::clone(&app.metrics)));
+    let io = WireIo::new(read, Arc::clone(&wire));
+    let socket = websocket(io, handover.read_ahead, socket_config()).await;
+    let (kick_tx, kick_rx) = oneshot::channel();
+    let mut conn = Conn::new(socket, wire, &app, kick_rx);
+
+    let ended = session(&mut conn, kick_tx, &app, &slot).await;
+    app.metrics.count_disconnect(match &ended {
+        Ok(()) => "client_closed",
+        Err((reason, _)) => reason.label(),
+    });
+    if let Err(refusal) = ended {
+        tracing::debug!(reason = ?refusal.0, detail = %refusal.1, "closing connection");
+        conn.close(refusal).await;
+    }
+    app.metrics.connections.dec();
+    drop(slot);
+}
+
+/// The connection's side of the socket, with its limits: a deadline that each received
+/// frame pushes back, and token buckets for messages and bytes.
+struct Conn<'a> {
+    socket: WebSocketStream<WireIo>,
+    wire: Arc<Wire>,
+    app: &'a AppState,
+    limits: ConnLimits,
+    /// Without a frame by then, the peer is gone (or never said hello).
+    deadline: Instant,
+    /// Whether each frame pushes the deadline back (after the hello).
+    live: bool,
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    pings: Interval,
+    /// The room's way to close this connection.
+    kick: oneshot::Receiver<CloseReason>,
+    kick_open: bool,
+}
+
+impl<'a> Conn<'a> {
+    fn new(
+        socket: WebSocketStream<WireIo>,
+        wire: Arc<Wire>,
+        app: &'a AppState,
+        kick: oneshot::Receiver<CloseReason>,
+    ) -> Conn<'a> {
+        let limits = app.limits;
+        let mut pings =
+            tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Conn {
+            socket,
+            wire,
+            app,
+            limits,
+            deadline: Instant::now() + limits.join_timeout,
+            live: false,
+            messages: TokenBucket::new(limits.msg_burst, limits.msg_rate),
+            bytes: TokenBucket::new(limits.byte_burst, limits.byte_rate),
+            pings,
+            kick,
+            kick_open: true,
+        }
+    }
+
+    /// From now on any frame proves the peer alive; silence longer than the idle
+    /// timeout (which spans at least one ping and its pong) ends the connection.
+    fn go_live(&mut self) {
+        self.live = true;
+        self.deadline = Instant::now() + self.limits.idle_timeout;
+    }
+
+    /// Sends a message of this connection's own (a pong, a notice), in order with the
+    /// room's.
+    fn reply(&self, msg: &ServerMsg) -> Result<(), Refusal> {
+        self.wire
+            .send_message(&encode_server(msg))
+            .map_err(|_| (CloseReason::TooSlow, "the client stopped reading".into()))
+    }
+
+    /// Reads the next binary frame. `Ok(None)` means the client closed or vanished.
+    /// Meanwhile it pings, drains the wire, and hears kicks and shutdown.
+    async fn next_frame(&mut self) -> Result<Option<Bytes>, Refusal> {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = self.app.shutdown.cancelled() => {
+                    return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
+                }
+                kicked = &mut self.kick, if self.kick_open => match kicked {
+                    Ok(reason) => return Err((reason, "removed from the room".into())),
+                    Err(_) => { self.kick_open = false; continue; }
+                },
+                failed = self.wire.drive() => return match failed {
+                    WireError::Broken => Ok(None),
+                    WireError::Stalled | WireError::Overflow => {
+                        Err((CloseReason::TooSlow, "the client stopped reading".into()))
+                    }
+                },
+                _ = self.pings.tick() => {
+                    if self.socket.send(Message::Ping(Bytes::new())).await.is_ok() {
+                        self.wire.count(1, 0);
+                    }
+                    continue;
+                }
+                frame = timeout_at(self.deadline, self.socket.next()) => frame,
+            };
+            let msg = match frame {
+                Err(_) if self.live => {
+                    return Err((
+                        CloseReason::Timeout,
+                        "no input or pong within the idle timeout".into(),
+                    ));
+                }
+                Err(_) => {
+                    return Err((
+                        CloseReason::Timeout,
+                        "no hello within the join timeout".into(),
+                    ));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(err))) => return read_error(&err),
+                Ok(Some(Ok(msg))) => msg,
+            };
+            if msg.is_close() {
+                // tungstenite answers it on the next read; nothing may follow the answer.
+                self.wire.seal();
+            }
+            let n_bytes = msg.len();
+            self.app.metrics.ws_received_messages.inc();
+            self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
+            if self.live {
+                self.deadline = Instant::now() + self.limits.idle_timeout;
+            }
+            // Control frames count too: a ping flood costs pongs.
+            let n_bytes = u32::try_from(n_bytes).unwrap_or(u32::MAX);
+            if !self.messages.try_take() || !self.bytes.try_take_n(n_bytes) {
+                return Err((
+                    CloseReason::Flood,
+                    "more messages or bytes than the rate limit".into(),
+                ));
+            }
+            if msg.is_binary() {
+                return Ok(Some(msg.into_data()));
+            }
+            if msg.is_text() {
+                return Err((
+                    CloseReason::Malformed,
+                    "text frames are not part of the protocol".into(),
+                ));
+            }
+            // Close, ping and pong are the WebSocket layer's business; keep reading so it
+            // can answer them and see the end.
+        }
+    }
+
+    /// Says why, sends the close frame (after which the room's writes are dropped), and
+    /// waits (a little) for the client's half of the close handshake, draining the wire
+    /// meanwhile.
+    async fn close(&mut self, (reason, detail): Refusal) {
+        self.wire.seal();
+        let goodbye = ServerMsg::Disconnect {
+            reason,
+            detail: detail.clone(),
+        };
+        let _ = self.wire.send_message(&encode_server(&goodbye));
+        let _ = self
+            .socket
+            .send(Message::Close(Some(CloseFrame {
+                code: reason.close_code().into(),
+                reason: close_text(&detail).into(),
+            })))
+            .await;
+        let _ = timeout(CLOSE_LINGER, async {
+            loop {
+                tokio::select! {
+                    frame = self.socket.next() => if !matches!(frame, Some(Ok(_))) { break },
+                    _ = self.wire.drive() => break,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// A transport error: an oversize message or a full send backlog gets its close code;
+/// anything else means the peer is gone and there is nobody left to tell.
+fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
+    match err {
+        tungstenite::Error::Capacity(capacity) => {
+            return Err((CloseReason::TooBig, capacity.to_string()));
+        }
+        // A pong or close reply that found the send backlog full.
+        tungstenite::Error::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<WireError>().is_some()) =>
+        {
+            return Err((CloseReason::TooSlow, "the client stopped reading".into()));
+        }
+        _ => {}
+    }
+    tracing::debug!(%err, "websocket read error");
+    Ok(None)
+}
+
+/// Runs the connection from hello to goodbye. `Ok` means the client left on its own.
+async fn session(
+    conn: &mut Conn<'_>,
+    kick: oneshot::Sender<CloseReason>,
+    app: &AppState,
+    slot: &ConnSlot,
+) -> Result<(), Refusal> {
+    let Some(hello) = conn.next_frame().await? else {
+        return Ok(());
+    };
+    let hello = read_hello(&hello)?;
+    let seat = Arc::clone(&app.directory)
+        .reserve(hello.room.as_deref(), slot.address())
+        .map_err(|refused| seat_refusal(refused, hello.room.as_deref()))?;
+
+    let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let acks = Arc::new(AckSlot::default());
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    let join = RoomCmd::Join {
+        name: hello.name,
+        link: PlayerLink {
+            inputs: input_rx,
+            acks: Arc::clone(&acks),
+            outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
+        },
+        reply: reply_tx,
+    };
+    // A room that cannot take a join within the join timeout is not coming back to it.
+    let joined = timeout(app.limits.join_timeout, async {
+        seat.handle.send(join).await.ok()?;
+        (&mut reply_rx).await.ok()
+    })
+    .await;
+    let id = match joined {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return Err((
+                CloseReason::ServerShutdown,
+                "the room is closing".to_owned(),
+            ));
+        }
+        Err(_) => {
+            // The room may have seated us just as the wait ran out: then it must hear
+            // that we left, or the seat would be a ghost until the stall timeout.
+            if let Ok(id) = reply_rx.try_recv() {
+                seat.handle.try_send(RoomCmd::Leave { id });
+            }
+            return Err((
+                CloseReason::Timeout,
+                "the room did not seat this player in time".to_owned(),
+            ));
+        }
+    };
+
+    conn.go_live();
+    let uplink = Uplink {
+        id,
+        seat: &seat,
+        inputs: input_tx,
+        acks: &acks,
+    };
+    let played = play(conn, uplink).await;
+    let _ = seat.handle.send(RoomCmd::Leave { id }).await;
+    played
+}
+
+/// What a refused seat tells the client.
+fn seat_refusal(refused: SeatRefused, room: Option<&str>) -> Refusal {
+    let room = room.unwrap_or("?");
+    match refused {
+        SeatRefused::RoomFull => (CloseReason::RoomFull, format!("room {room} is full")),
+        SeatRefused::RoomLimit => (
+            CloseReason::RoomLimit,
+            "the server runs as many rooms as it can".to_owned(),
+        ),
+        SeatRefused::TooManyNewRooms => (
+            CloseReason::TooManyNewRooms,
+            "too many new rooms from this address; wait a minute".to_owned(),
+        ),
+    }
+}
+
+/// Where a seated player's messages go.
+struct Uplink<'a> {
+    id: shared::PlayerId,
+    seat: &'a Seat,
+    inputs: mpsc::Sender<InputFrame>,
+    acks: &'a AckSlot,
+}
+
+async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
+    let Uplink {
+        id,
+        seat,
+        inputs,
+        acks,
+    } = uplink;
+    let mut chat_budget = TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND);
+    while let Some(bytes) = conn.next_frame().await? {
+        match read_message(&bytes)? {
+            Inbound::Ack(tick) => acks.store(tick),
+            Inbound::Input { ack, frame } => {
+                if let Some(ack) = ack {
+                    acks.store(ack);
+                }
+                match inputs.try_send(frame) {
+                    Ok(()) => {}
+                    // A burst after a network hiccup: the room drops a backlog anyway,
+                    // and a sustained flood is the message bucket's to close.
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
+                    // The room let go of this player (kicked); the kick is on its way.
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err((CloseReason::TooSlow, "removed from the room".into()));
+                    }
+                }
+            }
+            Inbound::Chat(text) => {
+                if !chat_budget.try_take() {
+                    let notice = ServerMsg::Notice {
+                        text: "chat limit reached: wait a moment".into(),
+                    };
+                    conn.reply(&notice)?;
+                } else if let Some(text) = text {
+                    seat.handle.try_send(RoomCmd::Chat { id, text });
+                }
+            }
+            Inbound::Ping { nonce } => conn.reply(&ServerMsg::Pong { nonce })?,
+        }
+    }
+    Ok(())
+}
+
+/// A close frame's reason must fit in 123 bytes of UTF-8.
+fn close_text(detail: &str) -> String {
+    let mut end = detail.len().min(123);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail[..end].to_owned()
+}

@@ -1,0 +1,31 @@
+//! The header of the frames the server writes itself: unmasked and final. Rooms frame
+//! their messages once, as they queue them; the wire frames the rest.
+
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// The longest header of an unmasked frame: two bytes and a 64-bit length.
+pub(crate) const HEADER_MAX: usize = 10;
+
+/// A WebSocket frame header for an unmasked, final binary frame of `len` bytes.
+pub(crate) fn binary_header(len: usize) -> ([u8; HEADER_MAX], usize) {
+    header(Data::Binary, len)
+}
+
+/// A WebSocket frame header for an unmasked, final data frame of `len` bytes.
+pub(crate) fn header(data: Data, len: usize) -> ([u8; HEADER_MAX], usize) {
+    let header = FrameHeader {
+        is_final: true,
+        opcode: OpCode::Data(data),
+        ..FrameHeader::default()
+    };
+    let mut bytes = [0u8; HEADER_MAX];
+    let mut out = &mut bytes[..];
+    // The invariant: an unmasked header is at most ten bytes, which `bytes` holds.
+    #[allow(clippy::expect_used)]
+    header
+        .format(len as u64, &mut out)
+        .expect("an unmasked frame header fits in ten bytes");
+    let written = HEADER_MAX - out.len();
+    (bytes, written)
+}

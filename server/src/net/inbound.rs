@@ -1,0 +1,161 @@
+//! Every client frame becomes a message here: decoded under the size limit, required
+//! to fill the frame exactly, and validated field by field. Pure and synchronous, so
+//! the fuzz target and the property tests exercise exactly what the server runs.
+
+use shared::codec::{decode_client, peek_hello_version};
+use shared::consts::PROTOCOL_VERSION;
+use shared::game::InputFrame;
+use shared::protocol::{ClientMsg, CloseReason};
+use shared::text::{sanitize_chat, validate_name, validate_room_name};
+
+/// Why this end closes the connection, as it will be told to the client.
+pub type Refusal = (CloseReason, String);
+
+/// A validated hello: the nickname and the room asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub name: String,
+    pub room: Option<String>,
+}
+
+/// A validated message from a seated player.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inbound {
+    /// Unknown buttons masked, aim finite and wrapped; with the low 16 bits of the
+    /// newest snapshot tick the client holds, once it holds one.
+    Input {
+        ack: Option<u16>,
+        frame: InputFrame,
+    },
+    /// Acknowledges a snapshot (low 16 tick bits) without input.
+    Ack(u16),
+    /// Sanitised chat; `None` when nothing printable was left, which is dropped quietly.
+    Chat(Option<String>),
+    Ping {
+        nonce: u32,
+    },
+}
+
+/// Reads the first frame of a connection, which must be a hello this server speaks.
+pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
+    let version = peek_hello_version(bytes).ok_or_else(|| {
+        (
+            CloseReason::Malformed,
+            "the first message must be hello".to_owned(),
+        )
+    })?;
+    if version != PROTOCOL_VERSION {
+        return Err((
+            CloseReason::VersionMismatch {
+                server: PROTOCOL_VERSION,
+            },
+            format!("protocol {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
+        ));
+    }
+    let Ok(ClientMsg::Hello { name, room, .. }) = decode_client(bytes) else {
+        return Err((CloseReason::Malformed, "hello did not decode".into()));
+    };
+    let name =
+        validate_name(&name).map_err(|err| (CloseReason::BadName, format!("nickname {err}")))?;
+    let room = room
+        .map(|room| validate_room_name(&room))
+        .transpose()
+        .map_err(|err| (CloseReason::BadName, format!("room name {err}")))?;
+    Ok(Hello { name, room })
+}
+
+/// Reads a frame from a player who has already said hello.
+pub fn read_message(bytes: &[u8]) -> Result<Inbound, Refusal> {
+    let msg = decode_client(bytes).map_err(|err| (CloseReason::Malformed, err.to_string()))?;
+    match msg {
+        ClientMsg::Input { ack, frame } => frame
+            .validated()
+            .map(|frame| Inbound::Input {
+                ack: ack.map(|tick| tick.0),
+                frame,
+            })
+            .map_err(|err| (CloseReason::Malformed, err.to_string())),
+        ClientMsg::Ack { tick } => Ok(Inbound::Ack(tick.0)),
+        ClientMsg::Chat { text } => Ok(Inbound::Chat(sanitize_chat(&text))),
+        ClientMsg::Ping { nonce } => Ok(Inbound::Ping { nonce }),
+        ClientMsg::Hello { .. } => Err((CloseReason::Malformed, "hello sent twice".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::codec::encode_client;
+    use shared::consts::MAX_CLIENT_MSG_BYTES;
+    use shared::game::buttons;
+
+    use super::*;
+
+    #[test]
+    fn a_huge_length_prefix_in_a_twenty_byte_frame_is_refused_as_malformed() {
+        // Chat (tag 2) whose string claims u64::MAX bytes: 1 + 9 + 10 = 20 bytes. Without
+        // a decode limit bincode would try to allocate that much and abort the process.
+        let mut frame = vec![2u8, 0xFD];
+        frame.extend_from_slice(&u64::MAX.to_le_bytes());
+        frame.extend_from_slice(&[b'a'; 10]);
+        assert_eq!(frame.len(), 20);
+        let refused = read_message(&frame).expect_err("a lying length prefix is refused");
+        assert_eq!(refused.0, CloseReason::Malformed);
+        // The same lie inside a hello's nickname.
+        let mut hello = vec![0u8, PROTOCOL_VERSION as u8, 0xFD];
+        hello.extend_from_slice(&u64::MAX.to_le_bytes());
+        hello.extend_from_slice(&[b'a'; 9]);
+        assert_eq!(
+            read_hello(&hello).map_err(|r| r.0),
+            Err(CloseReason::Malformed)
+        );
+    }
+
+    #[test]
+    fn every_field_is_checked() {
+        let input = |aim: f32, held: u8| {
+            encode_client(&ClientMsg::Input {
+                ack: None,
+                frame: InputFrame {
+                    seq: shared::Seq(1),
+                    buttons: held,
+                    aim,
+                },
+            })
+        };
+        assert!(read_message(&input(f32::NAN, 0)).is_err());
+        assert!(read_message(&input(f32::INFINITY, 0)).is_err());
+        let Ok(Inbound::Input { frame, .. }) = read_message(&input(10.0, 0xFF)) else {
+            panic!("a finite aim with stray bits is accepted after cleaning");
+        };
+        assert_eq!(frame.buttons, buttons::ALL);
+        assert!(frame.aim.abs() <= core::f32::consts::PI);
+        let mut trailing = input(0.0, 0);
+        trailing.push(7);
+        assert!(
+            read_message(&trailing).is_err(),
+            "the frame must be consumed whole"
+        );
+        assert!(read_message(&vec![2u8; MAX_CLIENT_MSG_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn chat_is_sanitised_and_a_second_hello_refused() {
+        let chat = encode_client(&ClientMsg::Chat {
+            text: "\u{202E}hi\u{0000}".into(),
+        });
+        assert_eq!(read_message(&chat), Ok(Inbound::Chat(Some("hi".into()))));
+        let hello = encode_client(&ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            name: "ann".into(),
+            room: None,
+        });
+        assert!(read_message(&hello).is_err());
+        assert_eq!(
+            read_hello(&hello),
+            Ok(Hello {
+                name: "ann".into(),
+                room: None
+            })
+        );
+    }
+}

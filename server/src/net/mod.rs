@@ -1,0 +1,15 @@
+//! The network layer: the listener and HTTP routes, the WebSocket handshake, the
+//! admission checks (origin, connection caps), and each game connection from its first
+//! frame to its close, with the wire its frames go out on.
+
+pub(crate) mod caps;
+pub(crate) mod conn;
+pub(crate) mod echo;
+pub(crate) mod frame;
+pub mod inbound;
+pub(crate) mod listener;
+pub(crate) mod origin;
+pub(crate) mod ratelimit;
+pub(crate) mod routes;
+pub(crate) mod upgrade;
+pub(crate) mod wire;

@@ -1,0 +1,139 @@
+//! The HTTP routes: the page and its bundle, the game WebSocket, and the endpoints
+//! operators and the lobby page read.
+
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::http::header::CONTENT_TYPE;
+use warp::reply::Reply;
+
+use crate::AppState;
+use crate::net::caps::CapExceeded;
+use crate::net::conn::serve_socket;
+use crate::net::listener::PeerAddr;
+use crate::net::upgrade::{self, Handshake};
+
+const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
+
+fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
+    warp::reply::with_status(format!("{text}\n"), status).into_response()
+}
+
+pub(crate) fn routes(
+    app: Arc<AppState>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    let with_app = {
+        let app = Arc::clone(&app);
+        warp::any().map(move || Arc::clone(&app))
+    };
+
+    // The origin is checked and a connection slot taken before the 101 is sent, so a
+    // refused client costs no WebSocket.
+    let ws = warp::path("ws")
+        .and(warp::path::end())
+        .and(upgrade::handshake())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::ext::get::<PeerAddr>())
+        .and(with_app.clone())
+        .map(
+            |handshake: Handshake,
+             origin: Option<String>,
+             host: Option<String>,
+             peer: PeerAddr,
+             app: Arc<AppState>| {
+                if !app.origins.allows(origin.as_deref(), host.as_deref()) {
+                    tracing::debug!(?origin, peer = %peer.0, "websocket from a foreign origin refused");
+                    return refuse(StatusCode::FORBIDDEN, "origin not allowed");
+                }
+                let slot = match app.caps.try_take(peer.0.ip()) {
+                    Ok(slot) => slot,
+                    Err(CapExceeded::Global) => {
+                        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server full");
+                    }
+                    Err(CapExceeded::PerIp) => {
+                        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
+                    }
+                };
+                let tasks = app.tasks.clone();
+                handshake.accept(&tasks, move |handover| serve_socket(handover, app, slot))
+            },
+        );
+
+    let echo_enabled = app.echo_route;
+    let echo = warp::path("echo")
+        .and(warp::path::end())
+        .and_then(move || async move {
+            if echo_enabled {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(upgrade::handshake())
+        .and(with_app.clone())
+        .map(|handshake: Handshake, app: Arc<AppState>| {
+            let metrics = Arc::clone(&app.metrics);
+            handshake.accept(&app.tasks, move |handover| {
+                crate::net::echo::echo(handover, metrics)
+            })
+        });
+
+    let healthz = warp::path("healthz")
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|| "ok\n".into_response());
+
+    let rooms = warp::path!("api" / "rooms")
+        .and(warp::get())
+        .and(with_app.clone())
+        .map(|app: Arc<AppState>| warp::reply::json(&app.directory.list()).into_response());
+
+    let metrics = warp::path("metrics")
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(with_app)
+        .map(|app: Arc<AppState>| {
+            warp::reply::with_header(
+                app.metrics.render(),
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+            .into_response()
+        });
+
+    let page = match app.web_root.clone() {
+        Some(root) => warp::get()
+            .and(warp::fs::dir(root))
+            .map(Reply::into_response)
+            .boxed(),
+        None => warp::get()
+            .and(warp::path::end())
+            .map(|| warp::reply::html(PLACEHOLDER_PAGE).into_response())
+            .boxed(),
+    };
+
+    ws.or(echo)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(rooms)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(page)
+        .unify()
+        .recover(|rejection: warp::Rejection| async move {
+            let status = if rejection.is_not_found() {
+                warp::http::StatusCode::NOT_FOUND
+            } else {
+                warp::http::StatusCode::BAD_REQUEST
+            };
+            Ok::<_, std::convert::Infallible>(
+                warp::reply::with_status(format!("{status}\n"), status).into_response(),
+            )
+        })
+        .unify()
+}

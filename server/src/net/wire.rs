@@ -1,0 +1,483 @@
+//! A connection's sending side. The room writes its frames straight into the socket
+//! from the room's own thread: one vectored write per client per snapshot, carrying the
+//! messages queued since the last one and then the snapshot, its body borrowed in place
+//! from the room's shared encoding. Nothing is copied or woken unless the
+//! socket cannot take a frame at once; then the rest waits in a backlog that the
+//! connection's task drains as the socket becomes writable.
+//!
+//! Every write to the socket, from the room or from the connection (pings, pongs,
+//! close), goes through one lock, so frames never interleave on the wire.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, timeout_at};
+use tungstenite::protocol::frame::coding::Data;
+
+use crate::net::frame::{binary_header, header};
+use crate::ops::metrics::Metrics;
+use crate::rooms::outbox::{Downlink, Overflow, Queued};
+
+/// Bytes that may wait for a client that reads slowly. A client this far behind on
+/// messages that must arrive is not going to catch up; it is closed instead.
+pub(crate) const BACKLOG_LIMIT: usize = 64 * 1024;
+/// A backlog that has not moved for this long means the peer stopped reading: its TCP
+/// window is shut.
+pub(crate) const WRITE_STALL: Duration = Duration::from_secs(5);
+/// A drained backlog keeps its buffer up to this size; a bigger one (after a burst) is
+/// freed, so a connection that was once slow does not hold the memory for good.
+const BACKLOG_KEEP: usize = 4 * 1024;
+
+/// Why a connection's writes cannot go on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WireError {
+    #[error("the send backlog is over its limit")]
+    Overflow,
+    #[error("the send backlog made no progress for {WRITE_STALL:?}")]
+    Stalled,
+    #[error("the socket failed")]
+    Broken,
+}
+
+#[derive(Debug)]
+pub(crate) struct Wire {
+    socket: OwnedWriteHalf,
+    state: Mutex<State>,
+    /// Tells the connection's task that the backlog has bytes to drain.
+    backlog_filled: Notify,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bytes accepted but not yet written, in order. It may start mid-frame: the rest of
+    /// a frame the socket took only part of.
+    backlog: Vec<u8>,
+    /// The newest snapshot frame that found a backlog. It goes out after the backlog,
+    /// unless a newer snapshot replaces it first: a late snapshot is worth nothing.
+    snapshot: Vec<u8>,
+    /// The payload bytes of that snapshot, counted when it goes out.
+    snapshot_payload: usize,
+    /// When the backlog last moved (or filled).
+    progress_at: Option<Instant>,
+    broken: bool,
+    /// The connection is closing: its close frame is on its way, and nothing from the
+    /// room may follow it.
+    sealed: bool,
+}
+
+impl Wire {
+    pub(crate) fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>) -> Wire {
+        Wire {
+            socket,
+            state: Mutex::new(State::default()),
+            backlog_filled: Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Sends a binary message that must arrive: written now if the socket takes it,
+    /// else queued behind what is already waiting.
+    pub(crate) fn send_message(&self, payload: &[u8]) -> Result<(), WireError> {
+        self.send_data(Data::Binary, payload)
+    }
+
+    /// Sends a text or binary message that must arrive, as `send_message` does.
+    pub(crate) fn send_data(&self, data: Data, payload: &[u8]) -> Result<(), WireError> {
+        let (header, header_len) = header(data, payload.len());
+        let mut state = self.state.lock();
+        if self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])? {
+            self.count(1, payload.len());
+        }
+        Ok(())
+    }
+
+    /// Sends, in one write, the `queued` messages (which must arrive) and then a
+    /// snapshot made of a per-client head and the shared body. If the socket is backed
+    /// up, the messages join the backlog and the snapshot waits in a one-frame slot,
+    /// where the next snapshot replaces it: a late snapshot is worth nothing.
+    pub(crate) fn send_snapshot(
+        &self,
+        queued: &Queued,
+        head: &[u8],
+        body: &[u8],
+    ) -> Result<(), WireError> {
+        let payload_len = head.len() + body.len();
+        let (header, header_len) = binary_header(payload_len);
+        let mut state = self.state.lock();
+        if state.sealed {
+            return Ok(());
+        }
+        if state.backlog.is_empty() {
+            let parts = [&queued.frames[..], &header[..header_len], head, body];
+            if self.write_or_queue(&mut state, parts)? {
+                self.count(queued.messages + 1, queued.payload as usize + payload_len);
+            }
+        } else {
+            if self.write_or_queue(&mut state, [&queued.frames, &[], &[], &[]])? {
+                self.count(queued.messages, queued.payload as usize);
+            }
+            state.snapshot.clear();
+            for part in [&header[..header_len], head, body] {
+                state.snapshot.extend_from_slice(part);
+            }
+            state.snapshot_payload = payload_len;
+        }
+        Ok(())
+    }
+
+    /// Stops the room's writes for good, a waiting snapshot included: the connection is
+    /// about to send (or answer) a close frame, after which a WebSocket endpoint must
+    /// send no data.
+    pub(crate) fn seal(&self) {
+        let mut state = self.state.lock();
+        state.sealed = true;
+        state.snapshot.clear();
+    }
+
+    /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
+    /// with everything else.
+    fn send_raw(&self, bytes: &[u8]) -> Result<(), WireError> {
+        let mut state = self.state.lock();
+        self.write_or_queue(&mut state, [bytes, &[], &[], &[]])
+            .map(|_| ())
+    }
+
+    /// Counts messages handed to the socket (or to its backlog).
+    pub(crate) fn count(&self, messages: u64, payload_bytes: usize) {
+        self.metrics.ws_sent_messages.inc_by(messages);
+        self.metrics.ws_sent_bytes.inc_by(payload_bytes as u64);
+    }
+
+    /// Writes `parts` now, or what the socket did not take into the backlog. `Ok(false)`:
+    /// the socket is broken and the bytes went nowhere. A backlog past its limit takes
+    /// no more, but an empty one takes any one message, however big.
+    fn write_or_queue(&self, state: &mut State, parts: [&[u8]; 4]) -> Result<bool, WireError> {
+        if state.broken {
+            // The connection's task has seen it and is ending; nothing reaches the peer.
+            return Ok(false);
+        }
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let mut written = 0;
+        if state.backlog.is_empty() {
+            let slices = parts.map(IoSlice::new);
+            match self.socket.try_write_vectored(&slices) {
+                Ok(n) => written = n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    state.broken = true;
+                    self.backlog_filled.notify_one();
+                    return Ok(false);
+                }
+            }
+        }
+        if written == total {
+            return Ok(true);
+        }
+        if !state.backlog.is_empty() && state.backlog.len() + total > BACKLOG_LIMIT {
+            return Err(WireError::Overflow);
+        }
+        if state.backlog.is_empty() {
+            state.progress_at = Some(Instant::now());
+        }
+        let mut skip = written;
+        for part in parts {
+            let from = skip.min(part.len());
+            state.backlog.extend_from_slice(&part[from..]);
+            skip -= from;
+        }
+        self.backlog_filled.notify_one();
+        Ok(true)
+    }
+
+    /// Drains the backlog whenever there is one, for as long as the connection lives.
+    /// Returns only when writing cannot go on. Cancelling it loses nothing: the backlog
+    /// stays in the wire.
+    pub(crate) async fn drive(&self) -> WireError {
+        loop {
+            if let Err(err) = self.drained().await {
+                return err;
+            }
+            self.backlog_filled.notified().await;
+        }
+    }
+
+    /// Writes until nothing waits: the backlog, then the waiting snapshot.
+    pub(crate) async fn drained(&self) -> Result<(), WireError> {
+        loop {
+            let Some(stalled_at) = self.drain()? else {
+                return Ok(());
+            };
+            match timeout_at(stalled_at, self.socket.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(WireError::Broken),
+                Err(_) => return Err(WireError::Stalled),
+            }
+        }
+    }
+
+    /// Writes as much of the backlog (then the waiting snapshot) as the socket takes.
+    /// `Ok(None)`: all written. `Ok(Some(t))`: the socket is full; stalled if still at `t`.
+    fn drain(&self) -> Result<Option<Instant>, WireError> {
+        let mut state = self.state.lock();
+        loop {
+            if state.broken {
+                return Err(WireError::Broken);
+            }
+            if state.backlog.is_empty() {
+                if state.backlog.capacity() > BACKLOG_KEEP {
+                    state.backlog = Vec::new();
+                }
+                if state.snapshot.is_empty() {
+                    return Ok(None);
+                }
+                let state = &mut *state;
+                std::mem::swap(&mut state.backlog, &mut state.snapshot);
+                state.progress_at = Some(Instant::now());
+                self.count(1, state.snapshot_payload);
+            }
+            match self.socket.try_write(&state.backlog) {
+                Ok(n) => {
+                    state.backlog.drain(..n);
+                    state.progress_at = Some(Instant::now());
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    let since = state.progress_at.unwrap_or_else(Instant::now);
+                    return Ok(Some(since + WRITE_STALL));
+                }
+                Err(_) => {
+                    state.broken = true;
+                    return Err(WireError::Broken);
+                }
+            }
+        }
+    }
+}
+
+impl Downlink for Wire {
+    fn send_snapshot(&self, queued: &Queued, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
+        match Wire::send_snapshot(self, queued, head, body) {
+            Err(WireError::Overflow) => Err(Overflow),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The socket as the WebSocket layer sees it: reads from the read half, and writes
+/// through the wire, in order with the room's frames. Writes never wait; a write past
+/// the backlog limit fails, which ends the connection.
+#[derive(Debug)]
+pub(crate) struct WireIo {
+    read: OwnedReadHalf,
+    wire: Arc<Wire>,
+}
+
+impl WireIo {
+    pub(crate) fn new(read: OwnedReadHalf, wire: Arc<Wire>) -> WireIo {
+        WireIo { read, wire }
+    }
+}
+
+impl AsyncRead for WireIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WireIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(match self.wire.send_raw(buf) {
+            Ok(()) => Ok(buf.len()),
+            Err(err) => Err(io::Error::other(err)),
+        })
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The socket closes when its last holder (the room or the connection) lets go.
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A wire on one end of a real loopback connection, and the peer's end.
+    async fn wire_and_peer() -> (Arc<Wire>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let peer = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server_end, _) = listener.accept().await.expect("accept");
+        let (_read, write) = server_end.into_split();
+        (Arc::new(Wire::new(write, Arc::new(Metrics::new()))), peer)
+    }
+
+    /// Sends messages the peer does not read until the socket refuses more, so the
+    /// next frame must wait in the backlog.
+    fn fill_socket(wire: &Wire) {
+        let filler = vec![7u8; 16 * 1024];
+        while wire.state.lock().backlog.is_empty() {
+            wire.send_message(&filler).expect("under the limit");
+        }
+    }
+
+    /// Drives the wire until everything it holds has gone out, then closes it and
+    /// returns the payloads of every frame the peer received.
+    async fn frames_received(wire: Arc<Wire>, mut peer: TcpStream) -> Vec<Vec<u8>> {
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            peer.read_to_end(&mut received).await.expect("read");
+            received
+        });
+        let driver = {
+            let wire = Arc::clone(&wire);
+            tokio::spawn(async move { wire.drive().await })
+        };
+        while {
+            let state = wire.state.lock();
+            !state.backlog.is_empty() || !state.snapshot.is_empty()
+        } {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        driver.abort();
+        let _ = driver.await;
+        drop(wire);
+        payloads(&reader.await.expect("reader"))
+    }
+
+    /// The payloads of the binary frames in `bytes`, which must be whole frames.
+    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
+            let (len, header) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                127 => panic!("no frame here is that long"),
+                len => (usize::from(len), 2),
+            };
+            out.push(bytes[header..header + len].to_vec());
+            bytes = &bytes[header + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_the_socket_takes_arrive_whole_and_in_order() {
+        let (wire, peer) = wire_and_peer().await;
+        let mut queued = Queued::default();
+        queued.push(b"welcome");
+        queued.push(b"joined");
+        wire.send_snapshot(&queued, b"head-", b"shared body")
+            .expect("send");
+        wire.send_message(&[1u8; 300]).expect("send");
+        assert!(wire.state.lock().backlog.is_empty(), "nothing had to wait");
+        assert_eq!(
+            frames_received(wire, peer).await,
+            vec![
+                b"welcome".to_vec(),
+                b"joined".to_vec(),
+                b"head-shared body".to_vec(),
+                vec![1u8; 300]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
+        let (wire, peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
+            .expect("send");
+        let mut queued = Queued::default();
+        queued.push(b"must arrive");
+        wire.send_snapshot(&queued, b"new-", b"snapshot")
+            .expect("send");
+        let frames = frames_received(wire, peer).await;
+        let tail: Vec<&[u8]> = frames[frames.len() - 2..]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(tail, [&b"must arrive"[..], &b"new-snapshot"[..]]);
+        assert!(
+            !frames.iter().any(|f| f.as_slice() == b"old-snapshot"),
+            "the older snapshot was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sealed_wire_takes_nothing_more_from_the_room() {
+        let (wire, peer) = wire_and_peer().await;
+        wire.send_snapshot(&Queued::default(), b"before ", b"close")
+            .expect("send");
+        wire.seal();
+        wire.send_message(b"goodbye").expect("send");
+        wire.send_snapshot(&Queued::default(), b"after ", b"close")
+            .expect("send");
+        assert_eq!(
+            frames_received(wire, peer).await,
+            vec![b"before close".to_vec(), b"goodbye".to_vec()]
+        );
+    }
+
+    #[tokio::test]
+    async fn sealing_drops_a_waiting_snapshot_but_not_the_backlog() {
+        let (wire, peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"stale ", b"snapshot")
+            .expect("send");
+        wire.seal();
+        wire.send_message(b"goodbye").expect("send");
+        let frames = frames_received(wire, peer).await;
+        assert_eq!(frames.last().map(Vec::as_slice), Some(&b"goodbye"[..]));
+        assert!(!frames.iter().any(|f| f.as_slice() == b"stale snapshot"));
+    }
+
+    #[tokio::test]
+    async fn messages_past_the_backlog_limit_overflow() {
+        let (wire, _peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        let message = vec![0u8; 1000];
+        let mut queued = 0;
+        let overflowed = loop {
+            match wire.send_message(&message) {
+                Ok(()) => queued += 1,
+                Err(err) => break err,
+            }
+            assert!(queued <= BACKLOG_LIMIT / 1000, "the limit holds");
+        };
+        assert_eq!(overflowed, WireError::Overflow);
+        assert!(queued >= BACKLOG_LIMIT / 1000 - 20, "only {queued} queued");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_stalls_the_wire() {
+        let (wire, _peer) = wire_and_peer().await;
+        fill_socket(&wire);
+        let started = Instant::now();
+        assert_eq!(wire.drive().await, WireError::Stalled);
+        assert!(started.elapsed() >= WRITE_STALL);
+    }
+}

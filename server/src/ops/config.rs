@@ -1,0 +1,307 @@
+//! Command-line flags of the server, which are also its whole configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use shared::consts::{
+    DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
+    MIN_RATE_HZ,
+};
+
+/// Skirmish game server: serves the page, the client bundle and the game WebSocket.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "server", version)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (the first stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SKIRMISH_ADDR")]
+    pub addr: SocketAddr,
+
+    /// Simulation rate of every room, in ticks per second.
+    #[arg(long, default_value_t = DEFAULT_TICK_HZ, value_parser = clap::value_parser!(u16).range(MIN_RATE_HZ as i64..=MAX_RATE_HZ as i64))]
+    pub tick_hz: u16,
+
+    /// Snapshot rate, per second; at most the tick rate.
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_HZ, value_parser = clap::value_parser!(u16).range(MIN_RATE_HZ as i64..=MAX_RATE_HZ as i64))]
+    pub snapshot_hz: u16,
+
+    /// Seats per room.
+    #[arg(long, default_value_t = DEFAULT_ROOM_CAPACITY, value_parser = clap::value_parser!(u16).range(1..=MAX_ROOM_CAPACITY as i64))]
+    pub room_capacity: u16,
+
+    /// Seconds an empty room stays open before it closes.
+    #[arg(long, default_value_t = 10.0)]
+    pub room_grace_secs: f64,
+
+    /// Seconds a new WebSocket has to send its hello before it is closed.
+    #[arg(long, default_value_t = 5.0)]
+    pub join_timeout_secs: f64,
+
+    /// Threads the rooms tick on, apart from the network threads; a new room goes to
+    /// the one with the fewest. Default: one per core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub room_threads: Option<u16>,
+
+    /// Run room threads at normal priority. By default they ask for real-time
+    /// scheduling (SCHED_FIFO, lowest priority), which needs CAP_SYS_NICE, so ticks stay
+    /// on time when the cores are full.
+    #[arg(long)]
+    pub no_realtime_rooms: bool,
+
+    /// Send every snapshot in full instead of as a delta (for comparison and debugging).
+    #[arg(long)]
+    pub no_deltas: bool,
+
+    /// Seconds a client may go without acknowledging snapshots before it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    pub stall_timeout_secs: f64,
+
+    /// Map file (JSON) the rooms play on; without it, the built-in copy of
+    /// `assets/maps/arena.json`.
+    #[arg(long)]
+    pub map: Option<PathBuf>,
+
+    /// Seconds a client may take to send an HTTP request's headers (slow-loris guard).
+    #[arg(long, default_value_t = 5.0)]
+    pub header_timeout_secs: f64,
+
+    /// Seconds between the server's WebSocket pings to each player.
+    #[arg(long, default_value_t = 5.0)]
+    pub ping_interval_secs: f64,
+
+    /// Seconds without any frame from a player (input, pong, anything) before the
+    /// connection is closed as dead; must exceed the ping interval.
+    #[arg(long, default_value_t = 10.0)]
+    pub idle_timeout_secs: f64,
+
+    /// Rooms open at once, server-wide. A player whose request needs a new room past it
+    /// is refused (close code 4004).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_rooms: u32,
+
+    /// New rooms one address (an IPv4 address or an IPv6 /64) may open by name per
+    /// minute, in a burst or spread out; past it, 4005. Quick play is not counted: it
+    /// opens a room only when every other is full.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub new_rooms_per_minute: u32,
+
+    /// Game WebSocket connections open at once, server-wide; past it the upgrade gets 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Game WebSocket connections open at once from one IP address; past it, 429.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+
+    /// An extra origin (like `https://play.example.com`) allowed to open the game
+    /// WebSocket; repeatable. Same-origin and localhost pages are always allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+
+    /// Messages per second one connection may send, sustained; past the burst it is
+    /// closed with 1008. Default: twice the tick rate plus room for pings and chat.
+    #[arg(long)]
+    pub msg_rate: Option<f64>,
+
+    /// Messages one connection may send in a burst above its rate.
+    #[arg(long, default_value_t = 120)]
+    pub msg_burst: u32,
+
+    /// Payload bytes per second one connection may send, sustained.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub byte_rate: u32,
+
+    /// Payload bytes one connection may send in a burst above its rate.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub byte_burst: u32,
+
+    /// Serve a WebSocket echo at `/echo` for protocol-compliance runs. Never in production.
+    #[arg(long, hide = true)]
+    pub echo_route: bool,
+
+    /// Folder with the built browser bundle (index.html and friends), served at `/`.
+    /// Without one, `/` serves a page that says how to build it.
+    #[arg(long, env = "SKIRMISH_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
+}
+
+/// The longest any flag in seconds may be: a day. Longer is a typo, and far longer does
+/// not fit a `Duration`.
+const MAX_SECONDS: f64 = 86_400.0;
+/// The most messages per second a connection may be allowed.
+const MAX_MSG_RATE: f64 = 1e6;
+
+/// `value` seconds, at least `min`; `validate` has checked the range, and anything
+/// unrepresentable falls back to the longest duration rather than a panic.
+fn seconds(value: f64, min: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(min)).unwrap_or(Duration::MAX)
+}
+
+impl Config {
+    /// The configuration with every default, listening on `addr`.
+    pub fn for_addr(addr: SocketAddr) -> Config {
+        let mut config = Config::parse_from(["server"]);
+        config.addr = addr;
+        config
+    }
+
+    pub fn room_grace(&self) -> Duration {
+        seconds(self.room_grace_secs, 0.0)
+    }
+
+    pub fn room_threads(&self) -> usize {
+        self.room_threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+            usize::from,
+        )
+    }
+
+    pub fn stall_timeout(&self) -> Duration {
+        seconds(self.stall_timeout_secs, 0.5)
+    }
+
+    pub fn join_timeout(&self) -> Duration {
+        seconds(self.join_timeout_secs, 0.1)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        seconds(self.header_timeout_secs, 0.1)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        seconds(self.ping_interval_secs, 0.05)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        seconds(self.idle_timeout_secs, 0.1)
+    }
+
+    /// Every flag given in seconds, with the range it must be in.
+    fn durations(&self) -> [(&'static str, f64, f64); 6] {
+        [
+            ("--room-grace-secs", self.room_grace_secs, 0.0),
+            ("--join-timeout-secs", self.join_timeout_secs, 0.1),
+            ("--stall-timeout-secs", self.stall_timeout_secs, 0.5),
+            ("--header-timeout-secs", self.header_timeout_secs, 0.1),
+            ("--ping-interval-secs", self.ping_interval_secs, 0.05),
+            ("--idle-timeout-secs", self.idle_timeout_secs, 0.1),
+        ]
+    }
+
+    /// The sustained message rate per connection: one input per tick, twice over for
+    /// jitter and catch-up, plus pings and chat.
+    pub fn msg_rate(&self) -> f64 {
+        self.msg_rate
+            .unwrap_or(2.0 * f64::from(self.tick_hz) + 20.0)
+    }
+
+    /// Checks what clap's parsers cannot see alone.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.snapshot_hz <= self.tick_hz,
+            "--snapshot-hz ({}) must not exceed --tick-hz ({})",
+            self.snapshot_hz,
+            self.tick_hz
+        );
+        for (flag, value, min) in self.durations() {
+            anyhow::ensure!(
+                value.is_finite() && (min..=MAX_SECONDS).contains(&value),
+                "{flag} must be a number of seconds from {min} to {MAX_SECONDS}, not {value}"
+            );
+        }
+        let msg_rate = self.msg_rate();
+        anyhow::ensure!(
+            msg_rate.is_finite() && msg_rate > 0.0 && msg_rate <= MAX_MSG_RATE,
+            "--msg-rate must be a positive number up to {MAX_MSG_RATE}, not {msg_rate}"
+        );
+        anyhow::ensure!(
+            self.idle_timeout_secs > self.ping_interval_secs,
+            "--idle-timeout-secs ({}) must exceed --ping-interval-secs ({}), or live players would be dropped",
+            self.idle_timeout_secs,
+            self.ping_interval_secs
+        );
+        anyhow::ensure!(
+            self.msg_rate() >= f64::from(self.tick_hz) * 1.5,
+            "--msg-rate ({}) must leave room for one input per tick at --tick-hz {}",
+            self.msg_rate(),
+            self.tick_hz
+        );
+        anyhow::ensure!(
+            self.byte_burst as usize >= shared::consts::MAX_CLIENT_MSG_BYTES,
+            "--byte-burst must allow at least one largest message"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_leave_room_for_one_input_per_tick() {
+        let defaults = config(&[]);
+        defaults.validate().expect("the defaults are valid");
+        assert!(defaults.msg_rate() >= 2.0 * f64::from(defaults.tick_hz));
+        assert!(defaults.idle_timeout() > defaults.ping_interval());
+    }
+
+    #[test]
+    fn limits_that_would_drop_honest_players_are_refused() {
+        let idle_below_ping = config(&["--ping-interval-secs", "5", "--idle-timeout-secs", "4"]);
+        assert!(idle_below_ping.validate().is_err());
+        let rate_below_ticks = config(&["--tick-hz", "120", "--msg-rate", "100"]);
+        assert!(rate_below_ticks.validate().is_err());
+        let tiny_byte_burst = config(&["--byte-burst", "100"]);
+        assert!(tiny_byte_burst.validate().is_err());
+    }
+
+    #[test]
+    fn huge_or_odd_durations_are_refused_not_panicked_on() {
+        for flag in [
+            "--room-grace-secs",
+            "--join-timeout-secs",
+            "--stall-timeout-secs",
+            "--header-timeout-secs",
+            "--ping-interval-secs",
+            "--idle-timeout-secs",
+        ] {
+            for value in ["1e300", "inf", "NaN", "-1"] {
+                let odd = config(&[&format!("{flag}={value}")]);
+                let err = odd
+                    .validate()
+                    .expect_err("an out-of-range duration is refused");
+                assert!(
+                    err.to_string().contains(flag),
+                    "{flag} {value}: the error names the flag: {err}"
+                );
+                // What a caller might still ask for does not panic either.
+                let _ = (odd.room_grace(), odd.join_timeout(), odd.stall_timeout());
+                let _ = (
+                    odd.header_timeout(),
+                    odd.ping_interval(),
+                    odd.idle_timeout(),
+                );
+            }
+        }
+        let huge_rate = config(&["--msg-rate", "1e300"]);
+        assert!(huge_rate.validate().is_err());
+        assert!(config(&["--room-grace-secs", "86400"]).validate().is_ok());
+    }
+
+    #[test]
+    fn room_limits_must_be_positive() {
+        assert!(Config::try_parse_from(["server", "--max-rooms", "0"]).is_err());
+        assert!(Config::try_parse_from(["server", "--new-rooms-per-minute", "0"]).is_err());
+        let defaults = config(&[]);
+        assert!(
+            defaults.max_rooms >= 100,
+            "room for a busy server by default"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! What operators set and see: the flags, and the metrics.
+
+pub(crate) mod config;
+pub(crate) mod metrics;

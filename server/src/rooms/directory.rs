@@ -1,0 +1,326 @@
+//! The room directory: which rooms exist and how many seats each has taken. A seat is
+//! reserved here before a player joins, so two players can never take the last seat of
+//! a room together; the game state itself lives only in each room's loop.
+//!
+//! `Directory` is the seam where a directory shared by many processes will go; today's
+//! `LocalDirectory` keeps it in this process, under one short lock. It also bounds the
+//! rooms: how many may exist, and how fast one address may open new ones.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::net::ratelimit::TokenBucket;
+use crate::ops::metrics::Metrics;
+use crate::rooms::room::{RoomCmd, RoomSettings};
+use crate::rooms::runner::{RoomKey, RoomRunner};
+use crate::rooms::scheduler::{Janitor, Spawner, Waker};
+
+/// Commands a room may have waiting; joins and leaves wait here for the next tick.
+const ROOM_CMD_QUEUE: usize = 1024;
+/// Addresses whose room-opening budget is remembered; past it, those whose budget is
+/// whole again are forgotten.
+const CREATORS_KEPT: usize = 4096;
+
+/// Where seats are reserved and rooms are listed.
+pub(crate) trait Directory: Send + Sync + fmt::Debug {
+    /// Reserves a seat: in the named room (opened if needed), or else in the fullest
+    /// open quick-play room with a free seat, or else in a new quick-play room. `from`
+    /// is the client's address key (see `net::caps::address_key`).
+    fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused>;
+    /// Gives a seat back; called when the seat drops.
+    fn release(&self, key: RoomKey, room: &str);
+    /// Every open room, by name.
+    fn list(&self) -> Vec<RoomInfo>;
+}
+
+/// One row of `GET /api/rooms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoomInfo {
+    pub id: String,
+    pub players: u16,
+    pub capacity: u16,
+}
+
+/// Why no seat was reserved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SeatRefused {
+    /// The room asked for has no free seat.
+    #[error("the room is full")]
+    RoomFull,
+    /// A new room was needed, and the server runs as many as it may (or its room
+    /// threads are not keeping up).
+    #[error("the server runs as many rooms as it may")]
+    RoomLimit,
+    /// A new room was needed, and this address opened too many lately.
+    #[error("too many new rooms from this address")]
+    TooManyNewRooms,
+}
+
+/// A reserved seat in a room. Dropping it frees the seat.
+#[derive(Debug)]
+pub(crate) struct Seat {
+    directory: Arc<dyn Directory>,
+    key: RoomKey,
+    pub(crate) room: String,
+    pub(crate) handle: RoomHandle,
+}
+
+/// How a connection reaches its room.
+#[derive(Clone, Debug)]
+pub(crate) struct RoomHandle {
+    commands: mpsc::Sender<RoomCmd>,
+    waker: Waker,
+}
+
+/// The room is gone.
+#[derive(Debug)]
+pub(crate) struct RoomGone;
+
+impl RoomHandle {
+    /// Sends a command, waiting while the room's queue is full.
+    pub(crate) async fn send(&self, cmd: RoomCmd) -> Result<(), RoomGone> {
+        self.commands.send(cmd).await.map_err(|_| RoomGone)?;
+        self.waker.wake_if_parked();
+        Ok(())
+    }
+
+    /// Sends a command unless the room's queue is full.
+    pub(crate) fn try_send(&self, cmd: RoomCmd) {
+        if self.commands.try_send(cmd).is_ok() {
+            self.waker.wake_if_parked();
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.directory.release(self.key, &self.room);
+    }
+}
+
+/// How many rooms may exist, and how fast one address may open them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RoomLimits {
+    pub(crate) max_rooms: usize,
+    /// Rooms one address may open by name per minute, in a burst or spread out.
+    pub(crate) new_rooms_per_minute: u32,
+}
+
+/// The directory of this process's rooms.
+#[derive(Debug)]
+pub(crate) struct LocalDirectory {
+    rooms: Mutex<Rooms>,
+    settings: Arc<RoomSettings>,
+    limits: RoomLimits,
+    metrics: Arc<Metrics>,
+    spawner: Spawner,
+    next_key: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Rooms {
+    by_name: BTreeMap<String, RoomEntry>,
+    /// Each address's budget for opening rooms by name.
+    creators: HashMap<IpAddr, TokenBucket>,
+    next_auto_room: u64,
+}
+
+#[derive(Debug)]
+struct RoomEntry {
+    key: RoomKey,
+    handle: RoomHandle,
+    seats_taken: u16,
+    /// Opened by quick play rather than asked for by name.
+    auto: bool,
+}
+
+impl LocalDirectory {
+    pub(crate) fn new(
+        settings: Arc<RoomSettings>,
+        limits: RoomLimits,
+        metrics: Arc<Metrics>,
+        spawner: Spawner,
+    ) -> LocalDirectory {
+        LocalDirectory {
+            rooms: Mutex::new(Rooms {
+                next_auto_room: 1,
+                ..Rooms::default()
+            }),
+            settings,
+            limits,
+            metrics,
+            spawner,
+            next_key: AtomicU64::new(1),
+        }
+    }
+
+    /// Opens a room, if the limits allow. Quick-play rooms are exempt from the
+    /// per-address budget: one opens only when every other is full, so their number is
+    /// bounded by the seats that connections fill.
+    fn open(
+        &self,
+        rooms: &mut Rooms,
+        room_id: &str,
+        auto: bool,
+        from: IpAddr,
+    ) -> Result<RoomEntry, SeatRefused> {
+        if rooms.by_name.len() >= self.limits.max_rooms {
+            return Err(SeatRefused::RoomLimit);
+        }
+        if !auto {
+            let per_minute = self.limits.new_rooms_per_minute;
+            if rooms.creators.len() >= CREATORS_KEPT {
+                rooms.creators.retain(|_, budget| !budget.is_full());
+            }
+            let budget = rooms
+                .creators
+                .entry(from)
+                .or_insert_with(|| TokenBucket::new(per_minute, per_minute as f32 / 60.0));
+            if !budget.try_take() {
+                return Err(SeatRefused::TooManyNewRooms);
+            }
+        }
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let (commands, receiver) = mpsc::channel(ROOM_CMD_QUEUE);
+        let parked = Arc::new(AtomicBool::new(false));
+        let runner = RoomRunner::new(
+            key,
+            room_id.to_owned(),
+            Arc::clone(&self.settings),
+            receiver,
+            Arc::clone(&parked),
+            Arc::clone(&self.metrics),
+            Instant::now(),
+        );
+        let waker = self
+            .spawner
+            .spawn(runner, parked)
+            .map_err(|_| SeatRefused::RoomLimit)?;
+        self.metrics.rooms.inc();
+        tracing::info!(room = room_id, "room opened");
+        Ok(RoomEntry {
+            key,
+            handle: RoomHandle { commands, waker },
+            seats_taken: 0,
+            auto,
+        })
+    }
+
+    fn new_auto_room_id(rooms: &mut Rooms) -> String {
+        loop {
+            let id = format!("r{}", rooms.next_auto_room);
+            rooms.next_auto_room += 1;
+            if !rooms.by_name.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Forgets a room's entry if `key` is still the room of that name.
+    fn forget(&self, rooms: &mut Rooms, key: RoomKey, room: &str) -> Option<RoomEntry> {
+        if rooms
+            .by_name
+            .get(room)
+            .is_some_and(|entry| entry.key == key)
+        {
+            let entry = rooms.by_name.remove(room)?;
+            self.metrics.rooms.dec();
+            return Some(entry);
+        }
+        None
+    }
+}
+
+impl Directory for LocalDirectory {
+    fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused> {
+        let capacity = self.settings.capacity;
+        let mut rooms = self.rooms.lock();
+        let rooms = &mut *rooms;
+        let room_id = match room {
+            Some(name) => name.to_owned(),
+            None => match rooms
+                .by_name
+                .iter()
+                .filter(|(_, entry)| entry.auto && entry.seats_taken < capacity)
+                .max_by_key(|(_, entry)| entry.seats_taken)
+            {
+                Some((id, _)) => id.clone(),
+                None => Self::new_auto_room_id(rooms),
+            },
+        };
+        if !rooms.by_name.contains_key(&room_id) {
+            let entry = self.open(rooms, &room_id, room.is_none(), from)?;
+            rooms.by_name.insert(room_id.clone(), entry);
+        }
+        let Some(entry) = rooms.by_name.get_mut(&room_id) else {
+            return Err(SeatRefused::RoomLimit);
+        };
+        if entry.seats_taken >= capacity {
+            return Err(SeatRefused::RoomFull);
+        }
+        entry.seats_taken += 1;
+        self.metrics.players.inc();
+        let (key, handle) = (entry.key, entry.handle.clone());
+        Ok(Seat {
+            directory: self.clone(),
+            key,
+            room: room_id,
+            handle,
+        })
+    }
+
+    fn release(&self, key: RoomKey, room: &str) {
+        let mut rooms = self.rooms.lock();
+        if let Some(entry) = rooms.by_name.get_mut(room)
+            && entry.key == key
+        {
+            entry.seats_taken = entry.seats_taken.saturating_sub(1);
+            self.metrics.players.dec();
+        }
+    }
+
+    fn list(&self) -> Vec<RoomInfo> {
+        self.rooms
+            .lock()
+            .by_name
+            .iter()
+            .map(|(id, entry)| RoomInfo {
+                id: id.clone(),
+                players: entry.seats_taken,
+                capacity: self.settings.capacity,
+            })
+            .collect()
+    }
+}
+
+impl Janitor for LocalDirectory {
+    /// The room's loop ends only when this returns true, so a reserved seat always has
+    /// a live loop behind it.
+    fn close_if_empty(&self, key: RoomKey, room: &str) -> bool {
+        let mut rooms = self.rooms.lock();
+        let empty = rooms
+            .by_name
+            .get(room)
+            .is_none_or(|entry| entry.key != key || entry.seats_taken == 0);
+        if empty && self.forget(&mut rooms, key, room).is_some() {
+            tracing::info!(room, "room closed");
+        }
+        empty
+    }
+
+    fn crashed(&self, key: RoomKey, room: &str) {
+        let mut rooms = self.rooms.lock();
+        if let Some(entry) = self.forget(&mut rooms, key, room) {
+            // Its seats are freed now; their holders' later releases find no entry.
+            self.metrics.players.dec_by(i64::from(entry.seats_taken));
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The rooms layer: the directory of rooms and their seats, each room's world and
+//! players, and the threads that tick them. Rooms reach connections only through the
+//! `Downlink` their outboxes write to, so they run without sockets in their tests.
+
+pub(crate) mod ack;
+pub(crate) mod directory;
+pub(crate) mod outbox;
+pub(crate) mod room;
+pub(crate) mod runner;
+pub(crate) mod scheduler;
+mod snapshots;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! A room's outgoing snapshots: the world quantized once, a body encoded once per
+//! baseline in use, a small head per client, and one write into each client's socket.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use shared::codec::{encode_snapshot_body, encode_snapshot_head};
+use shared::consts::SNAPSHOT_RING;
+use shared::protocol::{CloseReason, SnapshotHeader, TickRef};
+use shared::quant::quantize_vel;
+use shared::snapshot::{QState, diff};
+
+use crate::rooms::room::{Recipient, Room};
+
+impl Room {
+    /// Quantizes the world and writes a snapshot to every client: a delta against the
+    /// newest snapshot each client acknowledged. Bodies are encoded once per distinct
+    /// baseline; each client gets only its own small head, and its socket gets one
+    /// vectored write of frame header, head and the shared body.
+    pub(super) fn send_snapshots(&mut self) {
+        let started = Instant::now();
+        let state = QState::of_world(&self.world);
+        let tick = state.tick;
+        let stall_ticks =
+            (self.settings.stall_timeout.as_secs_f32() * f32::from(self.settings.tick_hz)) as i32;
+        let outgoing = &mut self.outgoing;
+        outgoing.bodies.clear();
+        outgoing.heads.clear();
+        outgoing.recipients.clear();
+        let mut stalled = Vec::new();
+
+        for (idx, occupant) in self.occupants.iter_mut().enumerate() {
+            let ack = occupant.link.acks.load();
+            if ack.is_some() && ack != occupant.last_ack {
+                // Any new acknowledgement shows the client is reading. One of a snapshot
+                // the room no longer holds (after a long stall) leaves no baseline, so
+                // the next snapshot goes out in full.
+                occupant.last_ack = ack;
+                occupant.ack_progress_at = tick;
+                occupant.acked = self
+                    .sent
+                    .iter()
+                    .rev()
+                    .find(|s| Some(s.tick.0 as u16) == ack)
+                    .map(|s| s.tick);
+            }
+            if tick.since(occupant.ack_progress_at) > stall_ticks {
+                stalled.push(occupant.id);
+                continue;
+            }
+            let baseline = occupant
+                .acked
+                .filter(|_| self.settings.deltas)
+                .and_then(|acked| self.sent.iter().find(|s| s.tick == acked));
+            let baseline_tick = baseline.map(|b| b.tick);
+            let body = match outgoing
+                .bodies
+                .iter()
+                .position(|(t, _)| *t == baseline_tick)
+            {
+                Some(body) => body,
+                None => {
+                    let body = Bytes::from(encode_snapshot_body(&diff(baseline, &state)));
+                    outgoing.bodies.push((baseline_tick, body));
+                    outgoing.bodies.len() - 1
+                }
+            };
+            let own_vel = self
+                .world
+                .player(occupant.id)
+                .map(|p| quantize_vel(p.body.vel))
+                .filter(|vel| *vel != [0, 0]);
+            let header = SnapshotHeader {
+                tick: match baseline_tick {
+                    Some(base) => TickRef::Delta {
+                        baseline_low: base.0 as u16,
+                        after: tick.since(base) as u32,
+                    },
+                    None => TickRef::Full(tick),
+                },
+                ack_input_low: occupant.last_seq.0 as u16,
+                own_vel,
+            };
+            encode_snapshot_head(&header, &mut outgoing.heads);
+            outgoing.recipients.push(Recipient {
+                occupant: idx,
+                head_end: outgoing.heads.len(),
+                body,
+            });
+        }
+        let encoded_at = Instant::now();
+        // Writing goes into the sockets themselves: measured apart from encoding.
+        let mut head_start = 0;
+        let mut overflowed = Vec::new();
+        for recipient in &outgoing.recipients {
+            let occupant = &mut self.occupants[recipient.occupant];
+            let head = &outgoing.heads[head_start..recipient.head_end];
+            if occupant
+                .link
+                .outbox
+                .send_snapshot(head, &outgoing.bodies[recipient.body].1)
+                .is_err()
+            {
+                overflowed.push(occupant.id);
+            }
+            head_start = recipient.head_end;
+        }
+        let metrics = &self.metrics;
+        metrics
+            .snapshot_encode_seconds
+            .inc_by((encoded_at - started).as_secs_f64());
+        metrics
+            .snapshot_write_seconds
+            .inc_by(encoded_at.elapsed().as_secs_f64());
+        metrics
+            .snapshot_recipients
+            .inc_by(outgoing.recipients.len() as u64);
+        metrics.snapshot_bodies.inc_by(outgoing.bodies.len() as u64);
+        if self.sent.len() == SNAPSHOT_RING {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(state);
+        // Both are too slow: one stopped acknowledging, one let its backlog fill.
+        for id in stalled.into_iter().chain(overflowed) {
+            self.kick(id, CloseReason::TooSlow);
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! Rooms driven by hand: a manual clock and in-memory connections, no sockets and no
+//! sleeps. Each test steps a room tick by tick, exactly as a room thread would, and
+//! reads what each player was sent.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use shared::codec::decode_server;
+use shared::consts::{MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, SNAPSHOT_RING};
+use shared::game::InputFrame;
+use shared::protocol::{CloseReason, ServerMsg, SnapshotHeader, TickRef};
+use shared::{PlayerId, Seq, Tick};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ops::metrics::Metrics;
+use crate::rooms::ack::AckSlot;
+use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
+use crate::rooms::room::{PlayerLink, RoomCmd, RoomSettings};
+use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
+use crate::rooms::scheduler::{Janitor, RoomThread};
+
+const TICK_HZ: u16 = 60;
+const SNAPSHOT_HZ: u16 = 30;
+const GRACE: Duration = Duration::from_secs(10);
+const STALL: Duration = Duration::from_secs(2);
+
+/// A connection that keeps every payload it is sent, in order.
+#[derive(Debug, Default)]
+pub(super) struct MemoryDownlink {
+    payloads: Mutex<Vec<Vec<u8>>>,
+    /// Refuse the next snapshots, as a client whose backlog is full.
+    full: AtomicBool,
+}
+
+impl Downlink for MemoryDownlink {
+    fn send_snapshot(&self, queued: &Queued, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(Overflow);
+        }
+        let mut payloads = self.payloads.lock();
+        payloads.extend(frame_payloads(&queued.frames));
+        payloads.push([head, body].concat());
+        Ok(())
+    }
+}
+
+/// The payloads of whole, unmasked binary frames laid end to end.
+fn frame_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
+        let (len, header) = match bytes[1] {
+            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 => panic!("no test message is that long"),
+            len => (usize::from(len), 2),
+        };
+        out.push(bytes[header..header + len].to_vec());
+        bytes = &bytes[header + len..];
+    }
+    out
+}
+
+/// One player's end of an in-memory connection.
+struct TestPlayer {
+    id: PlayerId,
+    inputs: mpsc::Sender<InputFrame>,
+    acks: Arc<AckSlot>,
+    downlink: Arc<MemoryDownlink>,
+    kicked: oneshot::Receiver<CloseReason>,
+    next_seq: u32,
+}
+
+impl TestPlayer {
+    /// Everything sent since the last call, decoded.
+    fn received(&self) -> Vec<ServerMsg> {
+        std::mem::take(&mut *self.downlink.payloads.lock())
+            .iter()
+            .map(|payload| decode_server(payload).expect("the room sends what decodes"))
+            .collect()
+    }
+
+    /// The headers of the snapshots sent since the last call.
+    fn snapshot_headers(&self) -> Vec<SnapshotHeader> {
+        self.received()
+            .into_iter()
+            .filter_map(|msg| match msg {
+                ServerMsg::Snapshot(snapshot) => Some(snapshot.header),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn send_input(&mut self) {
+        self.next_seq += 1;
+        let frame = InputFrame {
+            seq: Seq(self.next_seq),
+            ..InputFrame::default()
+        };
+        self.inputs
+            .try_send(frame)
+            .expect("the input queue has room");
+    }
+
+    fn kick_reason(&mut self) -> Option<CloseReason> {
+        self.kicked.try_recv().ok()
+    }
+}
+
+/// A room, its command channel and a manual clock.
+struct TestRoom {
+    runner: RoomRunner,
+    commands: mpsc::Sender<RoomCmd>,
+    now: Instant,
+}
+
+impl TestRoom {
+    fn new() -> TestRoom {
+        let settings = RoomSettings {
+            tick_hz: TICK_HZ,
+            snapshot_hz: SNAPSHOT_HZ,
+            capacity: 16,
+            empty_grace: GRACE,
+            map: crate::load_map(None).expect("the built-in map"),
+            deltas: true,
+            stall_timeout: STALL,
+        };
+        let (commands, receiver) = mpsc::channel(64);
+        let now = Instant::now();
+        let mut runner = RoomRunner::new(
+            1,
+            "test".into(),
+            Arc::new(settings),
+            receiver,
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(Metrics::new()),
+            now,
+        );
+        runner.start_in_gap(std::iter::empty(), now);
+        TestRoom {
+            runner,
+            commands,
+            now,
+        }
+    }
+
+    /// Moves the clock to the room's next tick and runs it.
+    fn tick(&mut self) -> Ticked {
+        self.now = self.now.max(self.runner.due());
+        self.runner.tick(self.now)
+    }
+
+    fn ticks(&mut self, n: usize) {
+        for _ in 0..n {
+            self.tick();
+        }
+    }
+
+    /// Ticks until the next snapshot tick has run.
+    fn until_snapshot(&mut self) {
+        let due = self.runner.next_snapshot_due();
+        while self.runner.due() <= due {
+            self.tick();
+        }
+    }
+
+    fn send(&self, cmd: RoomCmd) {
+        self.commands
+            .try_send(cmd)
+            .expect("the command queue has room");
+    }
+
+    /// Seats a player on the next tick.
+    fn join(&mut self, name: &str) -> TestPlayer {
+        let (inputs, input_rx) = mpsc::channel(32);
+        let (kick_tx, kicked) = oneshot::channel();
+        let (reply, mut reply_rx) = oneshot::channel();
+        let acks = Arc::new(AckSlot::default());
+        let downlink = Arc::new(MemoryDownlink::default());
+        self.send(RoomCmd::Join {
+            name: name.into(),
+            link: PlayerLink {
+                inputs: input_rx,
+                acks: Arc::clone(&acks),
+                outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
+            },
+            reply,
+        });
+        self.tick();
+        let id = reply_rx.try_recv().expect("seated on the next tick");
+        TestPlayer {
+            id,
+            inputs,
+            acks,
+            downlink,
+            kicked,
+            next_seq: 0,
+        }
+    }
+}
+
+fn tick_of(header: &SnapshotHeader) -> Tick {
+    match header.tick {
+        TickRef::Full(tick) => tick,
+        TickRef::Delta { .. } => panic!("expected a full snapshot"),
+    }
+}
+
+#[test]
+fn a_join_whose_connection_stopped_waiting_leaves_no_seat() {
+    let mut room = TestRoom::new();
+    let (reply, reply_rx) = oneshot::channel();
+    drop(reply_rx);
+    let (kick, _kicked) = oneshot::channel();
+    let (_inputs, input_rx) = mpsc::channel(1);
+    room.send(RoomCmd::Join {
+        name: "ghost".into(),
+        link: PlayerLink {
+            inputs: input_rx,
+            acks: Arc::default(),
+            outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
+        },
+        reply,
+    });
+    room.tick();
+    let watcher = room.join("watcher");
+    room.until_snapshot();
+    assert_eq!(room.runner.players(), 1, "only the watcher is seated");
+    let seen_ghost = watcher.received().iter().any(|msg| match msg {
+        ServerMsg::Welcome(welcome) => welcome.roster.iter().any(|p| p.name == "ghost"),
+        ServerMsg::PlayerJoined { name, .. } => name == "ghost",
+        _ => false,
+    });
+    assert!(!seen_ghost, "nobody was told of a player who never arrived");
+}
+
+#[test]
+fn a_player_gets_at_most_its_input_credit_per_tick() {
+    let mut room = TestRoom::new();
+    let mut player = room.join("p");
+    // Long enough idle for the credit to be full.
+    room.ticks(MAX_INPUT_CREDIT as usize);
+    room.until_snapshot();
+    player.received();
+    // A burst well past the credit, all arriving before one tick.
+    for _ in 0..10 {
+        player.send_input();
+    }
+    room.until_snapshot();
+    let first_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT);
+    let second_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT - first_tick + 1);
+    let applied = player
+        .snapshot_headers()
+        .last()
+        .expect("a snapshot")
+        .ack_input_low;
+    assert_eq!(
+        u32::from(applied),
+        first_tick + second_tick,
+        "the saved credit, then one input a tick"
+    );
+    // The rest of the burst goes in at one a tick; after it, a player who sends one
+    // input per tick is never held back.
+    room.ticks(10);
+    for _ in 0..20 {
+        player.send_input();
+        room.tick();
+    }
+    room.until_snapshot();
+    let caught_up = player
+        .snapshot_headers()
+        .last()
+        .expect("a snapshot")
+        .ack_input_low;
+    assert_eq!(
+        u32::from(caught_up),
+        player.next_seq,
+        "every input of a steady sender is applied"
+    );
+}
+
+#[test]
+fn snapshots_are_deltas_against_the_newest_acknowledged_one() {
+    let mut room = TestRoom::new();
+    let player = room.join("p");
+    room.until_snapshot();
+    let first = player.snapshot_headers();
+    let first = first.last().expect("a snapshot");
+    let full_tick = tick_of(first);
+
+    room.until_snapshot();
+    let headers = player.snapshot_headers();
+    assert!(
+        matches!(headers.last().expect("a snapshot").tick, TickRef::Full(_)),
+        "without an acknowledgement every snapshot is full"
+    );
+
+    player.acks.store(full_tick.0 as u16);
+    room.until_snapshot();
+    let header = player.snapshot_headers().pop().expect("a snapshot");
+    assert_eq!(
+        header.tick,
+        TickRef::Delta {
+            baseline_low: full_tick.0 as u16,
+            after: u32::from(TICK_HZ / SNAPSHOT_HZ) * 2,
+        },
+        "a delta against the acknowledged snapshot"
+    );
+
+    // An acknowledgement of a snapshot the ring no longer holds leaves no baseline.
+    const { assert!(SNAPSHOT_RING < 1000, "the stale tick is out of the ring") };
+    player.acks.store(full_tick.0.wrapping_sub(1000) as u16);
+    room.until_snapshot();
+    let header = player.snapshot_headers().pop().expect("a snapshot");
+    assert!(
+        matches!(header.tick, TickRef::Full(_)),
+        "an unknown baseline means a full snapshot, not {header:?}"
+    );
+}
+
+#[test]
+fn a_client_that_stops_acknowledging_is_kicked_after_the_stall_timeout() {
+    let mut room = TestRoom::new();
+    let mut reader = room.join("reader");
+    let mut staller = room.join("staller");
+    let stall_ticks = (STALL.as_secs_f32() * f32::from(TICK_HZ)) as usize;
+    for _ in 0..stall_ticks - SNAPSHOT_HZ as usize {
+        room.tick();
+        if let Some(header) = reader.snapshot_headers().last() {
+            let tick = match header.tick {
+                TickRef::Full(tick) => tick.0,
+                TickRef::Delta {
+                    baseline_low,
+                    after,
+                } => u32::from(baseline_low) + after,
+            };
+            reader.acks.store(tick as u16);
+        }
+    }
+    assert_eq!(
+        staller.kick_reason(),
+        None,
+        "not yet: inside the stall timeout"
+    );
+    room.ticks(SNAPSHOT_HZ as usize * 2);
+    assert_eq!(staller.kick_reason(), Some(CloseReason::TooSlow));
+    assert_eq!(
+        reader.kick_reason(),
+        None,
+        "a reader that acknowledges stays"
+    );
+    assert_eq!(room.runner.players(), 1);
+}
+
+#[test]
+fn a_client_whose_backlog_is_full_is_kicked() {
+    let mut room = TestRoom::new();
+    let mut player = room.join("p");
+    player.downlink.full.store(true, Ordering::Relaxed);
+    room.until_snapshot();
+    assert_eq!(player.kick_reason(), Some(CloseReason::TooSlow));
+    assert_eq!(room.runner.players(), 0);
+}
+
+#[test]
+fn an_empty_room_parks_then_expires_after_its_grace() {
+    let mut room = TestRoom::new();
+    let player = room.join("p");
+    let period = Duration::from_secs_f64(1.0 / f64::from(TICK_HZ));
+    assert_eq!(room.runner.due() - room.now, period, "a seated room plays");
+    room.send(RoomCmd::Leave { id: player.id });
+    assert_eq!(room.tick(), Ticked::Open);
+    assert!(room.runner.is_parked(), "an empty room parks");
+    assert!(
+        room.runner.due() - room.now >= Duration::from_millis(500),
+        "a parked room does not tick at the simulation rate"
+    );
+    let emptied = room.now;
+    let mut parked_ticks = 0;
+    while room.tick() == Ticked::Open {
+        parked_ticks += 1;
+        assert!(parked_ticks < 100, "the room expires");
+    }
+    assert!(room.now - emptied >= GRACE, "not before its grace is over");
+    assert!(room.now - emptied < GRACE + Duration::from_secs(1));
+    assert!(
+        parked_ticks <= 11,
+        "{parked_ticks} parked ticks in a 10 s grace"
+    );
+}
+
+#[test]
+fn a_command_to_a_parked_room_wakes_it() {
+    let mut room = TestRoom::new();
+    room.tick();
+    assert!(
+        room.runner.is_parked(),
+        "a new room with nobody in it parks"
+    );
+    assert!(!room.runner.wants_waking());
+    let (reply, _reply_rx) = oneshot::channel();
+    let (kick, _kicked) = oneshot::channel();
+    let (_inputs, input_rx) = mpsc::channel(1);
+    room.send(RoomCmd::Join {
+        name: "late".into(),
+        link: PlayerLink {
+            inputs: input_rx,
+            acks: Arc::default(),
+            outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
+        },
+        reply,
+    });
+    assert!(room.runner.wants_waking(), "the thread is told to wake it");
+    room.runner.wake(std::iter::empty(), room.now);
+    assert!(!room.runner.is_parked());
+    room.tick();
+    assert_eq!(room.runner.players(), 1, "the join was taken on waking");
+}
+
+/// A directory stand-in that records what the scheduler told it.
+#[derive(Default)]
+struct RecordingJanitor {
+    crashed: Mutex<Vec<RoomKey>>,
+}
+
+impl Janitor for RecordingJanitor {
+    fn close_if_empty(&self, _key: RoomKey, _room: &str) -> bool {
+        true
+    }
+
+    fn crashed(&self, key: RoomKey, _room: &str) {
+        self.crashed.lock().push(key);
+    }
+}
+
+#[test]
+fn a_room_that_panics_costs_only_that_room() {
+    let mut failing = TestRoom::new();
+    let mut victim = failing.join("victim");
+    let mut healthy = TestRoom::new();
+    let mut bystander = healthy.join("bystander");
+    failing.send(RoomCmd::Panic);
+    let failing_key = failing.runner.key();
+    let janitor = Arc::new(RecordingJanitor::default());
+    let metrics = Arc::new(Metrics::new());
+    let mut thread = RoomThread::by_hand(
+        Arc::clone(&janitor) as Arc<dyn Janitor>,
+        Arc::clone(&metrics),
+        vec![failing.runner, healthy.runner],
+    );
+    let now = failing.now.max(healthy.now) + Duration::from_secs(1);
+
+    // The default hook would print the expected panic as if it were a failure.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    thread.tick(0, now);
+    std::panic::set_hook(hook);
+
+    assert_eq!(victim.kick_reason(), Some(CloseReason::RoomCrashed));
+    assert_eq!(CloseReason::RoomCrashed.close_code(), 1011);
+    assert_eq!(
+        *janitor.crashed.lock(),
+        vec![failing_key],
+        "its entry is freed"
+    );
+    assert_eq!(metrics.room_failures.get(), 1);
+    assert_eq!(thread.rooms.len(), 1, "only the failed room is gone");
+    bystander.received();
+    for _ in 0..4 {
+        thread.tick(0, now);
+    }
+    assert_eq!(bystander.kick_reason(), None);
+    assert!(
+        !bystander.snapshot_headers().is_empty(),
+        "the other room goes on sending snapshots"
+    );
+}
+
+#[test]
+fn new_rooms_send_their_snapshots_in_the_widest_gap() {
+    let cycle = Duration::from_secs_f64(1.0 / f64::from(SNAPSHOT_HZ));
+    let now = Instant::now();
+    let mut rooms: Vec<RoomRunner> = Vec::new();
+    for _ in 0..4 {
+        let mut room = TestRoom::new().runner;
+        room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due), now);
+        assert_eq!(
+            room.next_snapshot_due(),
+            room.due(),
+            "a new room's first tick sends a snapshot"
+        );
+        rooms.push(room);
+    }
+    // Four rooms in one 33 ms snapshot cycle: a quarter cycle apart.
+    let origin = rooms[0].next_snapshot_due();
+    let mut phases: Vec<f64> = rooms
+        .iter()
+        .map(|r| {
+            let offset = r.next_snapshot_due().saturating_duration_since(origin);
+            offset.as_secs_f64() % cycle.as_secs_f64()
+        })
+        .collect();
+    phases.sort_by(f64::total_cmp);
+    for pair in phases.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (gap - cycle.as_secs_f64() / 4.0).abs() < 1e-6,
+            "phases {phases:?} are not a quarter cycle apart"
+        );
+    }
+}
+
+#[test]
+fn a_stopped_scheduler_has_joined_its_threads() {
+    let (spawner, pending) = crate::rooms::scheduler::queues(2);
+    let janitor = Arc::new(RecordingJanitor::default());
+    let mut scheduler = pending
+        .start(
+            Arc::clone(&janitor) as Arc<dyn Janitor>,
+            Arc::new(Metrics::new()),
+            false,
+        )
+        .expect("threads start");
+    for _ in 0..3 {
+        let room = TestRoom::new().runner;
+        spawner
+            .spawn(room, Arc::new(AtomicBool::new(false)))
+            .expect("a thread takes the room");
+    }
+    scheduler.stop();
+    assert_eq!(
+        Arc::strong_count(&janitor),
+        1,
+        "every thread has ended and let go of the directory"
+    );
+    let refused = spawner.spawn(TestRoom::new().runner, Arc::new(AtomicBool::new(false)));
+    assert!(refused.is_err(), "a stopped scheduler takes no rooms");
+}
