@@ -73,6 +73,16 @@ pub struct Metrics {
     /// Rooms whose tick panicked; each was closed and its players let go.
     pub room_failures: Counter,
     disconnects: Family<ReasonLabel, Counter>,
+    /// Finished matches accepted by the store and not yet written (or given up on).
+    pub store_queue_depth: Gauge,
+    /// Finished matches durably written.
+    pub store_results_saved: Counter,
+    /// Finished matches lost: the queue was full, the database refused one, or the
+    /// server stopped while the disk was failing.
+    pub store_results_dropped: Counter,
+    /// Failed tries to write a match (disk full, I/O error, a lock held elsewhere);
+    /// each is retried.
+    pub store_write_failures: Counter,
 }
 
 impl Metrics {
@@ -98,6 +108,10 @@ impl Metrics {
             snapshot_bodies: Counter::default(),
             room_failures: Counter::default(),
             disconnects: Family::default(),
+            store_queue_depth: Gauge::default(),
+            store_results_saved: Counter::default(),
+            store_results_dropped: Counter::default(),
+            store_write_failures: Counter::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -177,6 +191,26 @@ impl Metrics {
             "room_failures",
             "Rooms whose tick failed; each was closed and its players let go",
             m.room_failures.clone(),
+        );
+        registry.register(
+            "store_queue_depth",
+            "Finished matches waiting to be written",
+            m.store_queue_depth.clone(),
+        );
+        registry.register(
+            "store_results_saved",
+            "Finished matches durably written",
+            m.store_results_saved.clone(),
+        );
+        registry.register(
+            "store_results_dropped",
+            "Finished matches lost: queue full, refused by the database, or the disk failing at shutdown",
+            m.store_results_dropped.clone(),
+        );
+        registry.register(
+            "store_write_failures",
+            "Failed tries to write a finished match; each is retried",
+            m.store_write_failures.clone(),
         );
         registry.register(
             "disconnects",
