@@ -6,11 +6,11 @@ use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::SNAPSHOT_RING;
 use shared::game::GameEvent;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, ServerMsg, SnapshotMsg, TickRef, Welcome};
+use shared::protocol::{ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Welcome};
 use shared::quant::dequantize_vel;
 use shared::snapshot::{DeltaError, Fixed16, QState, apply};
 use shared::view::Snapshot;
-use shared::{Map, PlayerId, Seq, Tick};
+use shared::{Map, PlayerId, ProfileId, Seq, Tick};
 
 /// A server frame this client could not use.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,13 @@ pub struct RoomView {
     /// Chat lines as (sender name, text), oldest first, the newest `CHAT_LOG` kept.
     pub chat: Vec<(String, String)>,
     pub events: Vec<GameEvent>,
+    /// This player's lasting identity and the token that proves it on the next visit.
+    pub profile: Option<ProfileId>,
+    pub token: Option<String>,
+    /// The results of the match that ended last; cleared when the next starts.
+    pub results: Option<MatchResults>,
+    /// The id the store saved those results under, once it has.
+    pub saved_match: Option<i64>,
     /// Recent snapshots as received, newest last: the baselines deltas refer to.
     received: VecDeque<QState>,
     /// The newest input sequence this client has sent.
@@ -84,7 +91,18 @@ impl RoomView {
                     self.chat.remove(0);
                 }
             }
-            ServerMsg::Event(event) => self.events.push(*event),
+            ServerMsg::Event(event) => {
+                if *event == GameEvent::MatchStarted {
+                    self.results = None;
+                    self.saved_match = None;
+                }
+                self.events.push(*event);
+            }
+            ServerMsg::MatchResults(results) => {
+                self.results = Some((**results).clone());
+                self.saved_match = None;
+            }
+            ServerMsg::MatchSaved { match_id } => self.saved_match = Some(*match_id),
             ServerMsg::Pong { .. } | ServerMsg::Notice { .. } | ServerMsg::Disconnect { .. } => {}
         }
         Ok(())
@@ -101,6 +119,8 @@ impl RoomView {
             .iter()
             .map(|entry| (entry.id, entry.name.clone()))
             .collect();
+        self.profile = Some(welcome.profile);
+        self.token = Some(welcome.token.clone());
         self.received.clear();
         self.snapshot = None;
     }
@@ -228,6 +248,7 @@ mod tests {
             tick: Tick(tick),
             players,
             projectiles: vec![],
+            clock: shared::game::MatchClock::default(),
         }
     }
 
@@ -263,6 +284,8 @@ mod tests {
                 id: PlayerId(1),
                 name: "ann".into(),
             }],
+            profile: ProfileId(9),
+            token: "v1.0000000000000009.00".into(),
         }));
         view.apply_bytes(&encode_server(&welcome))
             .expect("welcome decodes");

@@ -41,6 +41,8 @@ pub struct Hello {
     pub name: String,
     pub room: Option<String>,
     pub protocol: u16,
+    /// An identity token from an earlier welcome.
+    pub token: Option<String>,
 }
 
 impl Hello {
@@ -49,11 +51,18 @@ impl Hello {
             name: name.into(),
             room: None,
             protocol: PROTOCOL_VERSION,
+            token: None,
         }
     }
 
     pub fn in_room(mut self, room: impl Into<String>) -> Hello {
         self.room = Some(room.into());
+        self
+    }
+
+    /// Presents the identity an earlier welcome gave (`Welcome::token`).
+    pub fn with_token(mut self, token: impl Into<String>) -> Hello {
+        self.token = Some(token.into());
         self
     }
 }
@@ -117,6 +126,7 @@ impl Connection {
             protocol: hello.protocol,
             name: hello.name,
             room: hello.room,
+            token: hello.token,
         };
         let bytes = encode_client(&msg);
         let up_bytes = bytes.len() as u64;
@@ -236,5 +246,7 @@ fn placeholder_welcome() -> Welcome {
         tick: shared::Tick(0),
         map: shared::Map::test_arena(),
         roster: Vec::new(),
+        profile: shared::ProfileId(0),
+        token: String::new(),
     }
 }

@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, HttpError};
@@ -34,16 +36,27 @@ pub enum LaunchError {
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// The server's own data directory (matches, identity key), removed after it stops.
+    data_dir: PathBuf,
 }
 
 impl ServerProcess {
     /// Runs `command` (the server binary with the caller's flags, environment and
-    /// stderr) with `--addr 127.0.0.1:0` added, and waits for the first line of its
-    /// stdout, `listening on http://ADDR`, which names the port it got.
+    /// stderr) with `--addr 127.0.0.1:0` and a fresh `--data-dir` added, and waits for
+    /// the first line of its stdout, `listening on http://ADDR`, which names the port it
+    /// got. Each run starts with no matches and no players on record.
     pub fn start(mut command: Command) -> Result<ServerProcess, LaunchError> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
         let program = command.get_program().to_string_lossy().into_owned();
+        let data_dir = std::env::temp_dir().join(format!(
+            "skirmish-harness-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut child = command
             .args(["--addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|source| LaunchError::Spawn { program, source })?;
@@ -60,11 +73,16 @@ impl ServerProcess {
                 .ok_or_else(|| LaunchError::UnexpectedFirstLine(first_line.clone()))
         });
         match addr {
-            Ok(addr) => Ok(ServerProcess { child, addr }),
+            Ok(addr) => Ok(ServerProcess {
+                child,
+                addr,
+                data_dir,
+            }),
             Err(err) => {
                 // Not yet a ServerProcess, so its Drop would not run: stop it here.
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&data_dir);
                 Err(err)
             }
         }
@@ -125,6 +143,7 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.stop_child();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 

@@ -6,6 +6,7 @@
 mod net;
 mod ops;
 mod rooms;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,13 +26,18 @@ pub use crate::rooms::directory::RoomInfo;
 
 use crate::net::caps::ConnCaps;
 use crate::net::conn::ConnLimits;
+use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
+use crate::store::{MatchStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long `Server::shutdown` waits for the store to write the matches it holds,
+/// those the shutdown itself ended among them.
+const STORE_FLUSH_BUDGET: Duration = Duration::from_secs(3);
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -50,6 +56,10 @@ struct AppState {
     shutdown: CancellationToken,
     /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
     tasks: TaskTracker,
+    /// Issues and checks players' identity tokens.
+    identities: Identities,
+    /// Finished matches, stats and ratings.
+    store: Arc<dyn MatchStore>,
 }
 
 /// A running server. Dropping it stops the room threads and the accept loop;
@@ -94,6 +104,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         usable
     });
     let metrics = Arc::new(Metrics::new());
+    let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
+    let store = Arc::new(
+        SqliteStore::open(&config.data_dir, &metrics)
+            .with_context(|| format!("open the match store in {}", config.data_dir.display()))?,
+    );
     let settings = Arc::new(RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,
@@ -102,6 +117,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         map,
         deltas: !config.no_deltas,
         stall_timeout: config.stall_timeout(),
+        rules: config.match_rules(),
+        results: Arc::clone(&store) as Arc<dyn ResultSink>,
     });
     let limits = RoomLimits {
         max_rooms: config.max_rooms as usize,
@@ -139,6 +156,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         web_root,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        identities,
+        store,
     });
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
@@ -177,9 +196,13 @@ impl Server {
         &self.app.metrics
     }
 
-    /// Stops accepting, tells every client the server is going away, waits (a few
-    /// seconds at most) for the connections to close, then stops the room threads.
+    /// Stops the rooms, which record the matches being played with the end reason
+    /// "shutdown" and tell their players the server is going away (1001); stops
+    /// accepting; waits (3 s at most) for the connections to close; then waits (3 s at
+    /// most) for the store to write what it holds. A shutdown takes under a second
+    /// when nothing is slow, and 6 s at the very most.
     pub async fn shutdown(mut self) {
+        self.scheduler.stop();
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;
         self.app.tasks.close();
@@ -192,17 +215,24 @@ impl Server {
                 "connections still open after the shutdown grace"
             );
         }
-        self.scheduler.stop();
+        let store = Arc::clone(&self.app.store);
+        let flushed = tokio::task::spawn_blocking(move || store.flush(STORE_FLUSH_BUDGET))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::warn!("the store had not written every match when the server stopped");
+        }
     }
 }
 
 impl Drop for Server {
-    /// Without `shutdown`: connections are told to close (on the runtime, if it still
-    /// runs), and the room threads are stopped and joined here.
+    /// Without `shutdown`: the room threads are stopped and joined here (their matches
+    /// handed to the store, which writes them if the process lives on), and connections
+    /// are told to close (on the runtime, if it still runs).
     fn drop(&mut self) {
+        self.scheduler.stop();
         self.app.shutdown.cancel();
         self.accept_task.abort();
-        self.scheduler.stop();
     }
 }
 
@@ -212,7 +242,8 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_leaves_nothing_running() {
-        let config = Config::for_addr("127.0.0.1:0".parse().expect("an address"));
+        let mut config = Config::for_addr("127.0.0.1:0".parse().expect("an address"));
+        config.data_dir = std::env::temp_dir().join(format!("skirmish-lib-{}", std::process::id()));
         let server = start(config).await.expect("the server starts");
         let seat = Arc::clone(&server.app.directory)
             .reserve(Some("lobby"), [127, 0, 0, 1].into())

@@ -123,7 +123,7 @@ pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use crate::consts::PROTOCOL_VERSION;
-    use crate::game::{GameEvent, InputFrame, buttons};
+    use crate::game::{GameEvent, InputFrame, MatchClock, MatchEnd, Phase, buttons};
     use crate::ids::{PlayerId, Seq, Tick};
     use crate::map::Map;
     use crate::protocol::*;
@@ -135,6 +135,7 @@ mod tests {
                 protocol: PROTOCOL_VERSION,
                 name: "zoë".into(),
                 room: Some("lobby".into()),
+                token: Some("v1.0123456789abcdef.00".into()),
             },
             ClientMsg::Input {
                 ack: Some(Fixed16(513)),
@@ -185,6 +186,10 @@ mod tests {
                 ],
                 added: vec![player],
                 removed: vec![PlayerId(4)],
+                clock: Some(MatchClock {
+                    phase: Phase::Results,
+                    ends: Tick(123_456),
+                }),
                 projectiles_added: vec![ProjectileSpawn {
                     id: 9,
                     owner: PlayerId(3),
@@ -219,7 +224,24 @@ mod tests {
                     id: PlayerId(3),
                     name: "ann".into(),
                 }],
+                profile: crate::ProfileId(u64::MAX),
+                token: "v1.ffffffffffffffff.00".into(),
             })),
+            ServerMsg::MatchResults(Box::new(MatchResults {
+                reason: MatchEnd::ScoreLimit,
+                lines: vec![ResultLine {
+                    id: PlayerId(3),
+                    profile: crate::ProfileId(7),
+                    name: "ann".into(),
+                    kills: 20,
+                    deaths: 3,
+                    shots: 90,
+                    hits: 41,
+                    score: 20,
+                    placing: 1,
+                }],
+            })),
+            ServerMsg::MatchSaved { match_id: 42 },
             ServerMsg::Snapshot(snapshot_msg()),
             ServerMsg::Snapshot(full),
             ServerMsg::Notice {
@@ -348,6 +370,7 @@ mod tests {
             protocol: 4242,
             name: "x".into(),
             room: None,
+            token: None,
         });
         assert_eq!(peek_hello_version(&hello), Some(4242));
         // A future Hello with extra fields appended still shows its version.

@@ -3,6 +3,13 @@
 /// Bumped whenever the wire format changes; checked in the handshake.
 pub const PROTOCOL_VERSION: u16 = 2;
 
+/// A match's default score limit: kills by one player.
+pub const DEFAULT_MATCH_SCORE_LIMIT: u16 = 20;
+/// A match's default time limit, in seconds.
+pub const DEFAULT_MATCH_TIME_LIMIT_SECS: f64 = 300.0;
+/// How long a match's results stand by default, in seconds.
+pub const DEFAULT_MATCH_RESULTS_SECS: f64 = 10.0;
+
 /// Default simulation rate of a room, in ticks per second.
 pub const DEFAULT_TICK_HZ: u16 = 60;
 /// Default rate at which a room sends snapshots, per second.

@@ -13,6 +13,6 @@ pub mod snapshot;
 pub mod text;
 pub mod view;
 
-pub use ids::{PlayerId, Seq, Tick};
+pub use ids::{PlayerId, ProfileId, Seq, Tick};
 pub use map::Map;
 pub use protocol::{ClientMsg, ServerMsg};

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::game::{GameEvent, InputFrame};
-use crate::ids::{PlayerId, Tick};
+use crate::game::{GameEvent, InputFrame, MatchEnd};
+use crate::ids::{PlayerId, ProfileId, Tick};
 use crate::map::Map;
 use crate::snapshot::{Fixed16, SnapshotBody};
 
@@ -20,6 +20,9 @@ pub enum ClientMsg {
         name: String,
         /// Room to join by name; `None` means join-or-create.
         room: Option<String>,
+        /// The identity token from an earlier welcome, if the client kept one. A token
+        /// the server cannot verify is ignored: the player gets a fresh identity.
+        token: Option<String>,
     },
     /// One tick's worth of input, carrying the newest snapshot the client holds.
     Input {
@@ -61,6 +64,10 @@ pub enum ServerMsg {
     Pong { nonce: u32 },
     /// A line from the server itself for this player only, such as a chat limit reached.
     Notice { text: String },
+    /// The match just ended: the results table, best placing first.
+    MatchResults(Box<MatchResults>),
+    /// The match's results are durably saved under this id (`/api/matches/{id}`).
+    MatchSaved { match_id: i64 },
     /// Sent just before the server closes the connection, saying why in a form a client
     /// can act on (the WebSocket close frame carries the same code and text).
     Disconnect { reason: CloseReason, detail: String },
@@ -78,6 +85,32 @@ pub struct Welcome {
     pub map: Map,
     /// Everyone in the room, including the new player.
     pub roster: Vec<RosterEntry>,
+    /// The player's lasting identity, and the token that proves it on the next visit.
+    pub profile: ProfileId,
+    pub token: String,
+}
+
+/// A finished match as the room shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatchResults {
+    pub reason: MatchEnd,
+    /// Everyone seated when it ended, best placing first.
+    pub lines: Vec<ResultLine>,
+}
+
+/// One player's line in a match's results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultLine {
+    pub id: PlayerId,
+    pub profile: ProfileId,
+    pub name: String,
+    pub kills: u32,
+    pub deaths: u32,
+    pub shots: u32,
+    pub hits: u32,
+    pub score: u32,
+    /// 1 for the winner; equal scores share a placing.
+    pub placing: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

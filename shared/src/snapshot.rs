@@ -7,8 +7,8 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::consts::tuning::PROJECTILE_SPEED;
-use crate::game::World;
 use crate::game::world::aim_direction;
+use crate::game::{MatchClock, World};
 use crate::ids::{PlayerId, Tick};
 use crate::quant::*;
 use crate::view::{PlayerState, ProjectileState, Snapshot};
@@ -42,6 +42,7 @@ pub struct QState {
     pub tick: Tick,
     pub players: Vec<QPlayer>,
     pub projectiles: Vec<QProjectile>,
+    pub clock: MatchClock,
 }
 
 /// A u16 written as two fixed bytes: grid positions are mostly above bincode's
@@ -95,6 +96,8 @@ pub struct SnapshotBody {
     pub removed: Vec<PlayerId>,
     pub projectiles_added: Vec<ProjectileSpawn>,
     pub projectiles_removed: Vec<u8>,
+    /// The match clock, when it differs from the baseline's (always in a full snapshot).
+    pub clock: Option<MatchClock>,
 }
 
 /// Why a delta cannot be applied to the state the client holds.
@@ -147,6 +150,7 @@ impl QState {
             tick: world.tick,
             players,
             projectiles,
+            clock: world.clock(),
         }
     }
 
@@ -155,6 +159,7 @@ impl QState {
     pub fn to_snapshot(&self, dt: f32) -> Snapshot {
         Snapshot {
             tick: self.tick,
+            clock: self.clock,
             ack_input: crate::Seq(0),
             players: self
                 .players
@@ -230,6 +235,9 @@ pub fn diff(baseline: Option<&QState>, current: &QState) -> SnapshotBody {
         if !current.projectiles.contains(old) {
             body.projectiles_removed.push(old.id);
         }
+    }
+    if baseline.is_none_or(|base| base.clock != current.clock) {
+        body.clock = Some(current.clock);
     }
     for new in &current.projectiles {
         if !base.projectiles.contains(new) {
@@ -339,6 +347,7 @@ pub fn apply(
         tick,
         players,
         projectiles,
+        clock: body.clock.unwrap_or(base.clock),
     })
 }
 
@@ -358,6 +367,7 @@ mod flags {
     pub const REMOVED: u8 = 1 << 2;
     pub const PROJECTILES_ADDED: u8 = 1 << 3;
     pub const PROJECTILES_REMOVED: u8 = 1 << 4;
+    pub const CLOCK: u8 = 1 << 5;
 }
 
 /// Upper bound on the elements of any flagged tuple; bincode reads only what is there.
@@ -486,6 +496,11 @@ impl Serialize for SnapshotBody {
         } else {
             flags::PROJECTILES_REMOVED
         };
+        mask |= if self.clock.is_some() {
+            flags::CLOCK
+        } else {
+            0
+        };
         let n_elements = 1 + mask.count_ones() as usize + self.changed.len();
         let mut tuple = serializer.serialize_tuple(n_elements)?;
         tuple.serialize_element(&mask)?;
@@ -506,6 +521,9 @@ impl Serialize for SnapshotBody {
         }
         if !self.projectiles_removed.is_empty() {
             tuple.serialize_element(&self.projectiles_removed)?;
+        }
+        if let Some(clock) = &self.clock {
+            tuple.serialize_element(clock)?;
         }
         tuple.end()
     }
@@ -535,6 +553,7 @@ impl<'de> Deserialize<'de> for SnapshotBody {
                     if_flag(&mut seq, mask, flags::PROJECTILES_ADDED)?.unwrap_or_default();
                 body.projectiles_removed =
                     if_flag(&mut seq, mask, flags::PROJECTILES_REMOVED)?.unwrap_or_default();
+                body.clock = if_flag(&mut seq, mask, flags::CLOCK)?;
                 Ok(body)
             }
         }
@@ -596,10 +615,19 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         });
-        (players, projectiles).prop_map(|(players, projectiles)| QState {
+        let clock = (any::<bool>(), any::<u32>()).prop_map(|(results, ends)| MatchClock {
+            phase: if results {
+                crate::game::Phase::Results
+            } else {
+                crate::game::Phase::Playing
+            },
+            ends: Tick(ends),
+        });
+        (players, projectiles, clock).prop_map(|(players, projectiles, clock)| QState {
             tick: Tick(1000),
             players,
             projectiles,
+            clock,
         })
     }
 
@@ -688,6 +716,7 @@ mod tests {
                 alive: true,
                 score: 0,
             }],
+            clock: MatchClock::default(),
             projectiles: vec![],
         };
         let overflow = SnapshotBody {

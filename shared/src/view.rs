@@ -3,6 +3,7 @@
 
 use glam::Vec2;
 
+use crate::game::MatchClock;
 use crate::ids::{PlayerId, Seq, Tick};
 
 /// The room's state at one tick, as a client reconstructs it from snapshots.
@@ -13,6 +14,8 @@ pub struct Snapshot {
     pub ack_input: Seq,
     pub players: Vec<PlayerState>,
     pub projectiles: Vec<ProjectileState>,
+    /// The match phase and the tick it ends at.
+    pub clock: MatchClock,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -19,9 +19,10 @@ use super::chat::Chat;
 use super::dom::{by_id, document, listen, now_secs, show, window};
 use super::hud::{Hud, Link};
 use super::input::{Controls, track};
-use super::lobby::deep_link;
+use super::lobby::{deep_link, remember_token, stored_token};
 use super::probe::{self, FrameTimes};
 use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
+use super::results::ResultsPanel;
 use super::socket::{Socket, SocketEvent};
 use crate::backoff::retry_delay;
 use crate::core::ApplyError;
@@ -64,6 +65,7 @@ pub struct App {
     controls: Rc<RefCell<Controls>>,
     renderer: Renderer,
     hud: Hud,
+    results: ResultsPanel,
     chat: Chat,
     effects: Vec<Effect>,
     tick_backlog: f64,
@@ -101,6 +103,7 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
             controls,
             renderer,
             hud: Hud::default(),
+            results: ResultsPanel::default(),
             chat: Chat::new(now),
             effects: Vec::new(),
             tick_backlog: 0.0,
@@ -335,6 +338,7 @@ impl App {
                     protocol: PROTOCOL_VERSION,
                     name: self.name.clone(),
                     room: self.room.clone(),
+                    token: stored_token(),
                 };
                 self.send(&hello);
             }
@@ -378,12 +382,20 @@ impl App {
             ServerMsg::Notice { text } => self.chat.notice(&text),
             ServerMsg::PlayerJoined { name, .. } => self.chat.notice(&format!("{name} joined")),
             ServerMsg::Event(_) => self.take_events(now),
-            ServerMsg::Snapshot(_) | ServerMsg::PlayerLeft { .. } | ServerMsg::Pong { .. } => {}
+            ServerMsg::Snapshot(_)
+            | ServerMsg::PlayerLeft { .. }
+            | ServerMsg::Pong { .. }
+            | ServerMsg::MatchResults(_)
+            | ServerMsg::MatchSaved { .. } => {}
         }
     }
 
     fn welcomed(&mut self, session: Session) {
         self.failed_attempts = 0;
+        // Stats follow this identity from now on, whatever the nickname.
+        if let Some(token) = &session.view.token {
+            remember_token(token);
+        }
         self.hud.hide_overlay();
         self.hud.set_room(&session.view.room);
         self.chat.notice(&format!(
@@ -433,7 +445,8 @@ impl App {
                         self.effects.push(Effect::Death { pos, at: now });
                     }
                 }
-                GameEvent::Respawned { .. } => {}
+                GameEvent::MatchStarted => self.chat.notice("A new match has started."),
+                GameEvent::Respawned { .. } | GameEvent::MatchOver { .. } => {}
             }
         }
         // Events keep coming while a hidden tab draws nothing; keep only what may still show.
@@ -601,6 +614,10 @@ impl App {
             session.view.snapshot.as_ref(),
             session.me(),
         );
+        self.results
+            .clock(session.view.snapshot.as_ref(), session.view.tick_hz);
+        self.results
+            .results(session.view.results.as_ref(), session.view.saved_match);
         self.hud.expire(now);
         self.hud.link(Link::Up {
             rtt_ms: session.ping.rtt_ms,

@@ -1,7 +1,9 @@
 //! The lobby: a nickname (remembered in localStorage), the open rooms refreshed live from
 //! `/api/rooms`, and the ways in: quick play, a listed room, or a named one. Each way leads
-//! to the room's deep link, so there is one way into a game.
+//! to the room's deep link, so there is one way into a game. Beside them, old data: the
+//! leaderboard, the newest matches, and a link to this browser's own stats.
 
+use shared::ProfileId;
 use shared::text::{validate_name, validate_room_name};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -9,8 +11,11 @@ use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{Event, HtmlElement, HtmlInputElement, MouseEvent, Response};
 
 use super::dom::{by_id, element, encode_query_value, listen, navigate, show, window};
+use super::standings::show_standings;
 
 const NICKNAME_KEY: &str = "skirmish.nickname";
+/// The identity token the server issued this browser: stats follow it, not the nickname.
+const TOKEN_KEY: &str = "skirmish.token";
 /// How often the room list is refreshed while the lobby is open.
 const REFRESH_EVERY_MS: i32 = 2000;
 
@@ -24,6 +29,33 @@ pub fn remember_nickname(name: &str) {
     if let Ok(Some(storage)) = window().local_storage() {
         // A full or disabled storage only costs the convenience.
         let _ = storage.set_item(NICKNAME_KEY, name);
+    }
+}
+
+/// The identity token this browser was given, if it kept one.
+pub fn stored_token() -> Option<String> {
+    let storage = window().local_storage().ok()??;
+    storage.get_item(TOKEN_KEY).ok()?
+}
+
+pub fn remember_token(token: &str) {
+    if let Ok(Some(storage)) = window().local_storage() {
+        // Without storage the next visit gets a fresh identity, nothing worse.
+        let _ = storage.set_item(TOKEN_KEY, token);
+    }
+}
+
+/// This browser's own profile: the middle of its token, `v1.<profile>.<mac>`. The page
+/// cannot check the MAC and need not: a forged token only links to a public page.
+pub fn stored_profile() -> Option<ProfileId> {
+    profile_in_token(&stored_token()?)
+}
+
+fn profile_in_token(token: &str) -> Option<ProfileId> {
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("v1"), Some(profile), Some(_mac), None) => ProfileId::from_hex(profile),
+        _ => None,
     }
 }
 
@@ -42,6 +74,12 @@ pub fn show_lobby(room: Option<String>) {
     nickname.set_value(&stored_nickname().unwrap_or_default());
     let room_name: HtmlInputElement = by_id("room-name");
     room_name.set_value(room.as_deref().unwrap_or_default());
+    // Only a browser that has played has stats to show.
+    if let Some(profile) = stored_profile() {
+        let my_stats: HtmlElement = by_id("my-stats");
+        let _ = my_stats.set_attribute("href", &format!("/?player={}", profile.to_hex()));
+        show(&my_stats, true);
+    }
 
     listen(
         &by_id::<HtmlElement>("play-form"),
@@ -74,6 +112,7 @@ pub fn show_lobby(room: Option<String>) {
     );
     // The lobby refreshes until the page leaves it.
     refresh.forget();
+    show_standings();
     if stored_nickname().is_none() {
         let _ = nickname.focus();
     }

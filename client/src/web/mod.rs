@@ -1,24 +1,34 @@
 //! The browser shell around the client core: the lobby, the game canvas and its input,
-//! the HUD and chat, and the WebSocket. Only this module knows it runs in a page.
+//! the HUD and chat, the WebSocket, and the pages about old matches and players. Only
+//! this module knows it runs in a page.
 
+mod api;
 mod app;
 mod chat;
 mod dom;
+mod history;
 mod hud;
 mod input;
 mod lobby;
 mod probe;
 mod render;
+mod results;
 mod socket;
+mod standings;
 
 use shared::text::validate_name;
 use wasm_bindgen::prelude::*;
 
 /// Runs when the page loads the module: a deep link (`?name=NAME`, with `&room=ID` or
-/// without for quick play) goes straight into the game; anything else opens the lobby.
+/// without for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
+/// show old data; anything else opens the lobby.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
+    if let Some(page) = history::Page::from_address() {
+        history::show_page(page);
+        return Ok(());
+    }
     let room = dom::query_param("room");
     let name = dom::query_param("name").and_then(|name| validate_name(&name).ok());
     match name {

@@ -3,6 +3,7 @@
 //! installed, and runs these (they are ignored by a plain `cargo test`, which has neither).
 
 mod crowd;
+mod history;
 mod reconnect;
 mod refusal;
 mod two_pages;

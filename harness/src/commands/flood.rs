@@ -246,6 +246,7 @@ async fn hello_once(addr: SocketAddr, from: IpAddr, room: String) -> Result<Answ
         protocol: PROTOCOL_VERSION,
         name: "flood".into(),
         room: Some(room),
+        token: None,
     };
     ws.send(Message::binary(encode_client(&hello)))
         .await

@@ -153,7 +153,7 @@ impl<'a> Conn<'a> {
                     return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
                 }
                 kicked = &mut self.kick, if self.kick_open => match kicked {
-                    Ok(reason) => return Err((reason, "removed from the room".into())),
+                    Ok(reason) => return Err((reason, kick_detail(reason).into())),
                     Err(_) => { self.kick_open = false; continue; }
                 },
                 failed = self.wire.drive() => return match failed {
@@ -280,6 +280,7 @@ async fn session(
         return Ok(());
     };
     let hello = read_hello(&hello)?;
+    let (profile, token) = app.identities.admit(hello.token.as_deref());
     let seat = Arc::clone(&app.directory)
         .reserve(hello.room.as_deref(), slot.address())
         .map_err(|refused| seat_refusal(refused, hello.room.as_deref()))?;
@@ -289,6 +290,8 @@ async fn session(
     let (reply_tx, mut reply_rx) = oneshot::channel();
     let join = RoomCmd::Join {
         name: hello.name,
+        profile,
+        token,
         link: PlayerLink {
             inputs: input_rx,
             acks: Arc::clone(&acks),
@@ -399,6 +402,16 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
         }
     }
     Ok(())
+}
+
+/// What a player removed by the room is told.
+fn kick_detail(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::ServerShutdown => "server is shutting down",
+        CloseReason::RoomCrashed => "the room failed; join again to open it anew",
+        CloseReason::TooSlow => "the client stopped reading",
+        _ => "removed from the room",
+    }
 }
 
 /// A close frame's reason must fit in 123 bytes of UTF-8.

@@ -16,7 +16,12 @@ pub type Refusal = (CloseReason, String);
 pub struct Hello {
     pub name: String,
     pub room: Option<String>,
+    /// An identity token to verify; one that is too long to be ours is dropped here.
+    pub token: Option<String>,
 }
+
+/// Longer than any token this server issues (`net::identity`), with room to spare.
+const MAX_TOKEN_CHARS: usize = 128;
 
 /// A validated message from a seated player.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +57,10 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
             format!("protocol {version} is not supported; this server speaks {PROTOCOL_VERSION}"),
         ));
     }
-    let Ok(ClientMsg::Hello { name, room, .. }) = decode_client(bytes) else {
+    let Ok(ClientMsg::Hello {
+        name, room, token, ..
+    }) = decode_client(bytes)
+    else {
         return Err((CloseReason::Malformed, "hello did not decode".into()));
     };
     let name =
@@ -61,7 +69,10 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
         .map(|room| validate_room_name(&room))
         .transpose()
         .map_err(|err| (CloseReason::BadName, format!("room name {err}")))?;
-    Ok(Hello { name, room })
+    // A token is only ever checked, never shown or stored, so an odd one costs nothing:
+    // it fails verification and its bearer gets a fresh identity.
+    let token = token.filter(|token| token.len() <= MAX_TOKEN_CHARS);
+    Ok(Hello { name, room, token })
 }
 
 /// Reads a frame from a player who has already said hello.
@@ -144,18 +155,28 @@ mod tests {
             text: "\u{202E}hi\u{0000}".into(),
         });
         assert_eq!(read_message(&chat), Ok(Inbound::Chat(Some("hi".into()))));
-        let hello = encode_client(&ClientMsg::Hello {
-            protocol: PROTOCOL_VERSION,
-            name: "ann".into(),
-            room: None,
-        });
-        assert!(read_message(&hello).is_err());
+        let hello = |token: Option<String>| {
+            encode_client(&ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "ann".into(),
+                room: None,
+                token,
+            })
+        };
+        assert!(read_message(&hello(None)).is_err());
         assert_eq!(
-            read_hello(&hello),
+            read_hello(&hello(Some("v1.x.y".into()))),
             Ok(Hello {
                 name: "ann".into(),
-                room: None
+                room: None,
+                token: Some("v1.x.y".into()),
             })
+        );
+        let oversized = read_hello(&hello(Some("t".repeat(MAX_TOKEN_CHARS + 1))));
+        assert_eq!(
+            oversized.map(|hello| hello.token),
+            Ok(None),
+            "an oversized token is dropped, not trusted or refused"
         );
     }
 }

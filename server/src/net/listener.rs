@@ -80,13 +80,23 @@ pub(crate) async fn accept_loop<F>(
                     )
                 }
             });
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            let served = http1::Builder::new()
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), hyper_service)
-                .with_upgrades()
-                .await;
+                .with_upgrades();
+            tokio::pin!(connection);
+            // An idle keep-alive connection (a page that loaded its files) would otherwise
+            // hold the server's shutdown until the browser let it go.
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             if let Err(err) = served {
                 tracing::debug!(%peer, %err, "http connection ended with an error");
             }

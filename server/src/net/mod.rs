@@ -2,10 +2,12 @@
 //! admission checks (origin, connection caps), and each game connection from its first
 //! frame to its close, with the wire its frames go out on.
 
+pub(crate) mod api;
 pub(crate) mod caps;
 pub(crate) mod conn;
 pub(crate) mod echo;
 pub(crate) mod frame;
+pub(crate) mod identity;
 pub mod inbound;
 pub(crate) mod listener;
 pub(crate) mod origin;

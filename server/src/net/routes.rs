@@ -91,6 +91,9 @@ pub(crate) fn routes(
         .and(with_app.clone())
         .map(|app: Arc<AppState>| warp::reply::json(&app.directory.list()).into_response());
 
+    // Old data: matches, players, the leaderboard.
+    let history = crate::net::api::routes(Arc::clone(&app.store));
+
     let metrics = warp::path("metrics")
         .and(warp::path::end())
         .and(warp::get())
@@ -120,6 +123,8 @@ pub(crate) fn routes(
         .or(healthz)
         .unify()
         .or(rooms)
+        .unify()
+        .or(history)
         .unify()
         .or(metrics)
         .unify()

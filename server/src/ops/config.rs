@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::consts::{
+    DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT, DEFAULT_MATCH_TIME_LIMIT_SECS,
     DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
     MIN_RATE_HZ,
 };
@@ -75,6 +76,27 @@ pub struct Config {
     #[arg(long, default_value_t = 10.0)]
     pub idle_timeout_secs: f64,
 
+    /// Kills that win a match.
+    #[arg(long, default_value_t = DEFAULT_MATCH_SCORE_LIMIT, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub match_score_limit: u16,
+
+    /// Seconds a match lasts when nobody reaches the score limit.
+    #[arg(long, default_value_t = DEFAULT_MATCH_TIME_LIMIT_SECS)]
+    pub match_time_limit_secs: f64,
+
+    /// Seconds a match's results stand before the next match starts.
+    #[arg(long, default_value_t = DEFAULT_MATCH_RESULTS_SECS)]
+    pub match_results_secs: f64,
+
+    /// Folder for the match database and the identity key; made if missing.
+    #[arg(long, default_value = "data", env = "SKIRMISH_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// File holding the key (at least 32 bytes) that signs players' identity tokens.
+    /// Without it, a key is made on first start and kept in the data directory.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+
     /// Rooms open at once, server-wide. A player whose request needs a new room past it
     /// is refused (close code 4004).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -139,7 +161,9 @@ fn seconds(value: f64, min: f64) -> Duration {
 }
 
 impl Config {
-    /// The configuration with every default, listening on `addr`.
+    /// The configuration with every default, listening on `addr`. The default data
+    /// directory, `./data`, is relative to the working directory: a server embedded in
+    /// tests or tools should be given a folder of its own.
     pub fn for_addr(addr: SocketAddr) -> Config {
         let mut config = Config::parse_from(["server"]);
         config.addr = addr;
@@ -177,9 +201,21 @@ impl Config {
         seconds(self.idle_timeout_secs, 0.1)
     }
 
-    /// Every flag given in seconds, with the range it must be in.
-    fn durations(&self) -> [(&'static str, f64, f64); 6] {
+    /// The rules every room's matches follow.
+    pub fn match_rules(&self) -> shared::game::MatchRules {
+        shared::game::MatchRules::new(
+            self.match_score_limit,
+            self.match_time_limit_secs,
+            self.match_results_secs,
+            self.tick_hz,
+        )
+    }
+
+    /// Every flag given in seconds, with the least it may be.
+    fn durations(&self) -> [(&'static str, f64, f64); 8] {
         [
+            ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
+            ("--match-results-secs", self.match_results_secs, 1.0),
             ("--room-grace-secs", self.room_grace_secs, 0.0),
             ("--join-timeout-secs", self.join_timeout_secs, 0.1),
             ("--stall-timeout-secs", self.stall_timeout_secs, 0.5),
@@ -264,6 +300,8 @@ mod tests {
     #[test]
     fn huge_or_odd_durations_are_refused_not_panicked_on() {
         for flag in [
+            "--match-time-limit-secs",
+            "--match-results-secs",
             "--room-grace-secs",
             "--join-timeout-secs",
             "--stall-timeout-secs",

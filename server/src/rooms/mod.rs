@@ -5,6 +5,7 @@
 pub(crate) mod ack;
 pub(crate) mod directory;
 pub(crate) mod outbox;
+mod results;
 pub(crate) mod room;
 pub(crate) mod runner;
 pub(crate) mod scheduler;

@@ -11,16 +11,17 @@ use shared::codec::encode_server;
 use shared::consts::{
     MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP, SNAPSHOT_RING,
 };
-use shared::game::{GameEvent, InputFrame, World};
+use shared::game::{GameEvent, InputFrame, MatchRules, World};
 use shared::protocol::{CloseReason, RosterEntry, ServerMsg, Welcome};
 use shared::snapshot::QState;
 use shared::text::dedup_name;
-use shared::{Map, PlayerId, Seq, Tick};
+use shared::{Map, PlayerId, ProfileId, Seq, Tick};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::outbox::Outbox;
+use crate::store::{MatchId, ResultSink};
 
 /// How every room runs; set once from the flags.
 #[derive(Clone, Debug)]
@@ -34,6 +35,10 @@ pub(crate) struct RoomSettings {
     pub deltas: bool,
     /// A client whose acknowledgements stop advancing for this long is closed.
     pub stall_timeout: Duration,
+    /// How the room's matches run.
+    pub rules: MatchRules,
+    /// Where finished matches go.
+    pub results: Arc<dyn ResultSink>,
 }
 
 /// What a connection hands the room when it joins.
@@ -50,6 +55,9 @@ pub(crate) enum RoomCmd {
     /// Seat a player whose seat the lobby has reserved. The reply carries their id.
     Join {
         name: String,
+        /// Who the player is, and the token that proves it, for the welcome.
+        profile: ProfileId,
+        token: String,
         link: PlayerLink,
         reply: oneshot::Sender<PlayerId>,
     },
@@ -71,6 +79,7 @@ pub(crate) enum RoomCmd {
 pub(super) struct Occupant {
     pub(super) id: PlayerId,
     pub(super) name: String,
+    pub(super) profile: ProfileId,
     pub(super) link: PlayerLink,
     /// The last input sequence applied (or skipped); reported back in snapshots.
     pub(super) last_seq: Seq,
@@ -101,6 +110,10 @@ pub(super) struct Room {
     /// What the snapshot being sent needs between encoding and writing, kept across
     /// ticks so the steady state allocates nothing.
     pub(super) outgoing: Outgoing,
+    /// When the match being played started, in milliseconds since the Unix epoch.
+    pub(super) match_started_ms: i64,
+    /// Finished matches handed to the store, waiting for it to say they are saved.
+    pub(super) saving: Vec<oneshot::Receiver<MatchId>>,
 }
 
 /// One snapshot tick's encoding: a body per baseline in use, and a head per recipient.
@@ -129,7 +142,7 @@ impl Room {
     pub(super) fn new(id: String, settings: Arc<RoomSettings>, metrics: Arc<Metrics>) -> Room {
         Room {
             id,
-            world: World::new(settings.map.clone()),
+            world: World::with_rules(settings.map.clone(), settings.rules),
             settings,
             occupants: Vec::new(),
             next_player_id: 1,
@@ -138,6 +151,8 @@ impl Room {
             events: Vec::new(),
             sent: VecDeque::with_capacity(SNAPSHOT_RING),
             outgoing: Outgoing::default(),
+            match_started_ms: super::results::unix_ms_now(),
+            saving: Vec::new(),
         }
     }
 
@@ -150,6 +165,7 @@ impl Room {
         self.collect_inputs();
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
+        self.announce_saves();
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -166,7 +182,13 @@ impl Room {
 
     fn handle(&mut self, cmd: RoomCmd) {
         match cmd {
-            RoomCmd::Join { name, link, reply } => self.join(name, link, reply),
+            RoomCmd::Join {
+                name,
+                profile,
+                token,
+                link,
+                reply,
+            } => self.join(name, profile, token, link, reply),
             RoomCmd::Leave { id } => self.leave(id),
             RoomCmd::Chat { id, text } => {
                 if let Some(sender) = self.occupant(id) {
@@ -200,7 +222,14 @@ impl Room {
         }
     }
 
-    fn join(&mut self, name: String, link: PlayerLink, reply: oneshot::Sender<PlayerId>) {
+    fn join(
+        &mut self,
+        name: String,
+        profile: ProfileId,
+        token: String,
+        link: PlayerLink,
+        reply: oneshot::Sender<PlayerId>,
+    ) {
         // A connection that stopped waiting (its join timed out) is gone: seating it
         // would leave a ghost in the world until the stall timeout.
         if reply.is_closed() {
@@ -220,6 +249,7 @@ impl Room {
         let occupant = Occupant {
             id,
             name,
+            profile,
             link,
             last_seq: Seq(0),
             input_credit: 1,
@@ -245,6 +275,8 @@ impl Room {
                     name: o.name.clone(),
                 })
                 .collect(),
+            profile,
+            token,
         }));
         self.occupants[idx]
             .link
@@ -302,12 +334,17 @@ impl Room {
         for event_idx in 0..self.events.len() {
             let event = self.events[event_idx];
             self.broadcast(&ServerMsg::Event(event));
+            match event {
+                GameEvent::MatchOver { reason } => self.finish_match(reason.into()),
+                GameEvent::MatchStarted => self.match_started_ms = super::results::unix_ms_now(),
+                _ => {}
+            }
         }
         self.events.clear();
     }
 
     /// Queues a message that must arrive for every occupant, to go with the next snapshot.
-    fn broadcast(&mut self, msg: &ServerMsg) {
+    pub(super) fn broadcast(&mut self, msg: &ServerMsg) {
         let bytes = encode_server(msg);
         for occupant in &mut self.occupants {
             occupant.link.outbox.queue(&bytes);

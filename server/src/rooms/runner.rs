@@ -219,6 +219,13 @@ impl RoomRunner {
         }
     }
 
+    /// Ends the match being played with the reason "shutdown", hands it to the store,
+    /// and lets every player go: the server is stopping.
+    pub(crate) fn close_for_shutdown(&mut self) {
+        self.room.end_for_shutdown();
+        self.evict_all(CloseReason::ServerShutdown);
+    }
+
     /// Lets every player go with `reason` after the room failed, so none of them waits
     /// on a room that will never tick again.
     pub(crate) fn evict_all(&mut self, reason: CloseReason) {

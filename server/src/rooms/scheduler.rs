@@ -222,6 +222,14 @@ pub(super) struct RoomThread {
 
 impl RoomThread {
     fn run(mut self) {
+        self.tick_until_stopped();
+        // The server is stopping: each room records its match and lets its players go.
+        for room in &mut self.rooms {
+            let _ = catch_unwind(AssertUnwindSafe(|| room.close_for_shutdown()));
+        }
+    }
+
+    fn tick_until_stopped(&mut self) {
         while !self.stop.is_cancelled() {
             // Taken here too, not only while waiting: a thread with always a room due
             // would otherwise never start a new one.

@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 use shared::codec::decode_server;
 use shared::consts::{MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, SNAPSHOT_RING};
 use shared::game::InputFrame;
+use shared::game::{MatchEnd, MatchRules};
 use shared::protocol::{CloseReason, ServerMsg, SnapshotHeader, TickRef};
-use shared::{PlayerId, Seq, Tick};
+use shared::{PlayerId, ProfileId, Seq, Tick};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ops::metrics::Metrics;
@@ -20,6 +21,7 @@ use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
 use crate::rooms::room::{PlayerLink, RoomCmd, RoomSettings};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
+use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
 const TICK_HZ: u16 = 60;
 const SNAPSHOT_HZ: u16 = 30;
@@ -108,15 +110,40 @@ impl TestPlayer {
     }
 }
 
+/// A store stand-in that keeps what it is given in memory and saves it at once; the
+/// real store is tested against real files in `store`.
+#[derive(Debug, Default)]
+pub(super) struct MemoryStore {
+    results: Mutex<Vec<MatchResult>>,
+}
+
+impl ResultSink for MemoryStore {
+    fn submit(&self, result: MatchResult, saved: oneshot::Sender<MatchId>) {
+        let mut results = self.results.lock();
+        results.push(result);
+        let _ = saved.send(results.len() as MatchId);
+    }
+
+    fn flush(&self, _within: Duration) -> bool {
+        true
+    }
+}
+
 /// A room, its command channel and a manual clock.
 struct TestRoom {
     runner: RoomRunner,
     commands: mpsc::Sender<RoomCmd>,
     now: Instant,
+    store: Arc<MemoryStore>,
 }
 
 impl TestRoom {
     fn new() -> TestRoom {
+        TestRoom::with_rules(MatchRules::default())
+    }
+
+    fn with_rules(rules: MatchRules) -> TestRoom {
+        let store = Arc::new(MemoryStore::default());
         let settings = RoomSettings {
             tick_hz: TICK_HZ,
             snapshot_hz: SNAPSHOT_HZ,
@@ -125,6 +152,8 @@ impl TestRoom {
             map: crate::load_map(None).expect("the built-in map"),
             deltas: true,
             stall_timeout: STALL,
+            rules,
+            results: Arc::clone(&store) as Arc<dyn ResultSink>,
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
@@ -142,6 +171,7 @@ impl TestRoom {
             runner,
             commands,
             now,
+            store,
         }
     }
 
@@ -180,6 +210,8 @@ impl TestRoom {
         let downlink = Arc::new(MemoryDownlink::default());
         self.send(RoomCmd::Join {
             name: name.into(),
+            profile: profile_of(name),
+            token: format!("token-of-{name}"),
             link: PlayerLink {
                 inputs: input_rx,
                 acks: Arc::clone(&acks),
@@ -200,6 +232,14 @@ impl TestRoom {
     }
 }
 
+/// Each test player's lasting identity, made from its name.
+fn profile_of(name: &str) -> ProfileId {
+    ProfileId(
+        name.bytes()
+            .fold(7, |hash, byte| hash * 31 + u64::from(byte)),
+    )
+}
+
 fn tick_of(header: &SnapshotHeader) -> Tick {
     match header.tick {
         TickRef::Full(tick) => tick,
@@ -216,6 +256,8 @@ fn a_join_whose_connection_stopped_waiting_leaves_no_seat() {
     let (_inputs, input_rx) = mpsc::channel(1);
     room.send(RoomCmd::Join {
         name: "ghost".into(),
+        profile: ProfileId(1),
+        token: String::new(),
         link: PlayerLink {
             inputs: input_rx,
             acks: Arc::default(),
@@ -404,6 +446,8 @@ fn a_command_to_a_parked_room_wakes_it() {
     let (_inputs, input_rx) = mpsc::channel(1);
     room.send(RoomCmd::Join {
         name: "late".into(),
+        profile: ProfileId(2),
+        token: String::new(),
         link: PlayerLink {
             inputs: input_rx,
             acks: Arc::default(),
@@ -536,4 +580,63 @@ fn a_stopped_scheduler_has_joined_its_threads() {
     );
     let refused = spawner.spawn(TestRoom::new().runner, Arc::new(AtomicBool::new(false)));
     assert!(refused.is_err(), "a stopped scheduler takes no rooms");
+}
+
+#[test]
+fn a_finished_match_is_shown_stored_and_then_announced_saved() {
+    let mut room = TestRoom::with_rules(MatchRules::new(20, 1.0, 1.0, TICK_HZ));
+    let ann = room.join("ann");
+    let bob = room.join("bob");
+    let mut shown = None;
+    let mut saved = None;
+    for _ in 0..TICK_HZ * 2 {
+        room.tick();
+        for msg in ann.received() {
+            match msg {
+                ServerMsg::MatchResults(results) => shown = Some(results),
+                ServerMsg::MatchSaved { match_id } => saved = Some(match_id),
+                _ => {}
+            }
+        }
+        if saved.is_some() {
+            break;
+        }
+    }
+    let shown = shown.expect("the results are shown when the time runs out");
+    assert_eq!(shown.reason, MatchEnd::TimeLimit);
+    let names: Vec<&str> = shown.lines.iter().map(|line| line.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        shown.lines.iter().all(|line| line.placing == 1),
+        "nobody scored: a tie"
+    );
+    assert_eq!(saved, Some(1), "then the store's word that it is saved");
+    let stored = room.store.results.lock().clone();
+    assert_eq!(stored.len(), 1);
+    let record = &stored[0];
+    assert_eq!(
+        (record.room.as_str(), record.map.as_str()),
+        ("test", "arena")
+    );
+    assert_eq!(record.end_reason, EndReason::TimeLimit);
+    let mut profiles: Vec<ProfileId> = record.players.iter().map(|p| p.profile).collect();
+    profiles.sort();
+    let mut expected = vec![profile_of("ann"), profile_of("bob")];
+    expected.sort();
+    assert_eq!(profiles, expected, "results follow identities, not names");
+    assert!(record.ended_at_ms >= record.started_at_ms);
+    drop(bob);
+}
+
+#[test]
+fn a_shutdown_records_the_match_in_play_and_lets_everyone_go() {
+    let mut room = TestRoom::new();
+    let mut ann = room.join("ann");
+    room.ticks(10);
+    room.runner.close_for_shutdown();
+    let stored = room.store.results.lock().clone();
+    assert_eq!(stored.len(), 1, "the match in play is stored");
+    assert_eq!(stored[0].end_reason, EndReason::Shutdown);
+    assert_eq!(stored[0].players.len(), 1);
+    assert_eq!(ann.kick_reason(), Some(CloseReason::ServerShutdown));
 }

@@ -187,6 +187,7 @@ async fn nothing_in_a_message_can_act_for_another_player() {
             protocol: shared::consts::PROTOCOL_VERSION,
             name: "victim".into(),
             room: Some("spoof".into()),
+            token: None,
         })
         .await
         .expect("second hello");

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use shared::protocol::{CloseReason, ServerMsg};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -151,6 +152,8 @@ async fn sigterm_closes_every_client_with_1001_and_the_process_exits() {
     let _turn = serial().await;
     let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["--addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(fresh_data_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -205,4 +208,27 @@ async fn sigterm_closes_every_client_with_1001_and_the_process_exits() {
     assert!(status.success(), "a clean exit: {status}");
     let refused = tokio::net::TcpStream::connect(http.trim_start_matches("http://")).await;
     assert!(refused.is_err(), "nothing listens after shutdown");
+}
+
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections() {
+    let _turn = serial().await;
+    let mut config = server::Config::for_addr("127.0.0.1:0".parse().expect("an address"));
+    config.data_dir = fresh_data_dir();
+    let server = server::start(config).await.expect("the server starts");
+    let mut browser = TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    browser
+        .write_all(request.as_bytes())
+        .await
+        .expect("send a keep-alive request");
+    let mut response = [0u8; 512];
+    let n = browser.read(&mut response).await.expect("read the answer");
+    assert!(String::from_utf8_lossy(&response[..n]).starts_with("HTTP/1.1 200"));
+
+    server.shutdown().await;
+    let after = timeout(PATIENCE, browser.read(&mut response))
+        .await
+        .expect("the server closes the idle connection");
+    assert_eq!(after.ok(), Some(0), "end of stream, not more data");
 }

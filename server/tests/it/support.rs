@@ -41,9 +41,18 @@ impl Deref for TestServer {
     }
 }
 
+/// A data directory no other server in this run has used.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("data-{}-{n}", std::process::id()))
+}
+
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let turn = serial().await;
     let mut config = Config::for_addr("127.0.0.1:0".parse().expect("a valid address"));
+    config.data_dir = fresh_data_dir();
     tweak(&mut config);
     let server = server::start(config).await.expect("server starts");
     TestServer {
@@ -270,11 +279,13 @@ pub async fn expect_closed(client: &mut Client) -> (Option<(u16, String)>, Optio
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
 pub async fn http_get(server: &Server, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.addr
-    );
+    http_get_at(server.addr, path).await
+}
+
+/// `GET path` from the server at `addr`: the status and the body.
+pub async fn http_get_at(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await
@@ -310,6 +321,8 @@ impl ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["--addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(fresh_data_dir())
             .args(extra_args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -425,6 +438,7 @@ pub async fn raw_join(
         protocol: shared::consts::PROTOCOL_VERSION,
         name: name.into(),
         room: Some(room.into()),
+        token: None,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {

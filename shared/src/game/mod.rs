@@ -4,10 +4,12 @@
 pub mod collide;
 pub mod event;
 pub mod input;
+pub mod matches;
 pub mod movement;
 pub mod world;
 
 pub use event::GameEvent;
 pub use input::{InputFrame, InvalidInput, buttons};
+pub use matches::{MatchClock, MatchEnd, MatchRules, Phase};
 pub use movement::{Body, step_body};
-pub use world::{Player, Projectile, World};
+pub use world::{MatchStats, Player, Projectile, World};

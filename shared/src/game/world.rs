@@ -1,5 +1,5 @@
 //! A room's whole game state and its step. The step reads like the rules: apply each
-//! player's inputs, fly the projectiles, then bring the dead back.
+//! player's inputs, fly the projectiles, bring the dead back, then move the match on.
 
 use glam::Vec2;
 
@@ -8,6 +8,7 @@ use crate::consts::tuning::*;
 use crate::game::collide::{sweep_point_box, sweep_point_circle};
 use crate::game::event::GameEvent;
 use crate::game::input::{InputFrame, buttons};
+use crate::game::matches::{MatchClock, MatchEnd, MatchRules, Phase};
 use crate::game::movement::{Body, step_body};
 use crate::ids::{PlayerId, Tick};
 use crate::map::Map;
@@ -20,10 +21,21 @@ pub struct Player {
     pub aim: f32,
     pub health: u8,
     pub score: u16,
+    /// This match's record; reset when a match starts.
+    pub stats: MatchStats,
     /// Seconds until the player may fire again; counts down with the player's own inputs.
     pub fire_cooldown: f32,
     /// Seconds until respawn while dead; `None` while alive.
     pub respawn_in: Option<f32>,
+}
+
+/// What a player did in the current match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchStats {
+    pub kills: u32,
+    pub deaths: u32,
+    pub shots: u32,
+    pub hits: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +60,8 @@ pub struct World {
     players: Vec<Player>,
     projectiles: Vec<Projectile>,
     next_projectile_id: u8,
+    rules: MatchRules,
+    clock: MatchClock,
 }
 
 impl Player {
@@ -85,14 +99,30 @@ pub fn aim_direction(aim: f32) -> Vec2 {
 }
 
 impl World {
+    /// A world whose matches follow the default rules.
     pub fn new(map: Map) -> World {
+        World::with_rules(map, MatchRules::default())
+    }
+
+    /// A world at tick 0, its first match just started.
+    pub fn with_rules(map: Map, rules: MatchRules) -> World {
         World {
             map,
             tick: Tick(0),
             players: Vec::new(),
             projectiles: Vec::new(),
             next_projectile_id: 0,
+            rules,
+            clock: MatchClock {
+                phase: Phase::Playing,
+                ends: Tick(rules.time_limit_ticks),
+            },
         }
+    }
+
+    /// The match phase and when it ends.
+    pub fn clock(&self) -> MatchClock {
+        self.clock
     }
 
     pub fn players(&self) -> &[Player] {
@@ -125,6 +155,7 @@ impl World {
                 aim: 0.0,
                 health: MAX_HEALTH,
                 score: 0,
+                stats: MatchStats::default(),
                 fire_cooldown: 0.0,
                 respawn_in: None,
             },
@@ -152,6 +183,7 @@ impl World {
         self.fly_projectiles(dt, events);
         self.respawn_the_dead(dt, events);
         self.tick = self.tick.next();
+        self.move_the_match_on(events);
     }
 
     fn apply_input(&mut self, id: PlayerId, input: &InputFrame, dt: f32) {
@@ -166,8 +198,10 @@ impl World {
         player.aim = input.aim;
         player.fire_cooldown = (player.fire_cooldown - dt).max(0.0);
         let wants_fire = input.buttons & buttons::FIRE != 0 && player.fire_cooldown == 0.0;
-        if wants_fire && self.projectiles.len() < MAX_PROJECTILES {
+        let may_fire = self.clock.phase == Phase::Playing;
+        if wants_fire && may_fire && self.projectiles.len() < MAX_PROJECTILES {
             player.fire_cooldown = FIRE_COOLDOWN_S;
+            player.stats.shots += 1;
             let dir = aim_direction(player.aim);
             let origin = player.body.pos + dir * (PLAYER_RADIUS + PROJECTILE_RADIUS + 1.0);
             let direction = player.aim;
@@ -240,6 +274,10 @@ impl World {
     }
 
     fn hit(&mut self, target_idx: usize, by: PlayerId, events: &mut Vec<GameEvent>) {
+        let shooter = self.players.binary_search_by_key(&by, |p| p.id).ok();
+        if let Some(shooter_idx) = shooter {
+            self.players[shooter_idx].stats.hits += 1;
+        }
         let target = &mut self.players[target_idx];
         target.health = target.health.saturating_sub(PROJECTILE_DAMAGE);
         let victim = target.id;
@@ -249,10 +287,12 @@ impl World {
         }
         target.respawn_in = Some(RESPAWN_DELAY_S);
         target.body.vel = Vec2::ZERO;
+        target.stats.deaths += 1;
         events.push(GameEvent::Killed { victim, by });
-        if let Ok(killer_idx) = self.players.binary_search_by_key(&by, |p| p.id) {
+        if let Some(killer_idx) = shooter {
             let killer = &mut self.players[killer_idx];
             killer.score = killer.score.saturating_add(1);
+            killer.stats.kills += 1;
         }
     }
 
@@ -278,6 +318,67 @@ impl World {
             };
             events.push(GameEvent::Respawned { id });
         }
+    }
+
+    /// Ends a match that reached its score or time limit, and starts the next once the
+    /// results have stood for their time.
+    fn move_the_match_on(&mut self, events: &mut Vec<GameEvent>) {
+        let over = self.clock.ends.since(self.tick) <= 0;
+        match self.clock.phase {
+            Phase::Playing => {
+                let reason = if self
+                    .players
+                    .iter()
+                    .any(|p| p.score >= self.rules.score_limit)
+                {
+                    MatchEnd::ScoreLimit
+                } else if over {
+                    MatchEnd::TimeLimit
+                } else {
+                    return;
+                };
+                // Shots in flight when the match ends would land during the results.
+                self.projectiles.clear();
+                self.clock = MatchClock {
+                    phase: Phase::Results,
+                    ends: Tick(self.tick.0.wrapping_add(self.rules.results_ticks)),
+                };
+                events.push(GameEvent::MatchOver { reason });
+            }
+            Phase::Results if over => {
+                self.start_match();
+                events.push(GameEvent::MatchStarted);
+            }
+            Phase::Results => {}
+        }
+    }
+
+    /// Scores reset and everyone respawned at full health, spread over the spawn points.
+    fn start_match(&mut self) {
+        self.projectiles.clear();
+        // Everyone counts as dead until placed, so each spawn point is chosen away from
+        // the players already placed rather than from where the last match left them.
+        for player in &mut self.players {
+            player.score = 0;
+            player.stats = MatchStats::default();
+            player.respawn_in = Some(0.0);
+        }
+        for player_idx in 0..self.players.len() {
+            let id = self.players[player_idx].id;
+            let pos = self.free_spawn_point(id);
+            let player = &mut self.players[player_idx];
+            player.respawn_in = None;
+            player.health = MAX_HEALTH;
+            player.fire_cooldown = 0.0;
+            player.body = Body {
+                pos,
+                vel: Vec2::ZERO,
+            };
+        }
+        self.clock = MatchClock {
+            phase: Phase::Playing,
+            ends: Tick(self.tick.0.wrapping_add(self.rules.time_limit_ticks)),
+        };
     }
 
     /// The spawn point farthest from every living player (ties go to the first in a
@@ -329,6 +430,80 @@ mod tests {
         world.players[0].body.pos = Vec2::new(100.0, 300.0);
         world.players[1].body.pos = Vec2::new(400.0, 300.0);
         (world, a, b)
+    }
+
+    /// `a` fires (at `b`, in a duel) until someone has died, returning the events.
+    fn kill_once(world: &mut World, a: PlayerId, seq: &mut u32) -> Vec<GameEvent> {
+        let mut events = Vec::new();
+        for _ in 0..600 {
+            *seq += 1;
+            world.step(&[(a, input(*seq, buttons::FIRE, 0.0))], DT, &mut events);
+            if events.iter().any(|e| matches!(e, GameEvent::Killed { .. })) {
+                break;
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn a_match_ends_at_the_score_limit_and_nobody_fires_during_its_results() {
+        let (mut world, a, b) = duel();
+        world.rules = MatchRules::new(1, 300.0, 10.0, 60);
+        let mut seq = 0;
+        let events = kill_once(&mut world, a, &mut seq);
+        assert!(
+            events.contains(&GameEvent::MatchOver {
+                reason: MatchEnd::ScoreLimit
+            }),
+            "the first kill reaches a score limit of 1: {events:?}"
+        );
+        assert_eq!(world.clock().phase, Phase::Results);
+        let shooter = world.player(a).expect("a").stats;
+        assert_eq!((shooter.kills, shooter.hits), (1, 4));
+        assert!(shooter.shots >= 4);
+        assert_eq!(world.player(b).expect("b").stats.deaths, 1);
+        assert!(world.projectiles().is_empty(), "shots in flight are gone");
+        for _ in 0..60 {
+            seq += 1;
+            world.step(&[(a, input(seq, buttons::FIRE, 0.0))], DT, &mut Vec::new());
+        }
+        assert!(
+            world.projectiles().is_empty(),
+            "nobody fires during results"
+        );
+    }
+
+    #[test]
+    fn a_match_ends_at_its_time_limit_and_the_next_starts_afresh() {
+        let (mut world, a, _) = duel();
+        world.rules = MatchRules::new(50, 2.0, 0.5, 60);
+        world.clock.ends = Tick(world.rules.time_limit_ticks);
+        let mut seq = 0;
+        let killed = kill_once(&mut world, a, &mut seq);
+        assert!(killed.iter().any(|e| matches!(e, GameEvent::Killed { .. })));
+        let mut events = Vec::new();
+        while world.clock().phase == Phase::Playing {
+            world.step(&[], DT, &mut events);
+        }
+        assert_eq!(world.tick, Tick(120), "the match lasted its 120 ticks");
+        assert!(events.contains(&GameEvent::MatchOver {
+            reason: MatchEnd::TimeLimit
+        }));
+        assert_eq!(world.clock().ticks_left(world.tick), 30);
+        events.clear();
+        for _ in 0..30 {
+            world.step(&[], DT, &mut events);
+        }
+        assert_eq!(events, vec![GameEvent::MatchStarted]);
+        assert_eq!(world.clock().phase, Phase::Playing);
+        assert_eq!(world.clock().ticks_left(world.tick), 120);
+        for player in world.players() {
+            assert_eq!(player.score, 0, "scores are reset");
+            assert_eq!(player.stats, MatchStats::default(), "stats are reset");
+            assert!(player.is_alive() && player.health == MAX_HEALTH);
+        }
+        let (pa, pb) = (world.players()[0].body.pos, world.players()[1].body.pos);
+        assert_ne!(pa, pb, "everyone respawns at a spawn point of their own");
     }
 
     #[test]
