@@ -232,6 +232,24 @@ impl TestRoom {
     }
 }
 
+/// A join whose connection the test will not play through: nobody reads its messages
+/// or sends it inputs.
+fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
+    let (kick, _kicked) = oneshot::channel();
+    let (_inputs, input_rx) = mpsc::channel(1);
+    RoomCmd::Join {
+        name: name.into(),
+        profile: profile_of(name),
+        token: String::new(),
+        link: PlayerLink {
+            inputs: input_rx,
+            acks: Arc::default(),
+            outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
+        },
+        reply,
+    }
+}
+
 /// Each test player's lasting identity, made from its name.
 fn profile_of(name: &str) -> ProfileId {
     ProfileId(
@@ -252,19 +270,7 @@ fn a_join_whose_connection_stopped_waiting_leaves_no_seat() {
     let mut room = TestRoom::new();
     let (reply, reply_rx) = oneshot::channel();
     drop(reply_rx);
-    let (kick, _kicked) = oneshot::channel();
-    let (_inputs, input_rx) = mpsc::channel(1);
-    room.send(RoomCmd::Join {
-        name: "ghost".into(),
-        profile: ProfileId(1),
-        token: String::new(),
-        link: PlayerLink {
-            inputs: input_rx,
-            acks: Arc::default(),
-            outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
-        },
-        reply,
-    });
+    room.send(bare_join("ghost", reply));
     room.tick();
     let watcher = room.join("watcher");
     room.until_snapshot();
@@ -442,19 +448,7 @@ fn a_command_to_a_parked_room_wakes_it() {
     );
     assert!(!room.runner.wants_waking());
     let (reply, _reply_rx) = oneshot::channel();
-    let (kick, _kicked) = oneshot::channel();
-    let (_inputs, input_rx) = mpsc::channel(1);
-    room.send(RoomCmd::Join {
-        name: "late".into(),
-        profile: ProfileId(2),
-        token: String::new(),
-        link: PlayerLink {
-            inputs: input_rx,
-            acks: Arc::default(),
-            outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
-        },
-        reply,
-    });
+    room.send(bare_join("late", reply));
     assert!(room.runner.wants_waking(), "the thread is told to wake it");
     room.runner.wake(std::iter::empty(), room.now);
     assert!(!room.runner.is_parked());

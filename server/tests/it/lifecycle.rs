@@ -1,5 +1,3 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -150,25 +148,8 @@ async fn a_client_close_is_answered_and_flushed() {
 #[tokio::test]
 async fn sigterm_closes_every_client_with_1001_and_the_process_exits() {
     let _turn = serial().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--addr", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(fresh_data_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("read the first line");
-    let http = first_line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("the first line names the address")
-        .to_owned();
-    let ws = format!("{}/ws", http.replacen("http://", "ws://", 1));
+    let mut server = ServerProcess::start(&[]);
+    let ws = server.ws_url.clone();
     let mut clients = Vec::new();
     for name in ["ann", "bob", "cy"] {
         let hello = client::native::Hello::new(name).in_room("last");
@@ -176,12 +157,7 @@ async fn sigterm_closes_every_client_with_1001_and_the_process_exits() {
     }
     next_snapshot(&mut clients[0]).await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let signalled = Instant::now();
+    server.signal("-TERM");
     for client in &mut clients {
         let (close, goodbye) = expect_closed(client).await;
         let (code, reason) = close.expect("a close frame, not a dropped socket");
@@ -195,18 +171,9 @@ async fn sigterm_closes_every_client_with_1001_and_the_process_exits() {
             })
         ));
     }
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the child") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "the server should exit within a few seconds of SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = server.exited(Duration::from_secs(5)).await;
     assert!(status.success(), "a clean exit: {status}");
-    let refused = tokio::net::TcpStream::connect(http.trim_start_matches("http://")).await;
+    let refused = tokio::net::TcpStream::connect(server.addr).await;
     assert!(refused.is_err(), "nothing listens after shutdown");
 }
 

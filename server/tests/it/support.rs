@@ -313,16 +313,23 @@ pub async fn http_get_at(addr: std::net::SocketAddr, path: &str) -> (u16, String
 #[derive(Debug)]
 pub struct ServerProcess {
     child: std::process::Child,
+    pub addr: std::net::SocketAddr,
     pub ws_url: String,
 }
 
 impl ServerProcess {
+    /// The binary on a fresh data directory, with `extra_args`.
     pub fn start(extra_args: &[&str]) -> ServerProcess {
+        ServerProcess::start_on(&fresh_data_dir(), extra_args)
+    }
+
+    /// The binary on `data_dir`, which may hold an earlier run's matches.
+    pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["--addr", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(fresh_data_dir())
+            .arg(data_dir)
             .args(extra_args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -333,12 +340,40 @@ impl ServerProcess {
         std::io::BufReader::new(stdout)
             .read_line(&mut first_line)
             .expect("read the first line");
-        let http = first_line
+        let addr: std::net::SocketAddr = first_line
             .trim()
             .strip_prefix("listening on http://")
-            .expect("the first line names the address");
-        let ws_url = format!("ws://{http}/ws");
-        ServerProcess { child, ws_url }
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("the first line names the address: {first_line:?}"));
+        ServerProcess {
+            child,
+            addr,
+            ws_url: format!("ws://{addr}/ws"),
+        }
+    }
+
+    /// Sends `signal` (as `kill` takes it: `-TERM`, `-KILL`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal}");
+    }
+
+    /// Waits for the server to exit, failing the test past `within`.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the server") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server should exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Resident memory of the server process, in KiB.

@@ -306,16 +306,8 @@ impl World {
                 self.players[player_idx].respawn_in = Some(left);
                 continue;
             }
+            self.respawn(player_idx);
             let id = self.players[player_idx].id;
-            let pos = self.free_spawn_point(id);
-            let player = &mut self.players[player_idx];
-            player.respawn_in = None;
-            player.health = MAX_HEALTH;
-            player.fire_cooldown = 0.0;
-            player.body = Body {
-                pos,
-                vel: Vec2::ZERO,
-            };
             events.push(GameEvent::Respawned { id });
         }
     }
@@ -364,20 +356,25 @@ impl World {
             player.respawn_in = Some(0.0);
         }
         for player_idx in 0..self.players.len() {
-            let id = self.players[player_idx].id;
-            let pos = self.free_spawn_point(id);
-            let player = &mut self.players[player_idx];
-            player.respawn_in = None;
-            player.health = MAX_HEALTH;
-            player.fire_cooldown = 0.0;
-            player.body = Body {
-                pos,
-                vel: Vec2::ZERO,
-            };
+            self.respawn(player_idx);
         }
         self.clock = MatchClock {
             phase: Phase::Playing,
             ends: Tick(self.tick.0.wrapping_add(self.rules.time_limit_ticks)),
+        };
+    }
+
+    /// Brings a player back at full health, at the free spawn point farthest from
+    /// everyone alive.
+    fn respawn(&mut self, player_idx: usize) {
+        let pos = self.free_spawn_point(self.players[player_idx].id);
+        let player = &mut self.players[player_idx];
+        player.respawn_in = None;
+        player.health = MAX_HEALTH;
+        player.fire_cooldown = 0.0;
+        player.body = Body {
+            pos,
+            vel: Vec2::ZERO,
         };
     }
 
