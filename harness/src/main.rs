@@ -1,6 +1,7 @@
 //! `harness`: runs a release server under measured load and reports in JSON. `soak` for
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
-//! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms. `cargo xtask` builds and runs it.
+//! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
+//! `store-bench` for the match store's reads and writes. `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -48,6 +49,9 @@ enum Command {
     Bots(commands::bots::Args),
     /// One address floods a default server with new rooms while players elsewhere play.
     Flood(commands::flood::Args),
+    /// The match store: REST reads of a 100,000-player database under load, and room
+    /// ticks while a second process writes 1,000 results a second into it.
+    StoreBench(commands::store_bench::Args),
 }
 
 /// The resolved paths every command works with.
@@ -84,5 +88,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchNet(args) => commands::bench_net::run(&args, &binaries),
         Command::Bots(args) => commands::bots::run(&args, &binaries),
         Command::Flood(args) => commands::flood::run(&args, &binaries),
+        Command::StoreBench(args) => commands::store_bench::run(&args, &binaries),
     }
 }

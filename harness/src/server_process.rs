@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,8 +36,39 @@ pub enum LaunchError {
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
-    /// The server's own data directory (matches, identity key), removed after it stops.
-    data_dir: PathBuf,
+    data_dir: DataDir,
+}
+
+/// The server's data directory (matches, identity key), and who owns it.
+#[derive(Debug)]
+enum DataDir {
+    /// Made for this server alone, and removed after it stops.
+    Fresh(PathBuf),
+    /// The caller's, with whatever it holds; left as the server leaves it.
+    Given(PathBuf),
+}
+
+impl DataDir {
+    fn fresh() -> DataDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        DataDir::Fresh(std::env::temp_dir().join(format!(
+            "skirmish-harness-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            DataDir::Fresh(path) | DataDir::Given(path) => path,
+        }
+    }
+
+    fn remove_if_fresh(&self) {
+        if let DataDir::Fresh(path) = self {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
 }
 
 impl ServerProcess {
@@ -45,18 +76,26 @@ impl ServerProcess {
     /// stderr) with `--addr 127.0.0.1:0` and a fresh `--data-dir` added, and waits for
     /// the first line of its stdout, `listening on http://ADDR`, which names the port it
     /// got. Each run starts with no matches and no players on record.
-    pub fn start(mut command: Command) -> Result<ServerProcess, LaunchError> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
+    pub fn start(command: Command) -> Result<ServerProcess, LaunchError> {
+        ServerProcess::launch(command, DataDir::fresh())
+    }
+
+    /// As `start`, but on `data_dir`, with the matches and players it already holds
+    /// (for runs that prepare a database first, or open it beside the server). The
+    /// folder is left in place when the server stops.
+    pub fn start_on_data_dir(
+        command: Command,
+        data_dir: &Path,
+    ) -> Result<ServerProcess, LaunchError> {
+        ServerProcess::launch(command, DataDir::Given(data_dir.to_owned()))
+    }
+
+    fn launch(mut command: Command, data_dir: DataDir) -> Result<ServerProcess, LaunchError> {
         let program = command.get_program().to_string_lossy().into_owned();
-        let data_dir = std::env::temp_dir().join(format!(
-            "skirmish-harness-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
         let mut child = command
             .args(["--addr", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(data_dir.path())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|source| LaunchError::Spawn { program, source })?;
@@ -82,7 +121,7 @@ impl ServerProcess {
                 // Not yet a ServerProcess, so its Drop would not run: stop it here.
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = std::fs::remove_dir_all(&data_dir);
+                data_dir.remove_if_fresh();
                 Err(err)
             }
         }
@@ -99,6 +138,11 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The folder the server keeps its matches in.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
     }
 
     /// `GET path`; the body.
@@ -143,7 +187,7 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.stop_child();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        self.data_dir.remove_if_fresh();
     }
 }
 
@@ -159,6 +203,24 @@ mod tests {
             matches!(outcome, Err(LaunchError::UnexpectedFirstLine(ref line)) if line.contains("--addr")),
             "expected an unexpected-first-line error, got {outcome:?}"
         );
+    }
+
+    #[test]
+    fn a_given_data_dir_is_passed_on_and_left_in_place() {
+        let data_dir =
+            std::env::temp_dir().join(format!("skirmish-harness-given-{}", std::process::id()));
+        std::fs::create_dir_all(&data_dir).expect("make a data dir");
+        let outcome = ServerProcess::start_on_data_dir(Command::new("echo"), &data_dir);
+        let named = data_dir.display().to_string();
+        assert!(
+            matches!(outcome, Err(LaunchError::UnexpectedFirstLine(ref line)) if line.contains(&named)),
+            "the server should be given the caller's folder, got {outcome:?}"
+        );
+        assert!(
+            data_dir.is_dir(),
+            "a folder the caller gave is the caller's to remove"
+        );
+        let _ = std::fs::remove_dir_all(&data_dir);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `cargo xtask soak|load|bench-net|bots|flood`: release builds of the server, the bots and
+//! `cargo xtask soak|load|bench-net|bots|flood|store-bench`: release builds of the server, the bots and
 //! the harness, then `harness SUBCOMMAND` with the flags exactly as given (so
 //! `cargo xtask load --help` shows the harness's own help). Reports go to `target/`.
 
@@ -23,6 +23,7 @@ pub enum Run {
     BenchNet,
     Bots,
     Flood,
+    StoreBench,
 }
 
 impl Run {
@@ -33,6 +34,7 @@ impl Run {
             Run::BenchNet => "bench-net",
             Run::Bots => "bots",
             Run::Flood => "flood",
+            Run::StoreBench => "store-bench",
         }
     }
 }
@@ -79,7 +81,8 @@ mod tests {
             | Task::Load(args)
             | Task::BenchNet(args)
             | Task::Bots(args)
-            | Task::Flood(args) => args.harness_args,
+            | Task::Flood(args)
+            | Task::StoreBench(args) => args.harness_args,
             other => panic!("{other:?} is not a harness task"),
         }
     }
@@ -91,6 +94,10 @@ mod tests {
             ["--steps", "50,100", "--hold", "2"]
         );
         assert_eq!(passed_on(&["bench-net", "--help"]), ["--help"]);
+        assert_eq!(
+            passed_on(&["store-bench", "--read-secs", "5"]),
+            ["--read-secs", "5"]
+        );
     }
 
     #[test]

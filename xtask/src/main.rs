@@ -1,8 +1,8 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `build` makes the browser bundle, `serve` builds and runs the game, `test` runs every
-//! check CI runs; `bots`, `bench-net`, `load`, `soak` and `flood` build and run the harness,
-//! which plays bots against a release server and measures bandwidth, capacity and
-//! endurance.
+//! check CI runs; `bots`, `bench-net`, `load`, `soak`, `flood` and `store-bench` build and
+//! run the harness, which plays bots against a release server and measures bandwidth,
+//! capacity, endurance and the match store.
 
 mod browser;
 mod build;
@@ -52,6 +52,10 @@ enum Task {
     /// Flood a release server with default flags with new rooms from one address while
     /// players elsewhere play; JSON report (`harness flood`).
     Flood(harness::Args),
+    /// The match store: REST reads of a seeded 100,000-player database with 200 requests
+    /// in flight, and room ticks while a second process writes 1,000 results a second
+    /// into the same database; JSON report (`harness store-bench`).
+    StoreBench(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -78,5 +82,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Deny(args) => deny::run(args),
         Task::Soak(args) => harness::run(harness::Run::Soak, args),
         Task::Flood(args) => harness::run(harness::Run::Flood, args),
+        Task::StoreBench(args) => harness::run(harness::Run::StoreBench, args),
     }
 }

@@ -6,6 +6,7 @@ pub mod bots;
 pub mod flood;
 pub mod load;
 pub mod soak;
+pub mod store_bench;
 
 use std::path::Path;
 use std::process::Command;
