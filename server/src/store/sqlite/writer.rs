@@ -1,5 +1,5 @@
 //! The writer thread, which alone holds the database's write connection. Rooms hand it
-//! results over a bounded queue; it commits each match in one fsync'd transaction and
+//! results over a bounded queue; it commits what waits in one fsync'd transaction and
 //! keeps retrying one that fails for a reason of the disk's, so the game never waits.
 
 use std::sync::Arc;
@@ -117,10 +117,15 @@ pub(crate) struct Backoff {
     pub(crate) longest: Duration,
 }
 
-/// The writer thread's body: until the store closes its end of the queue, writes each
-/// result in turn. A result that fails because of the disk (full, locked, an I/O
-/// error) is kept and tried again after a pause, while new results wait in the bounded
-/// queue; a result the database refuses for what it holds is logged and dropped.
+/// Matches written in one transaction at most. A busy store writes many matches per
+/// fsync instead of one: the disk's sync rate, not the match rate, is what it pays for.
+const BATCH: usize = 64;
+
+/// The writer thread's body: until the store closes its end of the queue, takes what
+/// waits (up to `BATCH`) and writes it in one transaction, each match under a savepoint
+/// of its own. A batch that fails because of the disk (full, locked, an I/O error) is
+/// kept and tried again after a pause, while new results wait in the bounded queue; a
+/// result the database refuses for what it holds is logged and dropped alone.
 pub(super) fn write_loop(
     mut conn: Connection,
     jobs: Receiver<Job>,
@@ -128,27 +133,36 @@ pub(super) fn write_loop(
     metrics: StoreMetrics,
     backoff: Backoff,
 ) {
-    while let Ok(job) = jobs.recv() {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let taken = batch.len();
         let mut pause = backoff.first;
         let mut failures: u32 = 0;
         loop {
-            match save(&mut conn, &job.result) {
-                Ok(match_id) => {
-                    metrics.saved.inc();
-                    if failures > 0 {
-                        tracing::info!(
-                            match_id,
-                            failures,
-                            "a finished match was saved after failures"
-                        );
+            match save_batch(&mut conn, &batch) {
+                Ok(outcomes) => {
+                    for (job, outcome) in batch.drain(..).zip(outcomes) {
+                        match outcome {
+                            Ok(match_id) => {
+                                metrics.saved.inc();
+                                // Nobody may be waiting to hear; that is fine.
+                                let _ = job.saved.send(match_id);
+                            }
+                            Err(err) => {
+                                metrics.dropped.inc();
+                                tracing::error!(error = %err, room = %job.result.room, "the database refused a finished match; it is lost");
+                            }
+                        }
                     }
-                    // Nobody may be waiting to hear; that is fine.
-                    let _ = job.saved.send(match_id);
-                    break;
-                }
-                Err(err) if is_about_the_result(&err) => {
-                    metrics.dropped.inc();
-                    tracing::error!(error = %err, room = %job.result.room, "the database refused a finished match; it is lost");
+                    if failures > 0 {
+                        tracing::info!(failures, "finished matches were saved after failures");
+                    }
                     break;
                 }
                 Err(err) => {
@@ -156,19 +170,46 @@ pub(super) fn write_loop(
                     metrics.write_failures.inc();
                     roll_back_if_open(&conn);
                     if progress.stopping() {
-                        metrics.dropped.inc();
-                        tracing::error!(error = %err, room = %job.result.room, "could not save a finished match while the server stops; it is lost");
+                        metrics.dropped.inc_by(batch.len() as u64);
+                        tracing::error!(error = %err, matches = batch.len(), "could not save finished matches while the server stops; they are lost");
                         break;
                     }
-                    tracing::warn!(error = %err, failures, retry_in = ?pause, queued = progress.pending(), "could not save a finished match; will retry");
+                    tracing::warn!(error = %err, failures, retry_in = ?pause, queued = progress.pending(), "could not save finished matches; will retry");
                     progress.pause(pause);
                     pause = (pause * 2).min(backoff.longest);
                 }
             }
         }
-        metrics.queue_depth.dec();
-        progress.finish();
+        for _ in 0..taken {
+            metrics.queue_depth.dec();
+            progress.finish();
+        }
     }
+}
+
+/// Writes `batch` in one transaction, committed (and so fsync'd) once. Each match is
+/// written under a savepoint: one the database refuses for what it holds is rolled back
+/// alone and reported in its place; any other error fails the whole batch.
+fn save_batch(
+    conn: &mut Connection,
+    batch: &[Job],
+) -> rusqlite::Result<Vec<Result<MatchId, rusqlite::Error>>> {
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = tx.savepoint()?;
+        match write_match(&savepoint, &job.result) {
+            Ok(match_id) => {
+                savepoint.commit()?;
+                outcomes.push(Ok(match_id));
+            }
+            // Dropping the savepoint rolls its writes back.
+            Err(err) if is_about_the_result(&err) => outcomes.push(Err(err)),
+            Err(err) => return Err(err),
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 /// Failures that trying again cannot fix, because they are about the result itself.
@@ -237,10 +278,9 @@ fn per_profile(players: &[PlayerResult]) -> Vec<ProfileTotals> {
     totals
 }
 
-/// Writes a match in one transaction: the match, its lines, each player's lifetime
-/// stats and their new ratings. Nothing of it is visible until all of it is.
-fn save(conn: &mut Connection, result: &MatchResult) -> rusqlite::Result<MatchId> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// Writes a match inside the caller's transaction: the match, its lines, each player's
+/// lifetime stats and their new ratings. Nothing of it is visible until all of it is.
+fn write_match(tx: &Connection, result: &MatchResult) -> rusqlite::Result<MatchId> {
     tx.prepare_cached(
         "INSERT INTO matches (room, map, started_at_ms, ended_at_ms, end_reason)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -332,7 +372,6 @@ fn save(conn: &mut Connection, result: &MatchResult) -> rusqlite::Result<MatchId
         ])?;
     }
     drop(set_skill);
-    tx.commit()?;
     Ok(match_id)
 }
 
