@@ -29,3 +29,21 @@ pub(crate) fn header(data: Data, len: usize) -> ([u8; HEADER_MAX], usize) {
     let written = HEADER_MAX - out.len();
     (bytes, written)
 }
+
+/// The payloads of whole, unmasked binary frames laid end to end, as a peer would read
+/// them: for tests of what the server wrote.
+#[cfg(test)]
+pub(crate) fn binary_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
+        let (len, header) = match bytes[1] {
+            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+            127 => panic!("no test frame is that long"),
+            len => (usize::from(len), 2),
+        };
+        out.push(bytes[header..header + len].to_vec());
+        bytes = &bytes[header + len..];
+    }
+    out
+}

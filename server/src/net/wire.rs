@@ -319,6 +319,7 @@ impl AsyncWrite for WireIo {
 
 #[cfg(test)]
 mod tests {
+    use crate::net::frame::binary_payloads;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -365,23 +366,7 @@ mod tests {
         driver.abort();
         let _ = driver.await;
         drop(wire);
-        payloads(&reader.await.expect("reader"))
-    }
-
-    /// The payloads of the binary frames in `bytes`, which must be whole frames.
-    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        while !bytes.is_empty() {
-            assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
-            let (len, header) = match bytes[1] {
-                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
-                127 => panic!("no frame here is that long"),
-                len => (usize::from(len), 2),
-            };
-            out.push(bytes[header..header + len].to_vec());
-            bytes = &bytes[header + len..];
-        }
-        out
+        binary_payloads(&reader.await.expect("reader"))
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use shared::protocol::{CloseReason, ServerMsg, SnapshotHeader, TickRef};
 use shared::{PlayerId, ProfileId, Seq, Tick};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
@@ -42,26 +43,10 @@ impl Downlink for MemoryDownlink {
             return Err(Overflow);
         }
         let mut payloads = self.payloads.lock();
-        payloads.extend(frame_payloads(&queued.frames));
+        payloads.extend(binary_payloads(&queued.frames));
         payloads.push([head, body].concat());
         Ok(())
     }
-}
-
-/// The payloads of whole, unmasked binary frames laid end to end.
-fn frame_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        assert_eq!(bytes[0], 0x82, "a final, unmasked binary frame");
-        let (len, header) = match bytes[1] {
-            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
-            127 => panic!("no test message is that long"),
-            len => (usize::from(len), 2),
-        };
-        out.push(bytes[header..header + len].to_vec());
-        bytes = &bytes[header + len..];
-    }
-    out
 }
 
 /// One player's end of an in-memory connection.
