@@ -96,30 +96,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     config.validate()?;
     let origins = OriginPolicy::new(&config.allow_origins)?;
     let map = load_map(config.map.as_deref())?;
-    let web_root = config.web_root.clone().filter(|root| {
-        let usable = root.join("index.html").is_file();
-        if !usable {
-            tracing::warn!(root = %root.display(), "no index.html in the web root; serving the placeholder page");
-        }
-        usable
-    });
+    let web_root = usable_web_root(&config);
     let metrics = Arc::new(Metrics::new());
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
     let store = Arc::new(
         SqliteStore::open(&config.data_dir, &metrics)
             .with_context(|| format!("open the match store in {}", config.data_dir.display()))?,
     );
-    let settings = Arc::new(RoomSettings {
-        tick_hz: config.tick_hz,
-        snapshot_hz: config.snapshot_hz,
-        capacity: config.room_capacity,
-        empty_grace: config.room_grace(),
-        map,
-        deltas: !config.no_deltas,
-        stall_timeout: config.stall_timeout(),
-        rules: config.match_rules(),
-        results: Arc::clone(&store) as Arc<dyn ResultSink>,
-    });
+    let settings = Arc::new(room_settings(&config, map, Arc::clone(&store) as Arc<_>));
     let limits = RoomLimits {
         max_rooms: config.max_rooms as usize,
         new_rooms_per_minute: config.new_rooms_per_minute,
@@ -141,15 +125,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let app = Arc::new(AppState {
         directory,
         metrics,
-        limits: ConnLimits {
-            join_timeout: config.join_timeout(),
-            ping_interval: config.ping_interval(),
-            idle_timeout: config.idle_timeout(),
-            msg_rate: config.msg_rate() as f32,
-            msg_burst: config.msg_burst,
-            byte_rate: config.byte_rate as f32,
-            byte_burst: config.byte_burst,
-        },
+        limits: conn_limits(&config),
         caps: ConnCaps::new(config.max_connections, config.max_connections_per_ip),
         origins,
         echo_route: config.echo_route,
@@ -176,6 +152,45 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         accept_task,
         scheduler,
     })
+}
+
+/// The web root, if it holds a page to serve.
+fn usable_web_root(config: &Config) -> Option<PathBuf> {
+    config.web_root.clone().filter(|root| {
+        let usable = root.join("index.html").is_file();
+        if !usable {
+            tracing::warn!(root = %root.display(), "no index.html in the web root; serving the placeholder page");
+        }
+        usable
+    })
+}
+
+/// How every room runs, from the flags.
+fn room_settings(config: &Config, map: Map, results: Arc<dyn ResultSink>) -> RoomSettings {
+    RoomSettings {
+        tick_hz: config.tick_hz,
+        snapshot_hz: config.snapshot_hz,
+        capacity: config.room_capacity,
+        empty_grace: config.room_grace(),
+        map,
+        deltas: !config.no_deltas,
+        stall_timeout: config.stall_timeout(),
+        rules: config.match_rules(),
+        results,
+    }
+}
+
+/// Every connection's limits, from the flags.
+fn conn_limits(config: &Config) -> ConnLimits {
+    ConnLimits {
+        join_timeout: config.join_timeout(),
+        ping_interval: config.ping_interval(),
+        idle_timeout: config.idle_timeout(),
+        msg_rate: config.msg_rate() as f32,
+        msg_burst: config.msg_burst,
+        byte_rate: config.byte_rate as f32,
+        byte_burst: config.byte_burst,
+    }
 }
 
 impl Server {
