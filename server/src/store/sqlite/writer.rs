@@ -329,35 +329,37 @@ fn write_match(tx: &Connection, result: &MatchResult) -> rusqlite::Result<MatchI
              deaths = deaths + excluded.deaths,
              shots = shots + excluded.shots,
              hits = hits + excluded.hits,
-             score = score + excluded.score",
+             score = score + excluded.score
+         RETURNING skill, uncertainty",
     )?;
-    let mut read_skill =
-        tx.prepare_cached("SELECT skill, uncertainty FROM profiles WHERE profile = ?1")?;
     let mut skills_before = Vec::with_capacity(totals.len());
     for player in &totals {
-        let profile = player.profile.to_hex();
-        add_stats.execute(params![
-            profile,
-            player.name,
-            i64::from(player.placing == 1),
-            player.kills,
-            player.deaths,
-            player.shots,
-            player.hits,
-            player.score,
-            newcomer.mean,
-            newcomer.deviation,
-            newcomer.conservative(),
-        ])?;
-        let skill = read_skill.query_row([&profile], |row| {
-            Ok(Skill {
-                mean: row.get(0)?,
-                deviation: row.get(1)?,
-            })
-        })?;
+        // The skill before this match comes back from the upsert itself: a newcomer's
+        // default, or what the profile had.
+        let skill = add_stats.query_row(
+            params![
+                player.profile.to_hex(),
+                player.name,
+                i64::from(player.placing == 1),
+                player.kills,
+                player.deaths,
+                player.shots,
+                player.hits,
+                player.score,
+                newcomer.mean,
+                newcomer.deviation,
+                newcomer.conservative(),
+            ],
+            |row| {
+                Ok(Skill {
+                    mean: row.get(0)?,
+                    deviation: row.get(1)?,
+                })
+            },
+        )?;
         skills_before.push((skill, player.placing));
     }
-    drop((add_stats, read_skill));
+    drop(add_stats);
 
     let skills_after = rating::after_match(&skills_before);
     let mut set_skill = tx.prepare_cached(
