@@ -1,6 +1,6 @@
 //! What a client knows of its room, rebuilt from the server's messages alone.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::SNAPSHOT_RING;
@@ -42,6 +42,8 @@ pub struct RoomView {
     pub snapshot_hz: u16,
     /// Names of everyone in the room, by id.
     pub roster: BTreeMap<PlayerId, String>,
+    /// Players whose connection dropped and whose seat is held while they reconnect.
+    pub away: BTreeSet<PlayerId>,
     /// The newest snapshot, as the room's state at its tick.
     pub snapshot: Option<Snapshot>,
     pub snapshots_received: u64,
@@ -52,6 +54,8 @@ pub struct RoomView {
     /// This player's lasting identity and the token that proves it on the next visit.
     pub profile: Option<ProfileId>,
     pub token: Option<String>,
+    /// Takes this seat back after a lost connection (`Hello::resume`); each works once.
+    pub resume_token: Option<String>,
     /// The results of the match that ended last; cleared when the next starts.
     pub results: Option<MatchResults>,
     /// The id the store saved those results under, once it has.
@@ -79,8 +83,15 @@ impl RoomView {
             ServerMsg::PlayerJoined { id, name } => {
                 self.roster.insert(*id, name.clone());
             }
+            ServerMsg::PlayerAway { id } => {
+                self.away.insert(*id);
+            }
+            ServerMsg::PlayerBack { id } => {
+                self.away.remove(id);
+            }
             ServerMsg::PlayerLeft { id } => {
                 self.roster.remove(id);
+                self.away.remove(id);
                 if let Some(snapshot) = &mut self.snapshot {
                     snapshot.players.retain(|p| p.id != *id);
                 }
@@ -119,10 +130,26 @@ impl RoomView {
             .iter()
             .map(|entry| (entry.id, entry.name.clone()))
             .collect();
+        self.away = welcome
+            .roster
+            .iter()
+            .filter(|entry| entry.away)
+            .map(|entry| entry.id)
+            .collect();
         self.profile = Some(welcome.profile);
         self.token = Some(welcome.token.clone());
-        self.received.clear();
-        self.snapshot = None;
+        self.resume_token = Some(welcome.resume_token.clone());
+        // A resumed seat carries on: the snapshots held stay, as baselines for the
+        // deltas that follow.
+        if !welcome.resumed {
+            self.received.clear();
+            self.snapshot = None;
+        }
+    }
+
+    /// The tick of the newest snapshot held, which a resume names as its baseline.
+    pub fn newest_tick(&self) -> Option<Tick> {
+        self.received.back().map(|s| s.tick)
     }
 
     fn snapshot(&mut self, msg: &SnapshotMsg) -> Result<(), DeltaError> {

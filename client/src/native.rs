@@ -6,13 +6,15 @@ use std::collections::VecDeque;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use shared::codec::{DecodeError, decode_server, encode_client, is_snapshot_frame};
 use shared::consts::{MAX_SERVER_MSG_BYTES, PROTOCOL_VERSION};
-use shared::protocol::{ClientMsg, CloseReason, ServerMsg, Welcome};
+use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Welcome};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -43,6 +45,8 @@ pub struct Hello {
     pub protocol: u16,
     /// An identity token from an earlier welcome.
     pub token: Option<String>,
+    /// Takes back the seat a lost connection left held, instead of joining afresh.
+    pub resume: Option<Resume>,
 }
 
 impl Hello {
@@ -52,6 +56,7 @@ impl Hello {
             room: None,
             protocol: PROTOCOL_VERSION,
             token: None,
+            resume: None,
         }
     }
 
@@ -63,6 +68,16 @@ impl Hello {
     /// Presents the identity an earlier welcome gave (`Welcome::token`).
     pub fn with_token(mut self, token: impl Into<String>) -> Hello {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Asks for the seat a welcome's `resume_token` names, holding snapshots up to
+    /// `newest_tick`.
+    pub fn resuming(mut self, token: impl Into<String>, newest_tick: Option<shared::Tick>) -> Hello {
+        self.resume = Some(Resume {
+            token: token.into(),
+            newest_tick,
+        });
         self
     }
 }
@@ -127,6 +142,7 @@ impl Connection {
             name: hello.name,
             room: hello.room,
             token: hello.token,
+            resume: hello.resume,
         };
         let bytes = encode_client(&msg);
         let up_bytes = bytes.len() as u64;
@@ -219,9 +235,15 @@ impl Connection {
         Ok(None)
     }
 
-    /// Closes politely and waits for the server's close frame.
+    /// Leaves for good: closes normally (which gives the seat up at once) and waits
+    /// for the server's close frame.
     pub async fn close(mut self) -> Result<(), NetError> {
-        self.socket.close(None).await?;
+        self.socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "leaving".into(),
+            }))
+            .await?;
         while self.socket.next().await.is_some() {}
         Ok(())
     }
@@ -248,5 +270,7 @@ fn placeholder_welcome() -> Welcome {
         roster: Vec::new(),
         profile: shared::ProfileId(0),
         token: String::new(),
+        resume_token: String::new(),
+        resumed: false,
     }
 }

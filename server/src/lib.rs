@@ -11,6 +11,7 @@ pub mod store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,6 +31,7 @@ use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
+use crate::rooms::seat_token::SeatTokens;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::store::{MatchStore, ResultSink, SqliteStore};
 
@@ -58,6 +60,10 @@ struct AppState {
     tasks: TaskTracker,
     /// Issues and checks players' identity tokens.
     identities: Identities,
+    /// Checks the tokens that take back a held seat (the rooms issue them).
+    seat_tokens: Arc<SeatTokens>,
+    /// Numbers each game connection's link to its room.
+    next_link: AtomicU64,
     /// Finished matches, stats and ratings.
     store: Arc<dyn MatchStore>,
 }
@@ -103,7 +109,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         SqliteStore::open(&config.data_dir, &metrics)
             .with_context(|| format!("open the match store in {}", config.data_dir.display()))?,
     );
-    let settings = Arc::new(room_settings(&config, map, Arc::clone(&store) as Arc<_>));
+    let seat_tokens = Arc::new(SeatTokens::new(identities.derive_key("seat tokens")));
+    let settings = Arc::new(room_settings(
+        &config,
+        map,
+        Arc::clone(&store) as Arc<_>,
+        Arc::clone(&seat_tokens),
+    ));
     let limits = RoomLimits {
         max_rooms: config.max_rooms as usize,
         new_rooms_per_minute: config.new_rooms_per_minute,
@@ -133,6 +145,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         identities,
+        seat_tokens,
+        next_link: AtomicU64::new(1),
         store,
     });
     let listener =
@@ -166,7 +180,12 @@ fn usable_web_root(config: &Config) -> Option<PathBuf> {
 }
 
 /// How every room runs, from the flags.
-fn room_settings(config: &Config, map: Map, results: Arc<dyn ResultSink>) -> RoomSettings {
+fn room_settings(
+    config: &Config,
+    map: Map,
+    results: Arc<dyn ResultSink>,
+    seat_tokens: Arc<SeatTokens>,
+) -> RoomSettings {
     RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,
@@ -177,6 +196,8 @@ fn room_settings(config: &Config, map: Map, results: Arc<dyn ResultSink>) -> Roo
         stall_timeout: config.stall_timeout(),
         rules: config.match_rules(),
         results,
+        resume_grace: config.resume_grace(),
+        seat_tokens,
     }
 }
 

@@ -136,6 +136,17 @@ mod tests {
                 name: "zoë".into(),
                 room: Some("lobby".into()),
                 token: Some("v1.0123456789abcdef.00".into()),
+                resume: None,
+            },
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "zoë".into(),
+                room: None,
+                token: None,
+                resume: Some(Resume {
+                    token: "s1.lobby.3.ffffffffffffffff.0000000000000001.00".into(),
+                    newest_tick: Some(Tick(u32::MAX)),
+                }),
             },
             ClientMsg::Input {
                 ack: Some(Fixed16(513)),
@@ -220,13 +231,25 @@ mod tests {
                 snapshot_hz: 30,
                 tick: Tick(99),
                 map: Map::test_arena(),
-                roster: vec![RosterEntry {
-                    id: PlayerId(3),
-                    name: "ann".into(),
-                }],
+                roster: vec![
+                    RosterEntry {
+                        id: PlayerId(3),
+                        name: "ann".into(),
+                        away: false,
+                    },
+                    RosterEntry {
+                        id: PlayerId(4),
+                        name: "bob".into(),
+                        away: true,
+                    },
+                ],
                 profile: crate::ProfileId(u64::MAX),
                 token: "v1.ffffffffffffffff.00".into(),
+                resume_token: "s1.r1.3.ffffffffffffffff.0000000000000001.00".into(),
+                resumed: true,
             })),
+            ServerMsg::PlayerAway { id: PlayerId(4) },
+            ServerMsg::PlayerBack { id: PlayerId(4) },
             ServerMsg::MatchResults(Box::new(MatchResults {
                 reason: MatchEnd::ScoreLimit,
                 lines: vec![ResultLine {
@@ -371,6 +394,7 @@ mod tests {
             name: "x".into(),
             room: None,
             token: None,
+            resume: None,
         });
         assert_eq!(peek_hello_version(&hello), Some(4242));
         // A future Hello with extra fields appended still shows its version.

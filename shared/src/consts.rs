@@ -1,7 +1,7 @@
 //! Tick rates, protocol limits and game tuning in one place, so no number is written twice.
 
 /// Bumped whenever the wire format changes; checked in the handshake.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// A match's default score limit: kills by one player.
 pub const DEFAULT_MATCH_SCORE_LIMIT: u16 = 20;
@@ -57,6 +57,9 @@ pub const MAX_SEQ_JUMP: i32 = 1024;
 /// Chat lines a player may send in a burst, and the refill rate after it.
 pub const CHAT_BURST: u32 = 5;
 pub const CHAT_PER_SECOND: f32 = 0.5;
+
+/// Seconds a dropped connection's seat is held by default, for a resume.
+pub const DEFAULT_RESUME_GRACE_SECS: f64 = 20.0;
 
 /// Snapshots a room remembers as possible baselines (about a second at 30 Hz). A client
 /// whose newest acknowledged snapshot is older gets a full snapshot instead of a delta.

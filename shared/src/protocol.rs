@@ -23,6 +23,9 @@ pub enum ClientMsg {
         /// The identity token from an earlier welcome, if the client kept one. A token
         /// the server cannot verify is ignored: the player gets a fresh identity.
         token: Option<String>,
+        /// Takes back a seat held since a lost connection, instead of joining afresh.
+        /// The seat decides the room and the name; `name` and `room` are then unused.
+        resume: Option<Resume>,
     },
     /// One tick's worth of input, carrying the newest snapshot the client holds.
     Input {
@@ -38,6 +41,16 @@ pub enum ClientMsg {
     /// snapshots it applies, on its inputs or with this; the server sends deltas
     /// against them and stops sending to a client whose acks fall too far behind.
     Ack { tick: Fixed16 },
+}
+
+/// A request to take back the seat a lost connection left held.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The resume token from the newest welcome; each one works once.
+    pub token: String,
+    /// The newest snapshot the client still holds, so the first snapshot after the
+    /// resume can be a delta against it.
+    pub newest_tick: Option<Tick>,
 }
 
 /// Messages from the server to a client.
@@ -71,6 +84,11 @@ pub enum ServerMsg {
     /// Sent just before the server closes the connection, saying why in a form a client
     /// can act on (the WebSocket close frame carries the same code and text).
     Disconnect { reason: CloseReason, detail: String },
+    /// A player's connection dropped; their seat is held for them while they reconnect.
+    /// (After `Disconnect`, so a client of any version still reads a refusal.)
+    PlayerAway { id: PlayerId },
+    /// A player who was away is back in their seat.
+    PlayerBack { id: PlayerId },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +106,12 @@ pub struct Welcome {
     /// The player's lasting identity, and the token that proves it on the next visit.
     pub profile: ProfileId,
     pub token: String,
+    /// Takes this seat back after a lost connection, once, within the grace window
+    /// (`Hello::resume`). A new one comes with every welcome.
+    pub resume_token: String,
+    /// This welcome answers a resume: the same player in the same seat, whose state
+    /// carries on; the next snapshot may be a delta against the tick the client named.
+    pub resumed: bool,
 }
 
 /// A finished match as the room shows it.
@@ -117,6 +141,8 @@ pub struct ResultLine {
 pub struct RosterEntry {
     pub id: PlayerId,
     pub name: String,
+    /// Their connection dropped and their seat is held while they reconnect.
+    pub away: bool,
 }
 
 /// A snapshot on the wire: a small header for one client, then the body that every
@@ -176,6 +202,10 @@ pub enum CloseReason {
     TooManyNewRooms,
     /// The room failed inside the server; its players were let go.
     RoomCrashed,
+    /// A resume token was tampered with, used already, or outlived its seat.
+    ResumeRefused,
+    /// The seat was taken back by a newer connection of the same player.
+    Replaced,
 }
 
 impl CloseReason {
@@ -192,6 +222,8 @@ impl CloseReason {
             CloseReason::RoomLimit => 4004,
             CloseReason::TooManyNewRooms => 4005,
             CloseReason::RoomCrashed => 1011,
+            CloseReason::ResumeRefused => 4006,
+            CloseReason::Replaced => 4007,
         }
     }
 
@@ -205,6 +237,8 @@ impl CloseReason {
             4004 => Some(CloseReason::RoomLimit),
             4005 => Some(CloseReason::TooManyNewRooms),
             1011 => Some(CloseReason::RoomCrashed),
+            4006 => Some(CloseReason::ResumeRefused),
+            4007 => Some(CloseReason::Replaced),
             _ => None,
         }
     }
@@ -224,6 +258,8 @@ impl CloseReason {
             CloseReason::RoomLimit => "room_limit",
             CloseReason::TooManyNewRooms => "too_many_new_rooms",
             CloseReason::RoomCrashed => "room_crashed",
+            CloseReason::ResumeRefused => "resume_refused",
+            CloseReason::Replaced => "replaced",
         }
     }
 }
@@ -311,7 +347,7 @@ mod tests {
     use super::*;
 
     /// Every reason, so a new one cannot be left out of the checks below.
-    const REASONS: [CloseReason; 12] = [
+    const REASONS: [CloseReason; 14] = [
         CloseReason::VersionMismatch { server: 1 },
         CloseReason::RoomFull,
         CloseReason::BadName,
@@ -324,6 +360,8 @@ mod tests {
         CloseReason::RoomLimit,
         CloseReason::TooManyNewRooms,
         CloseReason::RoomCrashed,
+        CloseReason::ResumeRefused,
+        CloseReason::Replaced,
     ];
 
     #[test]

@@ -1,6 +1,7 @@
 //! The game page: one connection at a time to the room in the address, inputs sampled on
 //! the fixed tick and the room drawn every display frame, the HUD and chat, and what
-//! happens when the connection ends: a reconnect with backoff, or a refusal in plain words.
+//! happens when the connection ends: a resume into the held seat (or a fresh join) with
+//! backoff, or a refusal in plain words.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -10,7 +11,7 @@ use shared::PlayerId;
 use shared::codec::{decode_server, encode_client};
 use shared::consts::PROTOCOL_VERSION;
 use shared::game::GameEvent;
-use shared::protocol::{ClientMsg, CloseReason, ServerMsg};
+use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Welcome};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlElement, KeyboardEvent, MouseEvent};
@@ -22,6 +23,7 @@ use super::input::{Controls, track};
 use super::lobby::{deep_link, remember_token, stored_token};
 use super::probe::{self, FrameTimes};
 use super::render::{DEATH_BURST_SECS, Effect, Renderer, Scene};
+use super::resume;
 use super::results::ResultsPanel;
 use super::socket::{Socket, SocketEvent};
 use crate::backoff::retry_delay;
@@ -56,6 +58,9 @@ pub struct App {
     room: Option<String>,
     me: Weak<RefCell<App>>,
     phase: Phase,
+    /// The session of a lost connection, kept to carry on in the same seat once the
+    /// server takes this page back.
+    kept: Option<Box<Session>>,
     socket: Option<Socket>,
     /// A socket that ended inside its own callback, dropped on the next frame.
     ended_socket: Option<Socket>,
@@ -96,6 +101,7 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
             room,
             me: me.clone(),
             phase: Phase::Joining,
+            kept: None,
             socket: None,
             ended_socket: None,
             goodbye: None,
@@ -252,6 +258,15 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             format!("{room} stopped because of an error on the server. Joining again opens it anew."),
             true,
         ),
+        CloseReason::ResumeRefused => (
+            format!("Your seat could not be taken back ({detail})."),
+            true,
+        ),
+        CloseReason::Replaced => (
+            "This seat was taken over by another tab or window. Reload this page to play here again."
+                .to_owned(),
+            false,
+        ),
     }
 }
 
@@ -264,6 +279,7 @@ fn forget_old_effects(effects: &mut Vec<Effect>, now: f64) {
 impl App {
     pub fn phase_name(&self) -> &'static str {
         match self.phase {
+            Phase::Joining | Phase::Lost { .. } if self.kept.is_some() => "reconnecting",
             Phase::Joining => "joining",
             Phase::Playing(_) => "playing",
             Phase::Lost { .. } => "lost",
@@ -305,7 +321,11 @@ impl App {
         self.socket = None;
         self.goodbye = None;
         self.phase = Phase::Joining;
-        self.hud.link(Link::Connecting);
+        self.hud.link(if self.kept.is_some() {
+            Link::Reconnecting
+        } else {
+            Link::Connecting
+        });
         let me = self.me.clone();
         let opened = Socket::open(&socket_url(), move |event| {
             if let Some(app) = me.upgrade()
@@ -339,6 +359,7 @@ impl App {
                     name: self.name.clone(),
                     room: self.room.clone(),
                     token: stored_token(),
+                    resume: self.resume_request(),
                 };
                 self.send(&hello);
             }
@@ -376,13 +397,15 @@ impl App {
             self.send(&ack);
         }
         match msg {
-            ServerMsg::Welcome(welcome) => self.welcomed(Session::new(*welcome)),
+            ServerMsg::Welcome(welcome) => self.welcomed(welcome, now),
             ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),
             ServerMsg::Chat { name, text, .. } => self.chat.line(&name, &text),
             ServerMsg::Notice { text } => self.chat.notice(&text),
             ServerMsg::PlayerJoined { name, .. } => self.chat.notice(&format!("{name} joined")),
             ServerMsg::Event(_) => self.take_events(now),
             ServerMsg::Snapshot(_)
+            | ServerMsg::PlayerAway { .. }
+            | ServerMsg::PlayerBack { .. }
             | ServerMsg::PlayerLeft { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::MatchResults(_)
@@ -390,23 +413,58 @@ impl App {
         }
     }
 
-    fn welcomed(&mut self, session: Session) {
+    /// What the hello asks to take back: the seat of the session kept from a lost
+    /// connection, or else the one this tab held before a reload.
+    fn resume_request(&self) -> Option<Resume> {
+        match &self.kept {
+            Some(session) => Some(Resume {
+                token: session.view.resume_token.clone()?,
+                newest_tick: session.view.newest_tick(),
+            }),
+            None => Some(Resume {
+                token: resume::stored_for(self.room.as_deref()?)?,
+                newest_tick: None,
+            }),
+        }
+    }
+
+    fn welcomed(&mut self, welcome: Box<Welcome>, now: f64) {
         self.failed_attempts = 0;
+        let resumed = welcome.resumed;
+        let session = match self.kept.take() {
+            // The same seat: the kept state carries on, and the snapshots it holds are
+            // the baselines of the deltas that follow.
+            Some(mut session) if resumed && session.me() == welcome.player_id => {
+                let _ = session.receive(&ServerMsg::Welcome(welcome), now);
+                session
+            }
+            _ => Box::new(Session::new(*welcome)),
+        };
         // Stats follow this identity from now on, whatever the nickname.
         if let Some(token) = &session.view.token {
             remember_token(token);
         }
+        if let Some(token) = &session.view.resume_token {
+            resume::remember(&session.view.room, token);
+        }
         self.hud.hide_overlay();
         self.hud.set_room(&session.view.room);
-        self.chat.notice(&format!(
-            "You joined room {} as {}. Share this page's address to play together.",
-            session.view.room,
-            session
-                .view
-                .roster
-                .get(&session.me())
-                .map_or("?", String::as_str)
-        ));
+        let name = session
+            .view
+            .roster
+            .get(&session.me())
+            .map_or("?", String::as_str);
+        if resumed {
+            self.chat
+                .notice(&format!("Reconnected: back in your seat as {name}."));
+            // Time passed while away: show the present, do not replay the gap.
+            self.resumed = true;
+        } else {
+            self.chat.notice(&format!(
+                "You joined room {} as {name}. Share this page's address to play together.",
+                session.view.room,
+            ));
+        }
         // The address becomes the room's deep link, so reloading or sharing it rejoins here.
         if let Ok(history) = window().history() {
             let link = deep_link(&self.name, Some(&session.view.room));
@@ -414,7 +472,7 @@ impl App {
         }
         self.room = Some(session.view.room.clone());
         self.tick_backlog = 0.0;
-        self.phase = Phase::Playing(Box::new(session));
+        self.phase = Phase::Playing(session);
     }
 
     fn take_events(&mut self, now: f64) {
@@ -457,15 +515,29 @@ impl App {
         if matches!(self.phase, Phase::Refused) {
             return;
         }
+        // The seat is held for a while: keep what this page knows, to carry on in it.
+        if let Phase::Playing(session) = std::mem::replace(&mut self.phase, Phase::Joining) {
+            self.kept = Some(session);
+        }
         let said = self.goodbye.take().or_else(|| {
             CloseReason::from_close_code(code).map(|reason_code| (reason_code, reason.to_owned()))
         });
         match said {
+            Some((CloseReason::ResumeRefused, detail)) => {
+                // The seat is gone (or the token is): join afresh at once, and say so.
+                self.kept = None;
+                resume::forget();
+                self.chat.notice(&format!(
+                    "Your seat could not be taken back ({detail}). Joining the room afresh."
+                ));
+                self.connect();
+            }
             Some((reason, detail)) => {
                 let (text, retry) = in_plain_words(reason, &detail, self.room.as_deref());
                 if retry {
                     self.lost(&text);
                 } else {
+                    self.kept = None;
                     self.refused(&text);
                 }
             }
@@ -481,8 +553,18 @@ impl App {
             retry_at: now_secs() + delay,
         };
         self.hud.link(Link::Down);
-        self.hud.overlay("Connection lost", why, true);
+        self.hud.overlay(self.lost_title(), why, true);
         self.lost_reason = why.to_owned();
+    }
+
+    /// The overlay's title while the connection is down: a held seat is being taken
+    /// back, or a fresh join is being tried.
+    fn lost_title(&self) -> &'static str {
+        if self.kept.is_some() {
+            "Reconnecting to your seat"
+        } else {
+            "Connection lost"
+        }
     }
 
     fn refused(&mut self, why: &str) {
@@ -543,7 +625,7 @@ impl App {
                         self.lost_reason,
                         (retry_at - now).ceil()
                     );
-                    self.hud.overlay("Connection lost", &text, true);
+                    self.hud.overlay(self.lost_title(), &text, true);
                 }
             }
             Phase::Playing(_) => self.play_frame(now, frame_secs),
@@ -611,6 +693,7 @@ impl App {
 
         self.hud.scoreboard(
             &session.view.roster,
+            &session.view.away,
             session.view.snapshot.as_ref(),
             session.me(),
         );

@@ -2,7 +2,7 @@
 //! connection indicator with the ping, the net graph, and the overlay that explains a lost
 //! or refused connection. It touches the DOM only when what it shows has changed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use shared::PlayerId;
 use shared::view::Snapshot;
@@ -22,14 +22,26 @@ const RTT_FAIR_MS: f64 = 160.0;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Link {
     Connecting,
+    /// Lost, and taking the held seat back.
+    Reconnecting,
     Up { rtt_ms: Option<f64> },
     Down,
+}
+
+/// One scoreboard line, as shown.
+#[derive(Clone, Debug, PartialEq)]
+struct ScoreRow {
+    name: String,
+    score: u16,
+    is_me: bool,
+    alive: bool,
+    away: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Hud {
     /// What the scoreboard shows now, to skip rebuilding it when nothing changed.
-    scoreboard_shown: Vec<(String, u16, bool, bool)>,
+    scoreboard_shown: Vec<ScoreRow>,
     status_shown: String,
     killfeed: VecDeque<(f64, Element)>,
     netgraph_open: bool,
@@ -40,40 +52,52 @@ impl Hud {
         by_id::<HtmlElement>("room-title").set_text_content(Some(&format!("Room {room}")));
     }
 
-    /// Every player in the room, best score first; each row names the player.
+    /// Every player in the room, best score first; each row names the player, and says
+    /// so while their seat is held for a reconnect.
     pub fn scoreboard(
         &mut self,
         roster: &BTreeMap<PlayerId, String>,
+        away: &BTreeSet<PlayerId>,
         snapshot: Option<&Snapshot>,
         me: PlayerId,
     ) {
-        let mut rows: Vec<(String, u16, bool, bool)> = roster
+        let mut rows: Vec<ScoreRow> = roster
             .iter()
             .map(|(id, name)| {
                 let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == *id));
-                let score = state.map_or(0, |p| p.score);
-                let alive = state.is_none_or(|p| p.alive);
-                (name.clone(), score, *id == me, alive)
+                ScoreRow {
+                    name: name.clone(),
+                    score: state.map_or(0, |p| p.score),
+                    is_me: *id == me,
+                    alive: state.is_none_or(|p| p.alive),
+                    away: away.contains(id),
+                }
             })
             .collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
         if rows == self.scoreboard_shown {
             return;
         }
         let list: HtmlElement = by_id("scoreboard");
         let items = js_sys::Array::new();
-        for (name, score, is_me, alive) in &rows {
+        for row in &rows {
             let mut class = String::from("row");
-            if *is_me {
+            if row.is_me {
                 class.push_str(" me");
             }
-            if !alive {
+            if !row.alive {
                 class.push_str(" dead");
             }
-            let row = element("li", &class, "");
-            let _ = row.append_child(&element("span", "name", name));
-            let _ = row.append_child(&element("span", "score", &score.to_string()));
-            items.push(&row);
+            if row.away {
+                class.push_str(" away");
+            }
+            let item = element("li", &class, "");
+            let _ = item.append_child(&element("span", "name", &row.name));
+            if row.away {
+                let _ = item.append_child(&element("span", "status", "reconnecting"));
+            }
+            let _ = item.append_child(&element("span", "score", &row.score.to_string()));
+            items.push(&item);
         }
         list.replace_children_with_node(&items);
         self.scoreboard_shown = rows;
@@ -107,6 +131,7 @@ impl Hud {
     pub fn link(&mut self, link: Link) {
         let (class, text) = match link {
             Link::Connecting => ("", "connecting…".to_owned()),
+            Link::Reconnecting => ("lost", "reconnecting…".to_owned()),
             Link::Down => ("lost", "disconnected".to_owned()),
             Link::Up { rtt_ms: None } => ("good", "connected".to_owned()),
             Link::Up { rtt_ms: Some(rtt) } => {

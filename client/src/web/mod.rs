@@ -12,6 +12,7 @@ mod input;
 mod lobby;
 mod probe;
 mod render;
+mod resume;
 mod results;
 mod socket;
 mod standings;

@@ -102,6 +102,14 @@ fn describe(app: &App) -> js_sys::Object {
         set(&player, "x", f64::from(pos.x));
         set(&player, "y", f64::from(pos.y));
         set(&player, "alive", alive);
+        let score = session
+            .view
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.players.iter().find(|p| p.id == id))
+            .map_or(0, |p| p.score);
+        set(&player, "score", f64::from(score));
+        set(&player, "away", session.view.away.contains(&id));
         players.push(&player);
     }
     set(&out, "players", players);

@@ -5,6 +5,7 @@
 //! connection; the room and the other players never wait on it.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use shared::codec::encode_server;
 use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
 use shared::game::InputFrame;
-use shared::protocol::{CloseReason, ServerMsg};
+use shared::PlayerId;
+use shared::protocol::{CloseReason, Resume, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
@@ -22,14 +24,14 @@ use tungstenite::protocol::frame::CloseFrame;
 
 use crate::AppState;
 use crate::net::caps::ConnSlot;
-use crate::net::inbound::{Inbound, Refusal, read_hello, read_message};
+use crate::net::inbound::{Hello, Inbound, Refusal, read_hello, read_message};
 use crate::net::ratelimit::TokenBucket;
 use crate::net::upgrade::{Handover, websocket};
 use crate::net::wire::{Wire, WireError, WireIo};
 use crate::rooms::ack::AckSlot;
-use crate::rooms::directory::{Seat, SeatRefused};
+use crate::rooms::directory::{RoomHandle, Seat, SeatRefused};
 use crate::rooms::outbox::Outbox;
-use crate::rooms::room::{PlayerLink, RoomCmd};
+use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
 
 /// Input frames that may wait for the room's next tick. A burst past this (after a
 /// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
@@ -100,6 +102,8 @@ struct Conn<'a> {
     /// The room's way to close this connection.
     kick: oneshot::Receiver<CloseReason>,
     kick_open: bool,
+    /// The code of the client's close frame, once one arrived (1005 if it had none).
+    close_code: Option<u16>,
 }
 
 impl<'a> Conn<'a> {
@@ -125,6 +129,7 @@ impl<'a> Conn<'a> {
             pings,
             kick,
             kick_open: true,
+            close_code: None,
         }
     }
 
@@ -187,9 +192,10 @@ impl<'a> Conn<'a> {
                 Ok(Some(Err(err))) => return read_error(&err),
                 Ok(Some(Ok(msg))) => msg,
             };
-            if msg.is_close() {
+            if let Message::Close(frame) = &msg {
                 // tungstenite answers it on the next read; nothing may follow the answer.
                 self.wire.seal();
+                self.close_code = Some(frame.as_ref().map_or(1005, |frame| frame.code.into()));
             }
             let n_bytes = msg.len();
             self.app.metrics.ws_received_messages.inc();
@@ -269,7 +275,7 @@ fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
     Ok(None)
 }
 
-/// Runs the connection from hello to goodbye. `Ok` means the client left on its own.
+/// Runs the connection from hello to goodbye. `Ok` means the client closed or vanished.
 async fn session(
     conn: &mut Conn<'_>,
     kick: oneshot::Sender<CloseReason>,
@@ -280,62 +286,144 @@ async fn session(
         return Ok(());
     };
     let hello = read_hello(&hello)?;
-    let (profile, token) = app.identities.admit(hello.token.as_deref());
-    let seat = Arc::clone(&app.directory)
-        .reserve(hello.room.as_deref(), slot.address())
-        .map_err(|refused| seat_refusal(refused, hello.room.as_deref()))?;
-
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
     let acks = Arc::new(AckSlot::default());
-    let (reply_tx, mut reply_rx) = oneshot::channel();
-    let join = RoomCmd::Join {
-        name: hello.name,
-        profile,
-        token,
-        link: PlayerLink {
-            inputs: input_rx,
-            acks: Arc::clone(&acks),
-            outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
-        },
-        reply: reply_tx,
+    let link = PlayerLink {
+        id: LinkId(app.next_link.fetch_add(1, Ordering::Relaxed)),
+        inputs: input_rx,
+        acks: Arc::clone(&acks),
+        outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
     };
-    // A room that cannot take a join within the join timeout is not coming back to it.
-    let joined = timeout(app.limits.join_timeout, async {
-        seat.handle.send(join).await.ok()?;
-        (&mut reply_rx).await.ok()
-    })
-    .await;
-    let id = match joined {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            return Err((
-                CloseReason::ServerShutdown,
-                "the room is closing".to_owned(),
-            ));
-        }
-        Err(_) => {
-            // The room may have seated us just as the wait ran out: then it must hear
-            // that we left, or the seat would be a ghost until the stall timeout.
-            if let Ok(id) = reply_rx.try_recv() {
-                seat.handle.try_send(RoomCmd::Leave { id });
-            }
-            return Err((
-                CloseReason::Timeout,
-                "the room did not seat this player in time".to_owned(),
-            ));
-        }
+    let link_id = link.id;
+    let (id, room) = match hello.resume {
+        Some(resume) => resume_seat(app, resume, link).await?,
+        None => join_seat(app, hello, link, slot).await?,
     };
 
     conn.go_live();
     let uplink = Uplink {
         id,
-        seat: &seat,
+        room: &room,
         inputs: input_tx,
         acks: &acks,
     };
     let played = play(conn, uplink).await;
-    let _ = seat.handle.send(RoomCmd::Leave { id }).await;
+    let farewell = if keeps_seat(&played, conn.close_code) {
+        RoomCmd::Lost { id, link: link_id }
+    } else {
+        RoomCmd::Leave { id, link: link_id }
+    };
+    let _ = room.send(farewell).await;
     played
+}
+
+/// Whether a connection that ended this way leaves its seat held for a resume: it
+/// vanished, went quiet, stopped reading, or its page is reloading (1001, going away).
+/// A normal close, or one for misbehaving, gives the seat up.
+fn keeps_seat(ended: &Result<(), Refusal>, close_code: Option<u16>) -> bool {
+    match ended {
+        Ok(()) => close_code.is_none_or(|code| code == 1001),
+        Err((reason, _)) => matches!(reason, CloseReason::Timeout | CloseReason::TooSlow),
+    }
+}
+
+/// Reserves a seat and has its room seat a new player in it.
+async fn join_seat(
+    app: &AppState,
+    hello: Hello,
+    link: PlayerLink,
+    slot: &ConnSlot,
+) -> Result<(PlayerId, RoomHandle), Refusal> {
+    let (profile, token) = app.identities.admit(hello.token.as_deref());
+    let Seat { handle, lease } = Arc::clone(&app.directory)
+        .reserve(hello.room.as_deref(), slot.address())
+        .map_err(|refused| seat_refusal(refused, hello.room.as_deref()))?;
+    let link_id = link.id;
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    let join = RoomCmd::Join {
+        name: hello.name,
+        profile,
+        token,
+        link,
+        lease,
+        reply: reply_tx,
+    };
+    // A room that cannot take a join within the join timeout is not coming back to it.
+    let joined = timeout(app.limits.join_timeout, async {
+        handle.send(join).await.ok()?;
+        (&mut reply_rx).await.ok()
+    })
+    .await;
+    match joined {
+        Ok(Some(id)) => Ok((id, handle)),
+        Ok(None) => Err(room_closing()),
+        Err(_) => {
+            // The room may have seated us just as the wait ran out: then it must hear
+            // that we left, or the seat would be a ghost until the stall timeout.
+            if let Ok(id) = reply_rx.try_recv() {
+                handle.try_send(RoomCmd::Leave { id, link: link_id });
+            }
+            Err(room_too_slow())
+        }
+    }
+}
+
+/// Has the room named in a resume token give its held seat to this connection.
+async fn resume_seat(
+    app: &AppState,
+    resume: Resume,
+    link: PlayerLink,
+) -> Result<(PlayerId, RoomHandle), Refusal> {
+    let refused = |why: String| {
+        app.metrics.resumes_refused.inc();
+        (CloseReason::ResumeRefused, why)
+    };
+    let Some(claim) = app.seat_tokens.read(&resume.token) else {
+        tracing::info!("a resume token that does not verify was presented");
+        return Err(refused("the resume token is not valid".into()));
+    };
+    let Some(handle) = app.directory.find(&claim.room) else {
+        return Err(refused(ResumeRefused::SeatGone.to_string()));
+    };
+    let link_id = link.id;
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    let resume = RoomCmd::Resume {
+        claim,
+        newest_tick: resume.newest_tick,
+        link,
+        reply: reply_tx,
+    };
+    let resumed = timeout(app.limits.join_timeout, async {
+        handle.send(resume).await.ok()?;
+        (&mut reply_rx).await.ok()
+    })
+    .await;
+    match resumed {
+        Ok(Some(Ok(id))) => Ok((id, handle)),
+        Ok(Some(Err(why))) => Err(refused(why.to_string())),
+        Ok(None) => Err(room_closing()),
+        Err(_) => {
+            // Seated just as the wait ran out: the seat goes back to being held.
+            if let Ok(Ok(id)) = reply_rx.try_recv() {
+                handle.try_send(RoomCmd::Lost { id, link: link_id });
+            }
+            Err(room_too_slow())
+        }
+    }
+}
+
+fn room_closing() -> Refusal {
+    (
+        CloseReason::ServerShutdown,
+        "the room is closing".to_owned(),
+    )
+}
+
+fn room_too_slow() -> Refusal {
+    (
+        CloseReason::Timeout,
+        "the room did not seat this player in time".to_owned(),
+    )
 }
 
 /// What a refused seat tells the client.
@@ -356,8 +444,8 @@ fn seat_refusal(refused: SeatRefused, room: Option<&str>) -> Refusal {
 
 /// Where a seated player's messages go.
 struct Uplink<'a> {
-    id: shared::PlayerId,
-    seat: &'a Seat,
+    id: PlayerId,
+    room: &'a RoomHandle,
     inputs: mpsc::Sender<InputFrame>,
     acks: &'a AckSlot,
 }
@@ -365,7 +453,7 @@ struct Uplink<'a> {
 async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
     let Uplink {
         id,
-        seat,
+        room,
         inputs,
         acks,
     } = uplink;
@@ -395,7 +483,7 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
                     };
                     conn.reply(&notice)?;
                 } else if let Some(text) = text {
-                    seat.handle.try_send(RoomCmd::Chat { id, text });
+                    room.try_send(RoomCmd::Chat { id, text });
                 }
             }
             Inbound::Ping { nonce } => conn.reply(&ServerMsg::Pong { nonce })?,
@@ -409,6 +497,7 @@ fn kick_detail(reason: CloseReason) -> &'static str {
     match reason {
         CloseReason::ServerShutdown => "server is shutting down",
         CloseReason::RoomCrashed => "the room failed; join again to open it anew",
+        CloseReason::Replaced => "this seat was taken back by a newer connection",
         CloseReason::TooSlow => "the client stopped reading",
         _ => "removed from the room",
     }

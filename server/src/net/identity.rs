@@ -92,6 +92,12 @@ impl Identities {
         Some(profile)
     }
 
+    /// A key of its own for another use of this server's secret, so a token of one
+    /// kind can never pass for another.
+    pub(crate) fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.mac(&format!("derive:{purpose}")).finalize().into_bytes().into()
+    }
+
     fn mac(&self, claim: &str) -> Hmac<Sha256> {
         // Invariant: HMAC takes a key of any length.
         #[allow(clippy::expect_used)]

@@ -5,7 +5,7 @@
 use shared::codec::{decode_client, peek_hello_version};
 use shared::consts::PROTOCOL_VERSION;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, CloseReason};
+use shared::protocol::{ClientMsg, CloseReason, Resume};
 use shared::text::{sanitize_chat, validate_name, validate_room_name};
 
 /// Why this end closes the connection, as it will be told to the client.
@@ -18,6 +18,9 @@ pub struct Hello {
     pub room: Option<String>,
     /// An identity token to verify; one that is too long to be ours is dropped here.
     pub token: Option<String>,
+    /// A held seat to take back. Its token is only ever verified (and refused if it
+    /// does not), so it needs no check here.
+    pub resume: Option<Resume>,
 }
 
 /// Longer than any token this server issues (`net::identity`), with room to spare.
@@ -58,7 +61,11 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
         ));
     }
     let Ok(ClientMsg::Hello {
-        name, room, token, ..
+        name,
+        room,
+        token,
+        resume,
+        ..
     }) = decode_client(bytes)
     else {
         return Err((CloseReason::Malformed, "hello did not decode".into()));
@@ -72,7 +79,12 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
     // A token is only ever checked, never shown or stored, so an odd one costs nothing:
     // it fails verification and its bearer gets a fresh identity.
     let token = token.filter(|token| token.len() <= MAX_TOKEN_CHARS);
-    Ok(Hello { name, room, token })
+    Ok(Hello {
+        name,
+        room,
+        token,
+        resume,
+    })
 }
 
 /// Reads a frame from a player who has already said hello.
@@ -161,6 +173,7 @@ mod tests {
                 name: "ann".into(),
                 room: None,
                 token,
+                resume: None,
             })
         };
         assert!(read_message(&hello(None)).is_err());
@@ -170,6 +183,7 @@ mod tests {
                 name: "ann".into(),
                 room: None,
                 token: Some("v1.x.y".into()),
+                resume: None,
             })
         );
         let oversized = read_hello(&hello(Some("t".repeat(MAX_TOKEN_CHARS + 1))));

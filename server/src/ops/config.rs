@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use shared::consts::{
     DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT, DEFAULT_MATCH_TIME_LIMIT_SECS,
-    DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
+    DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
     MIN_RATE_HZ,
 };
 
@@ -34,6 +34,11 @@ pub struct Config {
     /// Seconds an empty room stays open before it closes.
     #[arg(long, default_value_t = 10.0)]
     pub room_grace_secs: f64,
+
+    /// Seconds a player's seat is held after their connection drops, so they can
+    /// reconnect into it with their score and health; 0 lets them go at once.
+    #[arg(long, default_value_t = DEFAULT_RESUME_GRACE_SECS)]
+    pub resume_grace_secs: f64,
 
     /// Seconds a new WebSocket has to send its hello before it is closed.
     #[arg(long, default_value_t = 5.0)]
@@ -181,6 +186,10 @@ impl Config {
         )
     }
 
+    pub fn resume_grace(&self) -> Duration {
+        seconds(self.resume_grace_secs, 0.0)
+    }
+
     pub fn stall_timeout(&self) -> Duration {
         seconds(self.stall_timeout_secs, 0.5)
     }
@@ -212,11 +221,12 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 8] {
+    fn durations(&self) -> [(&'static str, f64, f64); 9] {
         [
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
             ("--room-grace-secs", self.room_grace_secs, 0.0),
+            ("--resume-grace-secs", self.resume_grace_secs, 0.0),
             ("--join-timeout-secs", self.join_timeout_secs, 0.1),
             ("--stall-timeout-secs", self.stall_timeout_secs, 0.5),
             ("--header-timeout-secs", self.header_timeout_secs, 0.1),

@@ -72,6 +72,12 @@ pub struct Metrics {
     pub snapshot_bodies: Counter,
     /// Rooms whose tick panicked; each was closed and its players let go.
     pub room_failures: Counter,
+    /// Players who took their held seat back on a new connection.
+    pub resumes: Counter,
+    /// Resumes refused: a bad, used or outlived token.
+    pub resumes_refused: Counter,
+    /// Held seats whose grace window ended before their player came back.
+    pub seats_given_up: Counter,
     disconnects: Family<ReasonLabel, Counter>,
     /// Finished matches accepted by the store and not yet written (or given up on).
     pub store_queue_depth: Gauge,
@@ -107,6 +113,9 @@ impl Metrics {
             snapshot_recipients: Counter::default(),
             snapshot_bodies: Counter::default(),
             room_failures: Counter::default(),
+            resumes: Counter::default(),
+            resumes_refused: Counter::default(),
+            seats_given_up: Counter::default(),
             disconnects: Family::default(),
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
@@ -191,6 +200,21 @@ impl Metrics {
             "room_failures",
             "Rooms whose tick failed; each was closed and its players let go",
             m.room_failures.clone(),
+        );
+        registry.register(
+            "resumes",
+            "Players who took their held seat back on a new connection",
+            m.resumes.clone(),
+        );
+        registry.register(
+            "resumes_refused",
+            "Resumes refused for a bad, used or outlived token",
+            m.resumes_refused.clone(),
+        );
+        registry.register(
+            "seats_given_up",
+            "Held seats whose grace window ended before their player came back",
+            m.seats_given_up.clone(),
         );
         registry.register(
             "store_queue_depth",

@@ -35,8 +35,10 @@ pub(crate) trait Directory: Send + Sync + fmt::Debug {
     /// open quick-play room with a free seat, or else in a new quick-play room. `from`
     /// is the client's address key (see `net::caps::address_key`).
     fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused>;
-    /// Gives a seat back; called when the seat drops.
+    /// Gives a seat back; called when its lease drops.
     fn release(&self, key: RoomKey, room: &str);
+    /// How to reach the open room of this name, to take back a seat held in it.
+    fn find(&self, room: &str) -> Option<RoomHandle>;
     /// Every open room, by name.
     fn list(&self) -> Vec<RoomInfo>;
 }
@@ -64,13 +66,35 @@ pub(crate) enum SeatRefused {
     TooManyNewRooms,
 }
 
-/// A reserved seat in a room. Dropping it frees the seat.
+/// A reserved seat in a room: the way to reach the room, and the lease that keeps the
+/// seat counted.
 #[derive(Debug)]
 pub(crate) struct Seat {
-    directory: Arc<dyn Directory>,
-    key: RoomKey,
-    pub(crate) room: String,
     pub(crate) handle: RoomHandle,
+    pub(crate) lease: SeatLease,
+}
+
+/// One seat counted in the directory; dropping it frees the seat. The connection holds
+/// it until the room seats the player, and the room holds it from then until the player
+/// leaves for good, so a seat held for a reconnect still counts.
+#[derive(Debug)]
+pub(crate) struct SeatLease {
+    /// `None` only for seats of rooms that tests drive by hand, outside any directory.
+    directory: Option<Arc<dyn Directory>>,
+    key: RoomKey,
+    room: String,
+}
+
+impl SeatLease {
+    /// A lease no directory counts, for rooms driven by hand in tests.
+    #[cfg(test)]
+    pub(crate) fn unlisted() -> SeatLease {
+        SeatLease {
+            directory: None,
+            key: 0,
+            room: String::new(),
+        }
+    }
 }
 
 /// How a connection reaches its room.
@@ -100,9 +124,11 @@ impl RoomHandle {
     }
 }
 
-impl Drop for Seat {
+impl Drop for SeatLease {
     fn drop(&mut self) {
-        self.directory.release(self.key, &self.room);
+        if let Some(directory) = &self.directory {
+            directory.release(self.key, &self.room);
+        }
     }
 }
 
@@ -270,11 +296,18 @@ impl Directory for LocalDirectory {
         self.metrics.players.inc();
         let (key, handle) = (entry.key, entry.handle.clone());
         Ok(Seat {
-            directory: self.clone(),
-            key,
-            room: room_id,
+            lease: SeatLease {
+                directory: Some(self.clone()),
+                key,
+                room: room_id,
+            },
             handle,
         })
+    }
+
+    fn find(&self, room: &str) -> Option<RoomHandle> {
+        let rooms = self.rooms.lock();
+        rooms.by_name.get(room).map(|entry| entry.handle.clone())
     }
 
     fn release(&self, key: RoomKey, room: &str) {

@@ -8,6 +8,7 @@ pub(crate) mod outbox;
 mod results;
 pub(crate) mod room;
 pub(crate) mod runner;
+pub(crate) mod seat_token;
 pub(crate) mod scheduler;
 mod snapshots;
 

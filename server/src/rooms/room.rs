@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
+use crate::rooms::directory::SeatLease;
 use crate::rooms::outbox::Outbox;
+use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
 use crate::store::{MatchId, ResultSink};
 
 /// How every room runs; set once from the flags.
@@ -39,11 +41,22 @@ pub(crate) struct RoomSettings {
     pub rules: MatchRules,
     /// Where finished matches go.
     pub results: Arc<dyn ResultSink>,
+    /// How long the seat of a player whose connection dropped is held for a resume;
+    /// zero lets them go at once.
+    pub resume_grace: Duration,
+    /// Signs the resume tokens the room hands out with every welcome.
+    pub seat_tokens: Arc<SeatTokens>,
 }
 
-/// What a connection hands the room when it joins.
+/// Which connection a link came from, so word from a connection that was since replaced
+/// (by a resume) is told apart from word from the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LinkId(pub u64);
+
+/// What a connection hands the room when it joins or resumes.
 #[derive(Debug)]
 pub(crate) struct PlayerLink {
+    pub id: LinkId,
     /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
     pub inputs: mpsc::Receiver<InputFrame>,
     pub acks: Arc<AckSlot>,
@@ -59,10 +72,29 @@ pub(crate) enum RoomCmd {
         profile: ProfileId,
         token: String,
         link: PlayerLink,
+        /// The seat the directory counts for this player; the room keeps it until the
+        /// player leaves for good.
+        lease: SeatLease,
         reply: oneshot::Sender<PlayerId>,
     },
+    /// Give a held seat to a new connection, if `claim` (from a verified resume token)
+    /// names the seat's current nonce and identity. The reply carries the id, or why not.
+    Resume {
+        claim: SeatClaim,
+        /// The newest snapshot the client holds: the baseline for its next delta.
+        newest_tick: Option<Tick>,
+        link: PlayerLink,
+        reply: oneshot::Sender<Result<PlayerId, ResumeRefused>>,
+    },
+    /// The player on `link` left for good (closed normally, or was closed for misbehaving).
     Leave {
         id: PlayerId,
+        link: LinkId,
+    },
+    /// The connection on `link` dropped; the seat is held for a resume.
+    Lost {
+        id: PlayerId,
+        link: LinkId,
     },
     /// A sanitised chat line from a player.
     Chat {
@@ -74,13 +106,36 @@ pub(crate) enum RoomCmd {
     Panic,
 }
 
+/// Why a resume was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ResumeRefused {
+    /// Nobody holds that seat any more: the grace window ended, or the room closed.
+    #[error("the seat is no longer held; its grace window may have ended")]
+    SeatGone,
+    /// The seat is held, but the token is not its current one: it was used already.
+    #[error("the resume token was used already")]
+    Replayed,
+}
+
 /// A seated player as the room sees them: the connection-facing half of a player.
 #[derive(Debug)]
 pub(super) struct Occupant {
     pub(super) id: PlayerId,
     pub(super) name: String,
     pub(super) profile: ProfileId,
-    pub(super) link: PlayerLink,
+    /// The identity token, repeated in the welcome that answers a resume.
+    identity_token: String,
+    /// The player's connection; `None` while the seat is held for a resume.
+    pub(super) link: Option<PlayerLink>,
+    /// Since when the connection has been gone, while the seat is held.
+    away_since: Option<Tick>,
+    /// The nonce of the one resume token that is valid now.
+    resume_nonce: u64,
+    /// Keeps the seat counted in the directory for as long as the player is seated.
+    _lease: SeatLease,
+    /// After a resume, the next input's sequence starts the count anew: a reloaded page
+    /// numbers its inputs from the start.
+    resync_seq: bool,
     /// The last input sequence applied (or skipped); reported back in snapshots.
     pub(super) last_seq: Seq,
     /// Inputs this player may still have applied; one is added per tick.
@@ -162,6 +217,7 @@ impl Room {
         while let Ok(cmd) = commands.try_recv() {
             self.handle(cmd);
         }
+        self.release_expired_seats();
         self.collect_inputs();
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
@@ -175,7 +231,9 @@ impl Room {
     /// Lets every occupant go with `reason`, after the room failed.
     pub(super) fn evict_all(&mut self, reason: CloseReason) {
         for occupant in &mut self.occupants {
-            occupant.link.outbox.kick(reason);
+            if let Some(link) = &mut occupant.link {
+                link.outbox.kick(reason);
+            }
         }
         self.occupants.clear();
     }
@@ -187,9 +245,34 @@ impl Room {
                 profile,
                 token,
                 link,
+                lease,
                 reply,
-            } => self.join(name, profile, token, link, reply),
-            RoomCmd::Leave { id } => self.leave(id),
+            } => self.join(
+                Newcomer {
+                    name,
+                    profile,
+                    identity_token: token,
+                    lease,
+                },
+                link,
+                reply,
+            ),
+            RoomCmd::Resume {
+                claim,
+                newest_tick,
+                link,
+                reply,
+            } => self.resume(&claim, newest_tick, link, reply),
+            RoomCmd::Leave { id, link } => {
+                if self.is_current_link(id, link) {
+                    self.leave(id);
+                }
+            }
+            RoomCmd::Lost { id, link } => {
+                if self.is_current_link(id, link) {
+                    self.hold_seat(id, None);
+                }
+            }
             RoomCmd::Chat { id, text } => {
                 if let Some(sender) = self.occupant(id) {
                     let msg = ServerMsg::Chat {
@@ -222,21 +305,22 @@ impl Room {
         }
     }
 
-    fn join(
-        &mut self,
-        name: String,
-        profile: ProfileId,
-        token: String,
-        link: PlayerLink,
-        reply: oneshot::Sender<PlayerId>,
-    ) {
+    /// True if `link` is the connection `id` plays on now; word from a replaced one is
+    /// stale.
+    fn is_current_link(&self, id: PlayerId, link: LinkId) -> bool {
+        self.occupant(id)
+            .and_then(|o| o.link.as_ref())
+            .is_some_and(|current| current.id == link)
+    }
+
+    fn join(&mut self, newcomer: Newcomer, link: PlayerLink, reply: oneshot::Sender<PlayerId>) {
         // A connection that stopped waiting (its join timed out) is gone: seating it
         // would leave a ghost in the world until the stall timeout.
         if reply.is_closed() {
             return;
         }
         let id = self.allocate_player_id();
-        let name = dedup_name(&name, |candidate| {
+        let name = dedup_name(&newcomer.name, |candidate| {
             self.occupants
                 .iter()
                 .any(|o| o.name.eq_ignore_ascii_case(candidate))
@@ -249,8 +333,13 @@ impl Room {
         let occupant = Occupant {
             id,
             name,
-            profile,
-            link,
+            profile: newcomer.profile,
+            identity_token: newcomer.identity_token,
+            link: Some(link),
+            away_since: None,
+            resume_nonce: new_nonce(),
+            _lease: newcomer.lease,
+            resync_seq: false,
             last_seq: Seq(0),
             input_credit: 1,
             acked: None,
@@ -259,9 +348,80 @@ impl Room {
         };
         let idx = self.occupants.partition_point(|o| o.id < id);
         self.occupants.insert(idx, occupant);
+        self.welcome(idx, false);
+        if reply.send(id).is_err() {
+            // It went between the check above and now; nobody will send its Leave.
+            self.leave(id);
+            return;
+        }
+        tracing::debug!(room = %self.id, player = id.0, "player joined");
+    }
+
+    /// Seats a new connection in the seat `claim` names, in place of whatever connection
+    /// held it: the player, their score and health carry on, and nobody else sees a
+    /// leave or a join.
+    fn resume(
+        &mut self,
+        claim: &SeatClaim,
+        newest_tick: Option<Tick>,
+        link: PlayerLink,
+        reply: oneshot::Sender<Result<PlayerId, ResumeRefused>>,
+    ) {
+        if reply.is_closed() {
+            return;
+        }
+        let id = claim.player;
+        let idx = match self.occupants.binary_search_by_key(&id, |o| o.id) {
+            Ok(idx) if claim.room == self.id && self.occupants[idx].profile == claim.profile => {
+                idx
+            }
+            _ => {
+                let _ = reply.send(Err(ResumeRefused::SeatGone));
+                return;
+            }
+        };
+        if self.occupants[idx].resume_nonce != claim.nonce {
+            let _ = reply.send(Err(ResumeRefused::Replayed));
+            return;
+        }
+        let baseline = newest_tick.filter(|tick| self.sent.iter().any(|s| s.tick == *tick));
+        let now = self.world.tick;
+        let occupant = &mut self.occupants[idx];
+        if let Some(mut replaced) = occupant.link.replace(link) {
+            replaced.outbox.kick(CloseReason::Replaced);
+        }
+        let was_away = occupant.away_since.take().is_some();
+        occupant.resume_nonce = new_nonce();
+        occupant.resync_seq = true;
+        occupant.input_credit = 1;
+        occupant.acked = baseline;
+        occupant.last_ack = None;
+        occupant.ack_progress_at = now;
+        self.welcome(idx, true);
+        if was_away {
+            self.broadcast(&ServerMsg::PlayerBack { id });
+        }
+        if reply.send(Ok(id)).is_err() {
+            // Gone again before it heard back: hold the seat as before.
+            self.hold_seat(id, None);
+            return;
+        }
+        self.metrics.resumes.inc();
+        tracing::debug!(room = %self.id, player = id.0, ?baseline, "player resumed");
+    }
+
+    /// Queues the welcome for the occupant at `idx`, with a fresh resume token.
+    fn welcome(&mut self, idx: usize, resumed: bool) {
+        let occupant = &self.occupants[idx];
+        let resume_token = self.settings.seat_tokens.issue(&SeatClaim {
+            room: self.id.clone(),
+            player: occupant.id,
+            profile: occupant.profile,
+            nonce: occupant.resume_nonce,
+        });
         let welcome = ServerMsg::Welcome(Box::new(Welcome {
-            player_id: id,
-            name: self.occupants[idx].name.clone(),
+            player_id: occupant.id,
+            name: occupant.name.clone(),
             room: self.id.clone(),
             tick_hz: self.settings.tick_hz,
             snapshot_hz: self.settings.snapshot_hz,
@@ -273,21 +433,60 @@ impl Room {
                 .map(|o| RosterEntry {
                     id: o.id,
                     name: o.name.clone(),
+                    away: o.away_since.is_some(),
                 })
                 .collect(),
-            profile,
-            token,
+            profile: occupant.profile,
+            token: occupant.identity_token.clone(),
+            resume_token,
+            resumed,
         }));
-        self.occupants[idx]
-            .link
-            .outbox
-            .queue(&encode_server(&welcome));
-        if reply.send(id).is_err() {
-            // It went between the check above and now; nobody will send its Leave.
+        if let Some(link) = &mut self.occupants[idx].link {
+            link.outbox.queue(&encode_server(&welcome));
+        }
+    }
+
+    /// The player's connection is gone (or is being closed with `kick`): keep the seat
+    /// and the player in the world, with no input, for the grace window. Without one,
+    /// they leave now.
+    pub(super) fn hold_seat(&mut self, id: PlayerId, kick: Option<CloseReason>) {
+        let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) else {
+            return;
+        };
+        let now = self.world.tick;
+        let occupant = &mut self.occupants[idx];
+        if let Some(mut link) = occupant.link.take()
+            && let Some(reason) = kick
+        {
+            tracing::info!(room = %self.id, player = id.0, ?reason, "closing a player's connection");
+            link.outbox.kick(reason);
+        }
+        if self.settings.resume_grace.is_zero() {
             self.leave(id);
             return;
         }
-        tracing::debug!(room = %self.id, player = id.0, "player joined");
+        if occupant.away_since.is_none() {
+            occupant.away_since = Some(now);
+            self.broadcast(&ServerMsg::PlayerAway { id });
+            tracing::debug!(room = %self.id, player = id.0, "seat held for a resume");
+        }
+    }
+
+    /// Lets go of the held seats whose grace window has ended.
+    fn release_expired_seats(&mut self) {
+        let grace_ticks =
+            (self.settings.resume_grace.as_secs_f64() * f64::from(self.settings.tick_hz)) as i32;
+        let now = self.world.tick;
+        let expired: Vec<PlayerId> = self
+            .occupants
+            .iter()
+            .filter(|o| o.away_since.is_some_and(|since| now.since(since) >= grace_ticks))
+            .map(|o| o.id)
+            .collect();
+        for id in expired {
+            self.metrics.seats_given_up.inc();
+            self.leave(id);
+        }
     }
 
     fn leave(&mut self, id: PlayerId) {
@@ -304,12 +503,18 @@ impl Room {
     fn collect_inputs(&mut self) {
         self.inputs.clear();
         for occupant in &mut self.occupants {
+            let Some(link) = &mut occupant.link else {
+                continue;
+            };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
             let mut applied = 0;
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {
-                let Ok(input) = occupant.link.inputs.try_recv() else {
+                let Ok(input) = link.inputs.try_recv() else {
                     break;
                 };
+                if std::mem::take(&mut occupant.resync_seq) {
+                    occupant.last_seq = Seq(input.seq.0.wrapping_sub(1));
+                }
                 if !is_next_input(occupant.last_seq, input.seq) {
                     continue;
                 }
@@ -320,8 +525,8 @@ impl Room {
             }
             // A backlog means the client sends faster than we tick: drop its oldest
             // extras rather than let its inputs lag further and further behind.
-            while occupant.link.inputs.len() > MAX_QUEUED_INPUTS {
-                if let Ok(input) = occupant.link.inputs.try_recv()
+            while link.inputs.len() > MAX_QUEUED_INPUTS {
+                if let Ok(input) = link.inputs.try_recv()
                     && is_next_input(occupant.last_seq, input.seq)
                 {
                     occupant.last_seq = input.seq;
@@ -346,18 +551,19 @@ impl Room {
     /// Queues a message that must arrive for every occupant, to go with the next snapshot.
     pub(super) fn broadcast(&mut self, msg: &ServerMsg) {
         let bytes = encode_server(msg);
-        for occupant in &mut self.occupants {
-            occupant.link.outbox.queue(&bytes);
+        for link in self.occupants.iter_mut().filter_map(|o| o.link.as_mut()) {
+            link.outbox.queue(&bytes);
         }
     }
+}
 
-    pub(super) fn kick(&mut self, id: PlayerId, reason: CloseReason) {
-        if let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) {
-            tracing::info!(room = %self.id, player = id.0, ?reason, "kicking player");
-            self.occupants[idx].link.outbox.kick(reason);
-            self.leave(id);
-        }
-    }
+/// Who a join seats, as the connection vouched for them.
+#[derive(Debug)]
+struct Newcomer {
+    name: String,
+    profile: ProfileId,
+    identity_token: String,
+    lease: SeatLease,
 }
 
 /// True if `seq` is the next input to apply after `last`: later, and not implausibly far.

@@ -99,6 +99,12 @@ impl RoomRunner {
         self.room.occupants.len()
     }
 
+    /// The room's world, for tests that check what the players did.
+    #[cfg(test)]
+    pub(crate) fn world(&self) -> &shared::game::World {
+        &self.room.world
+    }
+
     /// When the next tick that sends snapshots is due.
     pub(crate) fn next_snapshot_due(&self) -> Instant {
         let (tick_hz, snapshot_hz) = (

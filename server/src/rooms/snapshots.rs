@@ -10,6 +10,7 @@ use shared::protocol::{CloseReason, SnapshotHeader, TickRef};
 use shared::quant::quantize_vel;
 use shared::snapshot::{QState, diff};
 
+use crate::rooms::outbox::Overflow;
 use crate::rooms::room::{Recipient, Room};
 
 impl Room {
@@ -30,7 +31,11 @@ impl Room {
         let mut stalled = Vec::new();
 
         for (idx, occupant) in self.occupants.iter_mut().enumerate() {
-            let ack = occupant.link.acks.load();
+            // A seat held for a resume has nobody to send to.
+            let Some(link) = &occupant.link else {
+                continue;
+            };
+            let ack = link.acks.load();
             if ack.is_some() && ack != occupant.last_ack {
                 // Any new acknowledgement shows the client is reading. One of a snapshot
                 // the room no longer holds (after a long stall) leaves no baseline, so
@@ -95,12 +100,11 @@ impl Room {
         for recipient in &outgoing.recipients {
             let occupant = &mut self.occupants[recipient.occupant];
             let head = &outgoing.heads[head_start..recipient.head_end];
-            if occupant
-                .link
-                .outbox
-                .send_snapshot(head, &outgoing.bodies[recipient.body].1)
-                .is_err()
-            {
+            let sent = occupant.link.as_mut().map(|link| {
+                link.outbox
+                    .send_snapshot(head, &outgoing.bodies[recipient.body].1)
+            });
+            if sent == Some(Err(Overflow)) {
                 overflowed.push(occupant.id);
             }
             head_start = recipient.head_end;
@@ -120,9 +124,10 @@ impl Room {
             self.sent.pop_front();
         }
         self.sent.push_back(state);
-        // Both are too slow: one stopped acknowledging, one let its backlog fill.
+        // Both are too slow: one stopped acknowledging, one let its backlog fill. Either
+        // may be a connection that died without a word, so the seat is held for a resume.
         for id in stalled.into_iter().chain(overflowed) {
-            self.kick(id, CloseReason::TooSlow);
+            self.hold_seat(id, Some(CloseReason::TooSlow));
         }
     }
 }

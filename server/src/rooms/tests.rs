@@ -19,7 +19,9 @@ use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
-use crate::rooms::room::{PlayerLink, RoomCmd, RoomSettings};
+use crate::rooms::directory::SeatLease;
+use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
+use crate::rooms::seat_token::{SeatClaim, SeatTokens};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
@@ -28,6 +30,8 @@ const TICK_HZ: u16 = 60;
 const SNAPSHOT_HZ: u16 = 30;
 const GRACE: Duration = Duration::from_secs(10);
 const STALL: Duration = Duration::from_secs(2);
+const RESUME_GRACE: Duration = Duration::from_secs(5);
+const SEAT_KEY: [u8; 32] = [9; 32];
 
 /// A connection that keeps every payload it is sent, in order.
 #[derive(Debug, Default)]
@@ -80,9 +84,14 @@ impl TestPlayer {
     }
 
     fn send_input(&mut self) {
+        self.send_input_held(0);
+    }
+
+    fn send_input_held(&mut self, buttons: u8) {
         self.next_seq += 1;
         let frame = InputFrame {
             seq: Seq(self.next_seq),
+            buttons,
             ..InputFrame::default()
         };
         self.inputs
@@ -139,6 +148,8 @@ impl TestRoom {
             stall_timeout: STALL,
             rules,
             results: Arc::clone(&store) as Arc<dyn ResultSink>,
+            resume_grace: RESUME_GRACE,
+            seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
@@ -198,10 +209,12 @@ impl TestRoom {
             profile: profile_of(name),
             token: format!("token-of-{name}"),
             link: PlayerLink {
+                id: LinkId(0),
                 inputs: input_rx,
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
             },
+            lease: SeatLease::unlisted(),
             reply,
         });
         self.tick();
@@ -227,10 +240,12 @@ fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
         profile: profile_of(name),
         token: String::new(),
         link: PlayerLink {
+            id: LinkId(0),
             inputs: input_rx,
             acks: Arc::default(),
             outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
         },
+        lease: SeatLease::unlisted(),
         reply,
     }
 }
@@ -241,6 +256,17 @@ fn profile_of(name: &str) -> ProfileId {
         name.bytes()
             .fold(7, |hash, byte| hash * 31 + u64::from(byte)),
     )
+}
+
+/// The low 16 bits of a snapshot's tick, as acknowledgements carry them.
+fn low_tick_of(header: &SnapshotHeader) -> u16 {
+    match header.tick {
+        TickRef::Full(tick) => tick.0 as u16,
+        TickRef::Delta {
+            baseline_low,
+            after,
+        } => baseline_low.wrapping_add(after as u16),
+    }
 }
 
 fn tick_of(header: &SnapshotHeader) -> Tick {
@@ -353,7 +379,7 @@ fn snapshots_are_deltas_against_the_newest_acknowledged_one() {
 }
 
 #[test]
-fn a_client_that_stops_acknowledging_is_kicked_after_the_stall_timeout() {
+fn a_client_that_stops_acknowledging_is_closed_after_the_stall_timeout_and_its_seat_held() {
     let mut room = TestRoom::new();
     let mut reader = room.join("reader");
     let mut staller = room.join("staller");
@@ -383,17 +409,313 @@ fn a_client_that_stops_acknowledging_is_kicked_after_the_stall_timeout() {
         None,
         "a reader that acknowledges stays"
     );
-    assert_eq!(room.runner.players(), 1);
+    assert_eq!(
+        room.runner.players(),
+        2,
+        "a stall may be a dead link: the seat is held for a resume"
+    );
 }
 
 #[test]
-fn a_client_whose_backlog_is_full_is_kicked() {
+fn a_client_whose_backlog_is_full_is_closed_and_its_seat_held() {
     let mut room = TestRoom::new();
     let mut player = room.join("p");
     player.downlink.full.store(true, Ordering::Relaxed);
     room.until_snapshot();
     assert_eq!(player.kick_reason(), Some(CloseReason::TooSlow));
-    assert_eq!(room.runner.players(), 0);
+    assert_eq!(room.runner.players(), 1, "the seat is held for a resume");
+    room.ticks(grace_ticks() + 1);
+    assert_eq!(room.runner.players(), 0, "and given up after the grace window");
+}
+
+/// Ticks in the resume grace window.
+fn grace_ticks() -> usize {
+    (RESUME_GRACE.as_secs_f64() * f64::from(TICK_HZ)) as usize
+}
+
+/// The welcome among `msgs`, if any.
+fn welcome_in(msgs: &[ServerMsg]) -> Option<&shared::protocol::Welcome> {
+    msgs.iter().find_map(|msg| match msg {
+        ServerMsg::Welcome(welcome) => Some(&**welcome),
+        _ => None,
+    })
+}
+
+/// Reads the claim in a welcome's resume token, as a connection would.
+fn claim_of(welcome: &shared::protocol::Welcome) -> SeatClaim {
+    SeatTokens::new(SEAT_KEY)
+        .read(&welcome.resume_token)
+        .expect("the room signs its resume tokens with the server's key")
+}
+
+impl TestRoom {
+    /// Sends a resume for `claim` on a new in-memory connection, runs a tick, and
+    /// returns the room's answer and the new connection.
+    fn resume(
+        &mut self,
+        claim: SeatClaim,
+        newest_tick: Option<Tick>,
+        link: u64,
+    ) -> (Result<PlayerId, ResumeRefused>, TestPlayer) {
+        let (inputs, input_rx) = mpsc::channel(32);
+        let (kick_tx, kicked) = oneshot::channel();
+        let (reply, mut reply_rx) = oneshot::channel();
+        let acks = Arc::new(AckSlot::default());
+        let downlink = Arc::new(MemoryDownlink::default());
+        self.send(RoomCmd::Resume {
+            claim,
+            newest_tick,
+            link: PlayerLink {
+                id: LinkId(link),
+                inputs: input_rx,
+                acks: Arc::clone(&acks),
+                outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
+            },
+            reply,
+        });
+        self.tick();
+        let answer = reply_rx.try_recv().expect("answered on the next tick");
+        let player = TestPlayer {
+            id: answer.unwrap_or(PlayerId(0)),
+            inputs,
+            acks,
+            downlink,
+            kicked,
+            next_seq: 0,
+        };
+        (answer, player)
+    }
+
+    /// Runs `n` ticks while `reader` acknowledges every snapshot, as a live client
+    /// does; returns everything it was sent.
+    fn ticks_reading(&mut self, n: usize, reader: &TestPlayer) -> Vec<ServerMsg> {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            self.tick();
+            let msgs = reader.received();
+            let newest = msgs.iter().rev().find_map(|msg| match msg {
+                ServerMsg::Snapshot(snapshot) => Some(low_tick_of(&snapshot.header)),
+                _ => None,
+            });
+            if let Some(tick) = newest {
+                reader.acks.store(tick);
+            }
+            seen.extend(msgs);
+        }
+        seen
+    }
+
+    /// The player's position in the world now.
+    fn position_of(&self, id: PlayerId) -> glam::Vec2 {
+        self.runner
+            .world()
+            .player(id)
+            .expect("the player is in the world")
+            .body
+            .pos
+    }
+}
+
+#[test]
+fn a_lost_connection_holds_the_seat_and_others_see_the_player_away_not_gone() {
+    let mut room = TestRoom::new();
+    let mut runner = room.join("runner");
+    let watcher = room.join("watcher");
+    room.until_snapshot();
+    let _ = watcher.received();
+    for _ in 0..10 {
+        runner.send_input_held(shared::game::buttons::RIGHT);
+        room.tick();
+    }
+    room.send(RoomCmd::Lost {
+        id: runner.id,
+        link: LinkId(0),
+    });
+    room.tick();
+    let held_at = room.position_of(runner.id);
+    room.until_snapshot();
+    let seen = watcher.received();
+    assert!(
+        seen.contains(&ServerMsg::PlayerAway { id: runner.id }),
+        "the others are told the player is away: {seen:?}"
+    );
+    assert!(
+        !seen.contains(&ServerMsg::PlayerLeft { id: runner.id }),
+        "and not that they left"
+    );
+    let mut seen = room.ticks_reading(grace_ticks() / 2, &watcher);
+    assert_eq!(room.runner.players(), 2, "the seat is held inside the window");
+    assert_eq!(
+        room.position_of(runner.id),
+        held_at,
+        "an away player gets no input: they stand still"
+    );
+    assert!(!seen.contains(&ServerMsg::PlayerLeft { id: runner.id }));
+    seen = room.ticks_reading(grace_ticks() / 2 + SNAPSHOT_HZ as usize, &watcher);
+    assert_eq!(room.runner.players(), 1, "the window ended");
+    assert!(
+        seen.contains(&ServerMsg::PlayerLeft { id: runner.id }),
+        "only then do the others see a leave"
+    );
+}
+
+#[test]
+fn a_resume_takes_the_held_seat_back_with_a_delta_against_the_tick_the_client_holds() {
+    let mut room = TestRoom::new();
+    let player = room.join("p");
+    let watcher = room.join("watcher");
+    room.until_snapshot();
+    let welcome = welcome_in(&player.received()).expect("welcomed").clone();
+    let claim = claim_of(&welcome);
+    assert_eq!(claim.player, player.id);
+    room.until_snapshot();
+    let newest = tick_of(player.snapshot_headers().last().expect("a snapshot"));
+    room.send(RoomCmd::Lost {
+        id: player.id,
+        link: LinkId(0),
+    });
+    room.tick();
+    let _ = watcher.received();
+
+    let (answer, back) = room.resume(claim, Some(newest), 1);
+    assert_eq!(answer, Ok(player.id), "the same seat, the same id");
+    room.until_snapshot();
+    let msgs = back.received();
+    let again = welcome_in(&msgs).expect("a welcome answers the resume");
+    assert!(again.resumed);
+    assert_eq!(again.player_id, player.id);
+    assert_ne!(
+        again.resume_token, welcome.resume_token,
+        "every resume rotates the token"
+    );
+    let header = msgs
+        .iter()
+        .find_map(|msg| match msg {
+            ServerMsg::Snapshot(snapshot) => Some(snapshot.header),
+            _ => None,
+        })
+        .expect("a snapshot follows");
+    assert!(
+        matches!(header.tick, TickRef::Delta { baseline_low, .. } if baseline_low == newest.0 as u16),
+        "the first snapshot is a delta against the tick the client holds, not {header:?}"
+    );
+    let seen = watcher.received();
+    assert!(seen.contains(&ServerMsg::PlayerBack { id: player.id }));
+    assert!(
+        !seen.iter().any(|msg| matches!(
+            msg,
+            ServerMsg::PlayerLeft { .. } | ServerMsg::PlayerJoined { .. }
+        )),
+        "nobody else sees a leave or a join: {seen:?}"
+    );
+    assert_eq!(room.runner.players(), 2);
+}
+
+#[test]
+fn a_resume_naming_a_tick_the_room_no_longer_holds_gets_a_full_snapshot() {
+    let mut room = TestRoom::new();
+    let player = room.join("p");
+    room.until_snapshot();
+    let claim = claim_of(welcome_in(&player.received()).expect("welcomed"));
+    room.send(RoomCmd::Lost {
+        id: player.id,
+        link: LinkId(0),
+    });
+    let (answer, back) = room.resume(claim, Some(Tick(100_000)), 1);
+    assert_eq!(answer, Ok(player.id));
+    room.until_snapshot();
+    let header = back.snapshot_headers().pop().expect("a snapshot");
+    assert!(
+        matches!(header.tick, TickRef::Full(_)),
+        "an unknown baseline means a full snapshot, not {header:?}"
+    );
+}
+
+#[test]
+fn a_used_token_is_refused_and_a_token_outliving_its_seat_too() {
+    let mut room = TestRoom::new();
+    let player = room.join("p");
+    room.until_snapshot();
+    let claim = claim_of(welcome_in(&player.received()).expect("welcomed"));
+    room.send(RoomCmd::Lost {
+        id: player.id,
+        link: LinkId(0),
+    });
+    let (first, back) = room.resume(claim.clone(), None, 1);
+    assert_eq!(first, Ok(player.id));
+    let (replayed, _) = room.resume(claim, None, 2);
+    assert_eq!(replayed, Err(ResumeRefused::Replayed), "a token works once");
+
+    room.until_snapshot();
+    let rotated = claim_of(welcome_in(&back.received()).expect("welcomed again"));
+    let stranger = SeatClaim {
+        profile: ProfileId(rotated.profile.0 ^ 1),
+        ..rotated.clone()
+    };
+    let (wrong_identity, _) = room.resume(stranger, None, 3);
+    assert_eq!(wrong_identity, Err(ResumeRefused::SeatGone));
+
+    room.send(RoomCmd::Lost {
+        id: player.id,
+        link: LinkId(1),
+    });
+    room.ticks(grace_ticks() + 1);
+    let (expired, _) = room.resume(rotated, None, 4);
+    assert_eq!(
+        expired,
+        Err(ResumeRefused::SeatGone),
+        "the token expires with the window"
+    );
+}
+
+#[test]
+fn a_resume_over_a_live_connection_replaces_it_and_its_late_word_is_ignored() {
+    let mut room = TestRoom::new();
+    let mut old = room.join("p");
+    room.until_snapshot();
+    let claim = claim_of(welcome_in(&old.received()).expect("welcomed"));
+    let (answer, _new) = room.resume(claim, None, 1);
+    assert_eq!(answer, Ok(old.id));
+    assert_eq!(old.kick_reason(), Some(CloseReason::Replaced));
+    // The replaced connection closes and says so, after the resume.
+    room.send(RoomCmd::Leave {
+        id: old.id,
+        link: LinkId(0),
+    });
+    room.ticks(grace_ticks() + 1);
+    assert_eq!(
+        room.runner.players(),
+        1,
+        "word from a replaced connection changes nothing"
+    );
+}
+
+#[test]
+fn a_resumed_page_numbering_its_inputs_anew_is_not_ignored() {
+    let mut room = TestRoom::new();
+    let mut player = room.join("p");
+    for _ in 0..50 {
+        player.send_input();
+        room.tick();
+    }
+    room.until_snapshot();
+    let claim = claim_of(welcome_in(&player.received()).expect("welcomed"));
+    room.send(RoomCmd::Lost {
+        id: player.id,
+        link: LinkId(0),
+    });
+    let (answer, mut reloaded) = room.resume(claim, None, 1);
+    assert_eq!(answer, Ok(player.id));
+    for _ in 0..3 {
+        reloaded.send_input();
+        room.tick();
+    }
+    room.until_snapshot();
+    let header = reloaded.snapshot_headers().pop().expect("a snapshot");
+    assert_eq!(
+        header.ack_input_low, 3,
+        "a reloaded page's inputs 1, 2, 3 are applied after the old page's 50"
+    );
 }
 
 #[test]
@@ -402,7 +724,10 @@ fn an_empty_room_parks_then_expires_after_its_grace() {
     let player = room.join("p");
     let period = Duration::from_secs_f64(1.0 / f64::from(TICK_HZ));
     assert_eq!(room.runner.due() - room.now, period, "a seated room plays");
-    room.send(RoomCmd::Leave { id: player.id });
+    room.send(RoomCmd::Leave {
+        id: player.id,
+        link: LinkId(0),
+    });
     assert_eq!(room.tick(), Ticked::Open);
     assert!(room.runner.is_parked(), "an empty room parks");
     assert!(

@@ -188,6 +188,7 @@ async fn nothing_in_a_message_can_act_for_another_player() {
             name: "victim".into(),
             room: Some("spoof".into()),
             token: None,
+            resume: None,
         })
         .await
         .expect("second hello");

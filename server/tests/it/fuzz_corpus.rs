@@ -64,6 +64,10 @@ fn the_committed_fuzz_corpus_replays_cleanly() {
     };
     // The named seeds are what they say, so the corpus keeps covering each path.
     assert!(read_hello(&frame("hello")).is_ok());
+    assert!(
+        read_hello(&frame("hello_resume")).is_ok_and(|hello| hello.resume.is_some()),
+        "the resume seed is a hello that asks for a seat back"
+    );
     assert!(matches!(
         read_message(&frame("input")),
         Ok(Inbound::Input { .. })

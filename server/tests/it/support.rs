@@ -49,10 +49,16 @@ pub fn fresh_data_dir() -> std::path::PathBuf {
         .join(format!("data-{}-{n}", std::process::id()))
 }
 
+/// The resume grace window of test servers, unless a test sets its own.
+pub const TEST_RESUME_GRACE_SECS: f64 = 1.0;
+
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let turn = serial().await;
     let mut config = Config::for_addr("127.0.0.1:0".parse().expect("a valid address"));
     config.data_dir = fresh_data_dir();
+    // Seats of vanished clients are held this long (20 s by default), so the tests that
+    // drop connections see them given up within their patience.
+    config.resume_grace_secs = TEST_RESUME_GRACE_SECS;
     tweak(&mut config);
     let server = server::start(config).await.expect("server starts");
     TestServer {
@@ -474,6 +480,7 @@ pub async fn raw_join(
         name: name.into(),
         room: Some(room.into()),
         token: None,
+        resume: None,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {
