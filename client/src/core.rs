@@ -297,9 +297,8 @@ mod tests {
         })
     }
 
-    fn welcomed() -> RoomView {
-        let mut view = RoomView::default();
-        let welcome = ServerMsg::Welcome(Box::new(Welcome {
+    fn welcome(resumed: bool) -> ServerMsg {
+        ServerMsg::Welcome(Box::new(Welcome {
             player_id: PlayerId(1),
             name: "ann".into(),
             room: "r1".into(),
@@ -307,16 +306,58 @@ mod tests {
             snapshot_hz: 30,
             tick: Tick(0),
             map: Map::test_arena(),
-            roster: vec![RosterEntry {
-                id: PlayerId(1),
-                name: "ann".into(),
-            }],
+            roster: vec![
+                RosterEntry {
+                    id: PlayerId(1),
+                    name: "ann".into(),
+                    away: false,
+                },
+                RosterEntry {
+                    id: PlayerId(2),
+                    name: "bob".into(),
+                    away: resumed,
+                },
+            ],
             profile: ProfileId(9),
             token: "v1.0000000000000009.00".into(),
-        }));
-        view.apply_bytes(&encode_server(&welcome))
+            resume_token: format!("s1.r1.1.0000000000000009.{:016x}.00", u8::from(resumed)),
+            resumed,
+        }))
+    }
+
+    fn welcomed() -> RoomView {
+        let mut view = RoomView::default();
+        view.apply_bytes(&encode_server(&welcome(false)))
             .expect("welcome decodes");
         view
+    }
+
+    #[test]
+    fn a_resumed_welcome_keeps_the_baselines_and_a_fresh_one_drops_them() {
+        let mut view = welcomed();
+        let base = state(5, vec![q_player(1, 80)]);
+        view.apply(&snapshot_msg(None, &base))
+            .expect("a full snapshot");
+        view.apply(&welcome(true)).expect("a resumed welcome");
+        assert_eq!(view.newest_tick(), Some(Tick(5)), "the baseline is kept");
+        assert_eq!(
+            view.resume_token.as_deref(),
+            Some("s1.r1.1.0000000000000009.0000000000000001.00"),
+            "the new token replaces the used one"
+        );
+        assert!(
+            view.away.contains(&PlayerId(2)),
+            "the roster says who is away"
+        );
+        let next = state(9, vec![q_player(1, 120)]);
+        view.apply(&snapshot_msg(Some(&base), &next))
+            .expect("a delta against the tick held before the resume applies");
+        view.apply(&ServerMsg::PlayerBack { id: PlayerId(2) })
+            .expect("applies");
+        assert!(view.away.is_empty());
+
+        view.apply(&welcome(false)).expect("a fresh welcome");
+        assert_eq!(view.newest_tick(), None, "a new seat starts from nothing");
     }
 
     #[test]

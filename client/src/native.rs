@@ -33,6 +33,12 @@ pub enum NetError {
     ClosedBeforeWelcome,
     #[error("the server closed the connection")]
     Closed,
+    /// Nothing came from the server for longer than a live connection allows.
+    #[error("the server went quiet")]
+    Silent,
+    /// A connection attempt took longer than a reachable server needs.
+    #[error("the connection attempt timed out")]
+    TimedOut,
     #[error("expected a welcome, got {0}")]
     UnexpectedFirstMessage(String),
 }
@@ -73,7 +79,11 @@ impl Hello {
 
     /// Asks for the seat a welcome's `resume_token` names, holding snapshots up to
     /// `newest_tick`.
-    pub fn resuming(mut self, token: impl Into<String>, newest_tick: Option<shared::Tick>) -> Hello {
+    pub fn resuming(
+        mut self,
+        token: impl Into<String>,
+        newest_tick: Option<shared::Tick>,
+    ) -> Hello {
         self.resume = Some(Resume {
             token: token.into(),
             newest_tick,

@@ -1,10 +1,12 @@
 //! The harness's helpers, one of each: the server launcher, the HTTP client, the
-//! Prometheus text parser and the `/proc` readers. The `harness` program's runs use them,
+//! Prometheus text parser, the `/proc` readers and the faulty-network proxy. The `harness` program's runs use them,
 //! and so does xtask (for the WebSocket compliance run), so no task grows its own.
 
 pub mod http;
 pub mod metrics;
 pub mod procfs;
+#[cfg(feature = "runs")]
+pub mod proxy;
 pub mod server_process;
 
 pub use metrics::{Histogram, Metrics};

@@ -31,8 +31,8 @@ use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
-use crate::rooms::seat_token::SeatTokens;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
+use crate::rooms::seat_token::SeatTokens;
 use crate::store::{MatchStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.

@@ -19,6 +19,16 @@ pub(crate) struct LastWord {
     pub close_code: Option<u16>,
 }
 
+impl LastWord {
+    /// Whether the connection may be taken back into its held seat: it dropped, went
+    /// quiet or fell behind, rather than being closed for a cause a retry cannot fix.
+    pub(crate) fn is_resumable(&self) -> bool {
+        self.server_said
+            .or_else(|| self.close_code.and_then(CloseReason::from_close_code))
+            .is_none_or(|reason| matches!(reason, CloseReason::Timeout | CloseReason::TooSlow))
+    }
+}
+
 /// The cause of a failure to join (the server has said nothing yet).
 pub(crate) fn join_failure(err: &NetError) -> String {
     cause(err, LastWord::default())
@@ -38,6 +48,8 @@ pub(crate) fn cause(err: &NetError, last_word: LastWord) -> String {
         NetError::ClosedBeforeWelcome => "closed_before_welcome".into(),
         NetError::UnexpectedFirstMessage(_) => "unexpected_first_message".into(),
         NetError::Decode(_) => "decode_error".into(),
+        NetError::Silent => "server_silent".into(),
+        NetError::TimedOut => "connect_timed_out".into(),
         // A close frame alone does not say which reason: 1008 is a flood, a timeout
         // or a slow reader alike.
         NetError::Closed => match last_word.close_code {

@@ -3,6 +3,7 @@
 
 pub mod brain;
 mod failure;
+mod reconnect;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,12 +15,16 @@ use shared::protocol::{ClientMsg, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::core::{RoomView, SnapshotStats};
-use crate::native::{Connection, Hello, NetError};
+use crate::native::{Connection, Hello, NetError, Traffic};
 use brain::Brain;
 use failure::LastWord;
 
 /// How often each bot measures its round trip.
 const PING_EVERY: Duration = Duration::from_secs(1);
+/// A bot that hears nothing from the server for this long (snapshots come many times a
+/// second) takes its connection for dead and reconnects: a connection that died
+/// silently may not fail for minutes.
+const SERVER_SILENCE: Duration = Duration::from_secs(2);
 
 /// Bots that played less than this are left out of the lowest per-bot snapshot rate:
 /// over a shorter time one snapshot more or less moves a bot's rate by more than the 2%
@@ -60,6 +65,16 @@ struct BotStats {
     error: Option<String>,
     /// Why the bot failed, as a stable snake_case cause.
     failure: Option<String>,
+    /// Times the bot took its held seat back after losing its connection.
+    resumed: u64,
+    /// Times a resume was refused and the bot joined afresh.
+    resume_failed: u64,
+    /// Times the bot lost its seat (and its score) to a lost connection.
+    seats_lost: u64,
+    /// From the last snapshot before a lost connection to the first after the resume:
+    /// after the socket failed or closed, and after the server went quiet.
+    resume_gaps_after_reset_ms: Vec<f64>,
+    resume_gaps_after_silence_ms: Vec<f64>,
 }
 
 /// The run's summary; printed as one JSON line.
@@ -101,6 +116,39 @@ pub struct Report {
     pub failures: BTreeMap<String, u64>,
     /// The first few distinct error messages, for the detail the causes leave out.
     pub errors: Vec<String>,
+    /// Lost connections taken back into their held seat.
+    pub resumed: u64,
+    /// Resumes the server refused; each such bot joined afresh.
+    pub resume_failed: u64,
+    /// Seats (with their scores) lost to lost connections.
+    pub seats_lost: u64,
+    /// From the last snapshot before a lost connection to the first after its resume,
+    /// when the socket failed or closed.
+    pub resume_gap_after_reset_ms: Gap,
+    /// The same, when the connection went silent (found by `SERVER_SILENCE`).
+    pub resume_gap_after_silence_ms: Gap,
+}
+
+/// How long resumes took, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Gap {
+    pub count: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Gap {
+    fn of(stats: &[BotStats], gaps: fn(&BotStats) -> &[f64]) -> Gap {
+        let mut all: Vec<f64> = stats.iter().flat_map(|s| gaps(s).iter().copied()).collect();
+        all.sort_by(f64::total_cmp);
+        Gap {
+            count: all.len(),
+            p50: percentile(&all, 0.50),
+            p99: percentile(&all, 0.99),
+            max: all.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 pub async fn run(config: BotsConfig) -> Report {
@@ -133,7 +181,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let mut stats = BotStats::default();
     let mut hello = Hello::new(format!("{}{bot_idx}", config.name_prefix));
     hello.room = config.room.clone();
-    let mut conn = match Connection::join(&config.url, hello).await {
+    let mut conn = match reconnect::attempt(&config.url, hello.clone()).await {
         Ok(conn) => conn,
         Err(err) => {
             stats.failed = true;
@@ -145,92 +193,232 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     stats.joined = true;
     let joined_at = Instant::now();
     let deadline = joined_at + config.duration;
-    let me = conn.welcome.player_id;
-    let mut view = RoomView::default();
-    let welcome = ServerMsg::Welcome(Box::new(conn.welcome.clone()));
-    if view.apply(&welcome).is_err() {
-        stats.decode_errors += 1;
-    }
-    let mut brain = Brain::new(config.seed.wrapping_add(bot_idx as u64));
-    let mut ticker = interval(Duration::from_secs_f64(
-        1.0 / f64::from(conn.welcome.tick_hz.max(1)),
-    ));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut seq = Seq(0);
-    let mut next_ping = joined_at;
-    let mut ping_sent: Option<(u32, Instant)> = None;
-    let mut last_word = LastWord::default();
-
-    let outcome: Result<(), NetError> = loop {
-        tokio::select! {
-            () = sleep_until(deadline) => break Ok(()),
-            _ = ticker.tick() => {
-                if !config.idle {
-                    seq = seq.next();
-                    let (held, aim) = brain.decide(me, view.snapshot.as_ref());
-                    let input = view.input_message(InputFrame { seq, buttons: held, aim });
-                    if let Err(err) = conn.send(&input).await {
-                        break Err(err);
-                    }
-                }
-                let now = Instant::now();
-                if now >= next_ping && ping_sent.is_none() {
-                    let nonce = seq.0;
-                    if let Err(err) = conn.send(&ClientMsg::Ping { nonce }).await {
-                        break Err(err);
-                    }
-                    ping_sent = Some((nonce, now));
-                    next_ping = now + PING_EVERY;
+    let mut player = Player::new(config.seed.wrapping_add(bot_idx as u64), &conn);
+    let mut traffic = Traffic::default();
+    // What connections and seats before the current ones counted.
+    let mut skipped = 0;
+    let mut earlier = Earlier::default();
+    let outcome = loop {
+        let lost = match player.play(&mut conn, config, deadline, &mut stats).await {
+            Ok(()) => break Ok(()),
+            Err(lost) => lost,
+        };
+        // A connection that dropped (not one the server closed for cause) is taken
+        // back into its held seat, as the browser does.
+        if !lost.last_word.is_resumable() || Instant::now() >= deadline {
+            break Err(lost);
+        }
+        add_traffic(&mut traffic, &conn);
+        skipped += conn.skipped_snapshots;
+        let seat = player
+            .view
+            .resume_token
+            .clone()
+            .map(|token| hello.clone().resuming(token, player.view.newest_tick()));
+        match reconnect::back_into_seat(&config.url, seat, hello.clone(), deadline).await {
+            Ok((next, how)) => {
+                conn = next;
+                if how == reconnect::How::Resumed && conn.welcome.player_id == player.me {
+                    stats.resumed += 1;
+                    player.resumed(&conn, lost);
+                } else {
+                    stats.resume_failed += 1;
+                    stats.seats_lost += 1;
+                    earlier.absorb(&player.view);
+                    player = Player::new(player.seed, &conn);
                 }
             }
-            received = conn.recv() => match received {
-                Ok(Some(msg)) => {
-                    if let (ServerMsg::Pong { nonce }, Some((sent_nonce, sent_at))) = (&msg, ping_sent)
-                        && *nonce == sent_nonce
-                    {
-                        stats.rtts_ms.push(sent_at.elapsed().as_secs_f64() * 1e3);
-                        ping_sent = None;
-                    }
-                    if let ServerMsg::Disconnect { reason, detail } = &msg {
-                        last_word.server_said = Some(*reason);
-                        stats.error = Some(format!("server closed us ({reason:?}): {detail}"));
-                    }
-                    if view.apply(&msg).is_err() {
-                        stats.decode_errors += 1;
-                    }
-                    if matches!(msg, ServerMsg::Snapshot(_)) {
-                        stats.snapshot_sizes.push(conn.last_message_len as u32);
-                        // An idle bot acknowledges each snapshot on its own; a playing
-                        // one does so on its next input.
-                        if config.idle
-                            && let Some(ack) = view.ack_message()
-                            && let Err(err) = conn.send(&ack).await
-                        {
-                            break Err(err);
-                        }
-                    }
-                    view.events.clear();
-                }
-                Ok(None) => break Err(NetError::Closed),
-                Err(NetError::Decode(_)) => stats.decode_errors += 1,
-                Err(err) => break Err(err),
-            },
+            Err(err) => {
+                break Err(Lost { err, ..lost });
+            }
         }
     };
     stats.played = joined_at.elapsed().min(config.duration);
-    stats.snapshots = view.snapshots_received + conn.skipped_snapshots;
-    stats.snapshot_stats = view.snapshot_stats;
-    if let Err(err) = outcome {
+    earlier.absorb(&player.view);
+    stats.snapshots = earlier.snapshots + skipped + conn.skipped_snapshots;
+    stats.snapshot_stats = earlier.stats;
+    if let Err(lost) = outcome {
         stats.failed = true;
         stats.disconnected = true;
-        last_word.close_code = conn.close.as_ref().map(|(code, _)| *code);
-        stats.failure = Some(failure::cause(&err, last_word));
-        stats.error.get_or_insert_with(|| err.to_string());
+        let mut last_word = lost.last_word;
+        last_word.close_code = last_word
+            .close_code
+            .or(conn.close.as_ref().map(|(code, _)| *code));
+        stats.failure = Some(failure::cause(&lost.err, last_word));
+        stats.error.get_or_insert_with(|| lost.err.to_string());
     }
-    stats.down_bytes = conn.traffic.down_bytes;
-    stats.up_bytes = conn.traffic.up_bytes;
+    add_traffic(&mut traffic, &conn);
+    stats.down_bytes = traffic.down_bytes;
+    stats.up_bytes = traffic.up_bytes;
     let _ = tokio::time::timeout(Duration::from_secs(2), conn.close()).await;
     stats
+}
+
+/// Snapshot counts of the seats a bot held before its current one.
+#[derive(Debug, Default)]
+struct Earlier {
+    snapshots: u64,
+    stats: SnapshotStats,
+}
+
+impl Earlier {
+    fn absorb(&mut self, view: &RoomView) {
+        self.snapshots += view.snapshots_received;
+        let (total, seat) = (&mut self.stats, &view.snapshot_stats);
+        total.full += seat.full;
+        total.deltas += seat.deltas;
+        total.moving_players += seat.moving_players;
+        total.moving_player_bytes += seat.moving_player_bytes;
+    }
+}
+
+fn add_traffic(total: &mut Traffic, conn: &Connection) {
+    total.down_bytes += conn.traffic.down_bytes;
+    total.up_bytes += conn.traffic.up_bytes;
+}
+
+/// How a connection was lost, and what the server said before it went.
+#[derive(Debug)]
+struct Lost {
+    err: NetError,
+    last_word: LastWord,
+    /// When the last snapshot arrived before the loss.
+    last_snapshot_at: Instant,
+    /// The server went quiet, rather than the socket failing or closing.
+    silent: bool,
+}
+
+/// One bot's play across its connections: the room as it knows it and its brain.
+struct Player {
+    me: shared::PlayerId,
+    seed: u64,
+    view: RoomView,
+    brain: Brain,
+    seq: Seq,
+    /// Set after a resume until its first snapshot: when the snapshot before the loss
+    /// arrived, and whether the loss was silence.
+    resuming: Option<(Instant, bool)>,
+}
+
+impl Player {
+    fn new(seed: u64, conn: &Connection) -> Player {
+        let mut view = RoomView::default();
+        // A welcome carries no delta, so applying it cannot fail.
+        let _ = view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())));
+        Player {
+            me: conn.welcome.player_id,
+            seed,
+            view,
+            brain: Brain::new(seed),
+            seq: Seq(0),
+            resuming: None,
+        }
+    }
+
+    /// Carries on in the same seat on a new connection.
+    fn resumed(&mut self, conn: &Connection, lost: Lost) {
+        let _ = self
+            .view
+            .apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())));
+        self.resuming = Some((lost.last_snapshot_at, lost.silent));
+    }
+
+    /// Plays on `conn` until the deadline (`Ok`) or until the connection is lost.
+    async fn play(
+        &mut self,
+        conn: &mut Connection,
+        config: &BotsConfig,
+        deadline: Instant,
+        stats: &mut BotStats,
+    ) -> Result<(), Lost> {
+        let mut ticker = interval(Duration::from_secs_f64(
+            1.0 / f64::from(conn.welcome.tick_hz.max(1)),
+        ));
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut next_ping = Instant::now();
+        let mut ping_sent: Option<(u32, Instant)> = None;
+        let mut last_word = LastWord::default();
+        let mut last_snapshot_at = Instant::now();
+        let mut heard_at = Instant::now();
+        let lost = |err, last_word, last_snapshot_at, silent| Lost {
+            err,
+            last_word,
+            last_snapshot_at,
+            silent,
+        };
+        loop {
+            tokio::select! {
+                () = sleep_until(deadline) => return Ok(()),
+                () = sleep_until(heard_at + SERVER_SILENCE) => {
+                    return Err(lost(NetError::Silent, last_word, last_snapshot_at, true));
+                }
+                _ = ticker.tick() => {
+                    if !config.idle {
+                        self.seq = self.seq.next();
+                        let (held, aim) = self.brain.decide(self.me, self.view.snapshot.as_ref());
+                        let input = self.view.input_message(InputFrame { seq: self.seq, buttons: held, aim });
+                        if let Err(err) = conn.send(&input).await {
+                            return Err(lost(err, last_word, last_snapshot_at, false));
+                        }
+                    }
+                    let now = Instant::now();
+                    if now >= next_ping && ping_sent.is_none() {
+                        let nonce = self.seq.0;
+                        if let Err(err) = conn.send(&ClientMsg::Ping { nonce }).await {
+                            return Err(lost(err, last_word, last_snapshot_at, false));
+                        }
+                        ping_sent = Some((nonce, now));
+                        next_ping = now + PING_EVERY;
+                    }
+                }
+                received = conn.recv() => match received {
+                    Ok(Some(msg)) => {
+                        heard_at = Instant::now();
+                        if let (ServerMsg::Pong { nonce }, Some((sent_nonce, sent_at))) = (&msg, ping_sent)
+                            && *nonce == sent_nonce
+                        {
+                            stats.rtts_ms.push(sent_at.elapsed().as_secs_f64() * 1e3);
+                            ping_sent = None;
+                        }
+                        if let ServerMsg::Disconnect { reason, detail } = &msg {
+                            last_word.server_said = Some(*reason);
+                            stats.error = Some(format!("server closed us ({reason:?}): {detail}"));
+                        }
+                        if self.view.apply(&msg).is_err() {
+                            stats.decode_errors += 1;
+                        }
+                        if matches!(msg, ServerMsg::Snapshot(_)) {
+                            last_snapshot_at = heard_at;
+                            if let Some((before, silent)) = self.resuming.take() {
+                                let gap_ms = (heard_at - before).as_secs_f64() * 1e3;
+                                if silent {
+                                    stats.resume_gaps_after_silence_ms.push(gap_ms);
+                                } else {
+                                    stats.resume_gaps_after_reset_ms.push(gap_ms);
+                                }
+                            }
+                            stats.snapshot_sizes.push(conn.last_message_len as u32);
+                            // An idle bot acknowledges each snapshot on its own; a playing
+                            // one does so on its next input.
+                            if config.idle
+                                && let Some(ack) = self.view.ack_message()
+                                && let Err(err) = conn.send(&ack).await
+                            {
+                                return Err(lost(err, last_word, last_snapshot_at, false));
+                            }
+                        }
+                        self.view.events.clear();
+                    }
+                    Ok(None) => {
+                        last_word.close_code = conn.close.as_ref().map(|(code, _)| *code);
+                        return Err(lost(NetError::Closed, last_word, last_snapshot_at, false));
+                    }
+                    Err(NetError::Decode(_)) => stats.decode_errors += 1,
+                    Err(err) => return Err(lost(err, last_word, last_snapshot_at, false)),
+                },
+            }
+        }
+    }
 }
 
 fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
@@ -304,6 +492,11 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         },
         failures,
         errors,
+        resumed: stats.iter().map(|s| s.resumed).sum(),
+        resume_failed: stats.iter().map(|s| s.resume_failed).sum(),
+        seats_lost: stats.iter().map(|s| s.seats_lost).sum(),
+        resume_gap_after_reset_ms: Gap::of(stats, |s| &s.resume_gaps_after_reset_ms),
+        resume_gap_after_silence_ms: Gap::of(stats, |s| &s.resume_gaps_after_silence_ms),
     }
 }
 

@@ -24,7 +24,9 @@ pub enum Link {
     Connecting,
     /// Lost, and taking the held seat back.
     Reconnecting,
-    Up { rtt_ms: Option<f64> },
+    Up {
+        rtt_ms: Option<f64>,
+    },
     Down,
 }
 

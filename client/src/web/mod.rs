@@ -12,8 +12,8 @@ mod input;
 mod lobby;
 mod probe;
 mod render;
-mod resume;
 mod results;
+mod resume;
 mod socket;
 mod standings;
 

@@ -247,6 +247,7 @@ async fn hello_once(addr: SocketAddr, from: IpAddr, room: String) -> Result<Answ
         name: "flood".into(),
         room: Some(room),
         token: None,
+        resume: None,
     };
     ws.send(Message::binary(encode_client(&hello)))
         .await

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use shared::PlayerId;
 use shared::codec::encode_server;
 use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
 use shared::game::InputFrame;
-use shared::PlayerId;
 use shared::protocol::{CloseReason, Resume, ServerMsg};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior, timeout, timeout_at};

@@ -95,7 +95,10 @@ impl Identities {
     /// A key of its own for another use of this server's secret, so a token of one
     /// kind can never pass for another.
     pub(crate) fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        self.mac(&format!("derive:{purpose}")).finalize().into_bytes().into()
+        self.mac(&format!("derive:{purpose}"))
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     fn mac(&self, claim: &str) -> Hmac<Sha256> {

@@ -8,8 +8,8 @@ pub(crate) mod outbox;
 mod results;
 pub(crate) mod room;
 pub(crate) mod runner;
-pub(crate) mod seat_token;
 pub(crate) mod scheduler;
+pub(crate) mod seat_token;
 mod snapshots;
 
 #[cfg(test)]

@@ -87,20 +87,11 @@ pub(crate) enum RoomCmd {
         reply: oneshot::Sender<Result<PlayerId, ResumeRefused>>,
     },
     /// The player on `link` left for good (closed normally, or was closed for misbehaving).
-    Leave {
-        id: PlayerId,
-        link: LinkId,
-    },
+    Leave { id: PlayerId, link: LinkId },
     /// The connection on `link` dropped; the seat is held for a resume.
-    Lost {
-        id: PlayerId,
-        link: LinkId,
-    },
+    Lost { id: PlayerId, link: LinkId },
     /// A sanitised chat line from a player.
-    Chat {
-        id: PlayerId,
-        text: String,
-    },
+    Chat { id: PlayerId, text: String },
     /// Makes the room's next tick panic, so tests can see a failing room contained.
     #[cfg(test)]
     Panic,
@@ -372,9 +363,7 @@ impl Room {
         }
         let id = claim.player;
         let idx = match self.occupants.binary_search_by_key(&id, |o| o.id) {
-            Ok(idx) if claim.room == self.id && self.occupants[idx].profile == claim.profile => {
-                idx
-            }
+            Ok(idx) if claim.room == self.id && self.occupants[idx].profile == claim.profile => idx,
             _ => {
                 let _ = reply.send(Err(ResumeRefused::SeatGone));
                 return;
@@ -480,7 +469,10 @@ impl Room {
         let expired: Vec<PlayerId> = self
             .occupants
             .iter()
-            .filter(|o| o.away_since.is_some_and(|since| now.since(since) >= grace_ticks))
+            .filter(|o| {
+                o.away_since
+                    .is_some_and(|since| now.since(since) >= grace_ticks)
+            })
             .map(|o| o.id)
             .collect();
         for id in expired {

@@ -18,12 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
-use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
 use crate::rooms::directory::SeatLease;
+use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
-use crate::rooms::seat_token::{SeatClaim, SeatTokens};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
+use crate::rooms::seat_token::{SeatClaim, SeatTokens};
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
 const TICK_HZ: u16 = 60;
@@ -425,7 +425,11 @@ fn a_client_whose_backlog_is_full_is_closed_and_its_seat_held() {
     assert_eq!(player.kick_reason(), Some(CloseReason::TooSlow));
     assert_eq!(room.runner.players(), 1, "the seat is held for a resume");
     room.ticks(grace_ticks() + 1);
-    assert_eq!(room.runner.players(), 0, "and given up after the grace window");
+    assert_eq!(
+        room.runner.players(),
+        0,
+        "and given up after the grace window"
+    );
 }
 
 /// Ticks in the resume grace window.
@@ -544,7 +548,11 @@ fn a_lost_connection_holds_the_seat_and_others_see_the_player_away_not_gone() {
         "and not that they left"
     );
     let mut seen = room.ticks_reading(grace_ticks() / 2, &watcher);
-    assert_eq!(room.runner.players(), 2, "the seat is held inside the window");
+    assert_eq!(
+        room.runner.players(),
+        2,
+        "the seat is held inside the window"
+    );
     assert_eq!(
         room.position_of(runner.id),
         held_at,

@@ -1,19 +1,19 @@
 //! `harness soak`: runs a real server process under a swarm of well-behaved bots (behind
-//! a latency and jitter proxy, with join/leave churn) and a stream of faulty clients,
-//! then prints a JSON report and exits non-zero if the server missed its done-bar.
+//! a latency and jitter proxy that also cuts their connections, with join/leave churn)
+//! and a stream of faulty clients, then prints a JSON report and exits non-zero if the
+//! server missed its done-bar.
 
 mod faults;
-mod proxy;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use client::bots::{BotsConfig, Report as BotsReport};
+use harness::proxy::{Cut, Delay, Proxy};
 use harness::{Metrics, ServerProcess, procfs};
 use serde::Serialize;
 use shared::consts::{DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ};
@@ -50,6 +50,10 @@ pub struct Args {
     /// Random extra one-way delay the proxy adds, up to this many milliseconds.
     #[arg(long, default_value_t = 15)]
     jitter_ms: u64,
+    /// Seconds between cuts: the proxy cuts one player's live connection, by turns with
+    /// a reset and by going silent, and the player must resume into its seat.
+    #[arg(long, default_value_t = 2.0)]
+    cut_every: f64,
     /// The server's tick rate.
     #[arg(long, default_value_t = DEFAULT_TICK_HZ)]
     tick_hz: u16,
@@ -62,6 +66,11 @@ pub struct Args {
 /// The server's heartbeat for the run: short, so stalled clients are freed within it.
 const PING_INTERVAL_S: f64 = 2.0;
 const IDLE_TIMEOUT_S: f64 = 5.0;
+/// The server's resume grace window for the run: short, so the seats of faulty clients
+/// that never come back are given up before the end.
+const RESUME_GRACE_S: f64 = 5.0;
+/// Connections younger than this are not cut, so a cut lands on a player in play.
+const CUT_MIN_AGE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Serialize)]
 struct SoakReport {
@@ -87,6 +96,7 @@ struct SoakReport {
     bot_errors: Vec<String>,
     disconnects_by_reason: BTreeMap<String, u64>,
     faults: BTreeMap<String, FaultTally>,
+    cuts: Cuts,
     panics: usize,
     clean_shutdown: bool,
 }
@@ -127,6 +137,26 @@ struct Quantiles {
     max_ms: f64,
 }
 
+/// Connections the proxy cut, and how the players came back.
+#[derive(Debug, Default, Serialize)]
+struct Cuts {
+    reset: usize,
+    silent: usize,
+    /// Players back in their held seat, as the bots counted them.
+    resumed: u64,
+    /// Resumes the server refused (each bot then joined afresh).
+    resume_failed: u64,
+    /// Seats lost to a cut; the bar is 0.
+    seats_lost: u64,
+    /// Resumes the server counted.
+    server_resumes: f64,
+    /// From the last snapshot before a cut to the first after the resume, in
+    /// milliseconds: after a reset, and after silence (which the bots notice only after
+    /// 2 s without a word).
+    gap_after_reset_ms: client::bots::Gap,
+    gap_after_silence_ms: client::bots::Gap,
+}
+
 #[derive(Debug, Default, Serialize)]
 struct FaultTally {
     runs: usize,
@@ -141,6 +171,8 @@ struct Swarms {
     base: BotsReport,
     churn: Vec<BotsReport>,
     faults: BTreeMap<String, FaultTally>,
+    /// Cuts made: (reset, silent).
+    cuts: (usize, usize),
 }
 
 pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
@@ -170,18 +202,20 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
 
 async fn soak(args: &Args, server_binary: &Path, log_path: &Path) -> anyhow::Result<SoakReport> {
     let server = start_server(args, server_binary, log_path)?;
-    let delay = proxy::Delay {
+    let delay = Delay {
         latency: Duration::from_millis(args.latency_ms),
         jitter: Duration::from_millis(args.jitter_ms),
     };
-    let proxy_addr = proxy::start(server.addr(), delay).await?;
+    let proxy = Proxy::start(server.addr(), delay)
+        .await
+        .context("start the proxy")?;
     let pid = server.pid();
     let mut figures = ServerFigures {
         rss_kib_start: procfs::rss_kib(pid),
         fds_start: procfs::open_fds(pid),
         ..ServerFigures::default()
     };
-    let swarms = play(args, &server, proxy_addr, &mut figures).await?;
+    let swarms = play(args, &server, &proxy, &mut figures).await?;
     let metrics = settle(&server).await?;
     figures.connections_end = metrics.value("skirmish_connections").unwrap_or(f64::NAN);
     figures.players_end = metrics.value("skirmish_players").unwrap_or(f64::NAN);
@@ -212,6 +246,7 @@ fn start_server(
         .args(["--tick-hz", &args.tick_hz.to_string()])
         .args(["--ping-interval-secs", &PING_INTERVAL_S.to_string()])
         .args(["--idle-timeout-secs", &IDLE_TIMEOUT_S.to_string()])
+        .args(["--resume-grace-secs", &RESUME_GRACE_S.to_string()])
         .env("RUST_LOG", "warn")
         .stderr(Stdio::from(log));
     Ok(ServerProcess::start(command)?)
@@ -226,7 +261,8 @@ struct Schedule {
     ramp: Duration,
     /// Memory is taken as warm from here on.
     warm_at: Instant,
-    /// No fault wave starts after this, so the last stall is freed before the end.
+    /// No fault wave or cut starts after this, so the last stall is freed (and its
+    /// held seat given up) before the end.
     fault_stop: Instant,
 }
 
@@ -241,7 +277,9 @@ impl Schedule {
             ramp,
             warm_at: start + ramp + Duration::from_secs(5),
             fault_stop: start
-                + duration.saturating_sub(Duration::from_secs_f64(IDLE_TIMEOUT_S + 8.0)),
+                + duration.saturating_sub(Duration::from_secs_f64(
+                    IDLE_TIMEOUT_S + RESUME_GRACE_S + 8.0,
+                )),
         }
     }
 }
@@ -251,11 +289,11 @@ impl Schedule {
 async fn play(
     args: &Args,
     server: &ServerProcess,
-    proxy_addr: SocketAddr,
+    proxy: &Proxy,
     figures: &mut ServerFigures,
 ) -> anyhow::Result<Swarms> {
     let schedule = Schedule::of(args);
-    let proxied_url = format!("ws://{proxy_addr}/ws");
+    let proxied_url = format!("ws://{}/ws", proxy.addr());
     let direct_url = server.ws_url("/ws");
     let base = tokio::spawn(client::bots::run(BotsConfig {
         url: proxied_url.clone(),
@@ -273,6 +311,8 @@ async fn play(
     let mut wave_at = schedule.start + schedule.ramp;
     let mut wave = 0u64;
     let mut fault_at = schedule.start + Duration::from_secs(3);
+    let mut cut_at = schedule.start + schedule.ramp + CUT_MIN_AGE;
+    let mut cuts = (0, 0);
     let mut sample_at = schedule.start;
     while Instant::now() < schedule.end {
         let now = Instant::now();
@@ -299,7 +339,22 @@ async fn play(
             spawn_fault_wave(&mut faults, &direct_url, wave_name, wave);
             fault_at += Duration::from_secs_f64(args.fault_every);
         }
-        let next = [sample_at, wave_at, fault_at, schedule.end]
+        if now >= cut_at && now < schedule.fault_stop {
+            // By turns, so both kinds are cut about as often.
+            let how = if cuts.0 <= cuts.1 {
+                Cut::Reset
+            } else {
+                Cut::Silent
+            };
+            if proxy.cut_oldest(CUT_MIN_AGE, how) {
+                match how {
+                    Cut::Reset => cuts.0 += 1,
+                    Cut::Silent => cuts.1 += 1,
+                }
+            }
+            cut_at += Duration::from_secs_f64(args.cut_every);
+        }
+        let next = [sample_at, wave_at, fault_at, cut_at, schedule.end]
             .into_iter()
             .min()
             .unwrap_or(schedule.end);
@@ -315,6 +370,7 @@ async fn play(
         base,
         churn: churn_reports,
         faults: tally_faults(faults).await?,
+        cuts,
     })
 }
 
@@ -367,15 +423,16 @@ async fn tally_faults(
     Ok(tally)
 }
 
-/// Everyone has left: waits up to 10 s for the server to count no connections, and
-/// returns its last scrape.
+/// Everyone has left: waits up to 10 s for the server to count no connections and no
+/// seated players, and returns its last scrape.
 async fn settle(server: &ServerProcess) -> anyhow::Result<Metrics> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // A blocking request to loopback, from a runtime whose bots are all done.
         let metrics = block_in_place(|| server.metrics())?;
         let open = metrics.value("skirmish_connections").unwrap_or(0.0);
-        if open == 0.0 || Instant::now() >= deadline {
+        let seated = metrics.value("skirmish_players").unwrap_or(0.0);
+        if (open == 0.0 && seated == 0.0) || Instant::now() >= deadline {
             return Ok(metrics);
         }
         sleep(Duration::from_millis(200)).await;
@@ -426,6 +483,16 @@ fn judge(
             .map(|(reason, count)| (reason, count as u64))
             .collect(),
         faults: swarms.faults,
+        cuts: Cuts {
+            reset: swarms.cuts.0,
+            silent: swarms.cuts.1,
+            resumed: all_bots.iter().map(|r| r.resumed).sum(),
+            resume_failed: all_bots.iter().map(|r| r.resume_failed).sum(),
+            seats_lost: all_bots.iter().map(|r| r.seats_lost).sum(),
+            server_resumes: metrics.value("skirmish_resumes_total").unwrap_or(0.0),
+            gap_after_reset_ms: swarms.base.resume_gap_after_reset_ms,
+            gap_after_silence_ms: swarms.base.resume_gap_after_silence_ms,
+        },
         panics,
         clean_shutdown,
     };
@@ -520,6 +587,24 @@ fn failed_checks(args: &Args, report: &SoakReport, tick_budget_ms: f64) -> Vec<S
             ),
         );
     }
+    let cuts = &report.cuts;
+    check(
+        cuts.seats_lost == 0 && cuts.resume_failed == 0,
+        format!(
+            "{} seats lost and {} resumes refused after {} cuts",
+            cuts.seats_lost,
+            cuts.resume_failed,
+            cuts.reset + cuts.silent
+        ),
+    );
+    check(
+        cuts.resumed as usize >= cuts.reset + cuts.silent,
+        format!(
+            "{} resumes for {} cuts",
+            cuts.resumed,
+            cuts.reset + cuts.silent
+        ),
+    );
     check(
         report.clean_shutdown,
         "the server did not exit cleanly on SIGTERM".into(),

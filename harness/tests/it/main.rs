@@ -1,0 +1,3 @@
+//! The harness's own tests: its parts against the real server, in this process.
+
+mod cuts;
