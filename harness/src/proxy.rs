@@ -3,6 +3,7 @@
 //! without root), and live connections cut on demand, with a reset or by going silent.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub enum Cut {
 pub struct Proxy {
     addr: SocketAddr,
     links: Arc<Mutex<Vec<Link>>>,
+    refusing: Arc<AtomicBool>,
     accept_task: JoinHandle<()>,
 }
 
@@ -58,12 +60,25 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let links: Arc<Mutex<Vec<Link>>> = Arc::default();
-        let accept_task = tokio::spawn(accept(listener, upstream, delay, Arc::clone(&links)));
+        let refusing = Arc::new(AtomicBool::new(false));
+        let accept_task = tokio::spawn(accept(
+            listener,
+            upstream,
+            delay,
+            Arc::clone(&links),
+            Arc::clone(&refusing),
+        ));
         Ok(Proxy {
             addr,
             links,
+            refusing,
             accept_task,
         })
+    }
+
+    /// While on, every new connection is reset at once: the network is still down.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::Relaxed);
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -118,9 +133,14 @@ async fn accept(
     upstream: SocketAddr,
     delay: Delay,
     links: Arc<Mutex<Vec<Link>>>,
+    refusing: Arc<AtomicBool>,
 ) {
     let mut seed = 1u64;
     while let Ok((client, _)) = listener.accept().await {
+        if refusing.load(Ordering::Relaxed) {
+            let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            continue;
+        }
         seed += 1;
         let (cut_tx, cut_rx) = oneshot::channel();
         lock(&links).push(Link {

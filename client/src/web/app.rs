@@ -38,6 +38,10 @@ const MAX_TICKS_PER_FRAME: u32 = 4;
 const MAX_FRAME_SECS: f64 = 0.25;
 /// How often the net graph's text is refreshed, in seconds.
 const NETGRAPH_EVERY_SECS: f64 = 0.25;
+/// Snapshots come many times a second: this long without a word from the server means
+/// the connection died without telling anyone (a lost network), so the page reconnects
+/// rather than wait minutes for the socket to fail.
+const SERVER_SILENCE_SECS: f64 = 3.0;
 
 #[derive(Debug)]
 enum Phase {
@@ -86,6 +90,8 @@ pub struct App {
     frame_times: FrameTimes,
     /// Why the connection was lost, repeated while counting down to the next try.
     lost_reason: String,
+    /// When the server was last heard from, on this page's clock.
+    heard_at: f64,
 }
 
 /// Opens the game for `name` in `room` (quick play without one).
@@ -122,6 +128,7 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
             last_interval_ms: None,
             frame_times: FrameTimes::default(),
             lost_reason: String::new(),
+            heard_at: now,
         })
     });
     app.borrow_mut().connect();
@@ -374,6 +381,7 @@ impl App {
 
     fn message(&mut self, bytes: &[u8]) {
         let now = now_secs();
+        self.heard_at = now;
         let received = match &mut self.phase {
             Phase::Playing(session) => session.receive_bytes(bytes, now),
             _ => decode_server(bytes).map_err(ApplyError::from),
@@ -627,6 +635,11 @@ impl App {
                     );
                     self.hud.overlay(self.lost_title(), &text, true);
                 }
+            }
+            Phase::Playing(_) if now - self.heard_at > SERVER_SILENCE_SECS => {
+                // Dropping the socket closes it without a goodbye: the seat stays held.
+                self.ended_socket = self.socket.take();
+                self.closed(1006, "");
             }
             Phase::Playing(_) => self.play_frame(now, frame_secs),
             Phase::Joining | Phase::Refused => {}

@@ -6,4 +6,5 @@ mod crowd;
 mod history;
 mod reconnect;
 mod refusal;
+mod resume;
 mod two_pages;

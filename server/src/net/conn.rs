@@ -318,11 +318,12 @@ async fn session(
 }
 
 /// Whether a connection that ended this way leaves its seat held for a resume: it
-/// vanished, went quiet, stopped reading, or its page is reloading (1001, going away).
-/// A normal close, or one for misbehaving, gives the seat up.
+/// vanished, went quiet, stopped reading, or closed without saying goodbye (a reloading
+/// page closes with 1001, a dropped browser socket with no code). A normal closure
+/// (1000) is a goodbye, and closing for misbehaving gives the seat up too.
 fn keeps_seat(ended: &Result<(), Refusal>, close_code: Option<u16>) -> bool {
     match ended {
-        Ok(()) => close_code.is_none_or(|code| code == 1001),
+        Ok(()) => close_code != Some(1000),
         Err((reason, _)) => matches!(reason, CloseReason::Timeout | CloseReason::TooSlow),
     }
 }
