@@ -25,6 +25,7 @@ pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
 use crate::net::caps::ConnCaps;
+use crate::net::client_addr::TrustedProxies;
 use crate::net::conn::ConnLimits;
 use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
@@ -49,6 +50,8 @@ struct AppState {
     caps: Arc<ConnCaps>,
     /// Which pages may open the game WebSocket.
     origins: OriginPolicy,
+    /// Whose word on a client's address is taken.
+    proxies: TrustedProxies,
     /// Serve the compliance echo at `/echo` (off unless `--echo-route`).
     echo_route: bool,
     web_root: Option<PathBuf>,
@@ -128,6 +131,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         limits: conn_limits(&config),
         caps: ConnCaps::new(config.max_connections, config.max_connections_per_ip),
         origins,
+        proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         echo_route: config.echo_route,
         web_root,
         shutdown: CancellationToken::new(),

@@ -4,6 +4,7 @@
 
 pub(crate) mod api;
 pub(crate) mod caps;
+pub(crate) mod client_addr;
 pub(crate) mod conn;
 pub(crate) mod echo;
 pub(crate) mod frame;

@@ -1,7 +1,10 @@
 //! The HTTP routes: the page and its bundle, the game WebSocket, and the endpoints
 //! operators and the lobby page read.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use tracing::Instrument;
 
 use warp::Filter;
 use warp::http::StatusCode;
@@ -10,8 +13,8 @@ use warp::reply::Reply;
 
 use crate::AppState;
 use crate::net::caps::CapExceeded;
+use crate::net::client_addr::client_ip;
 use crate::net::conn::serve_socket;
-use crate::net::listener::PeerAddr;
 use crate::net::upgrade::{self, Handshake};
 
 const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
@@ -35,29 +38,33 @@ pub(crate) fn routes(
         .and(upgrade::handshake())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
-        .and(warp::ext::get::<PeerAddr>())
+        .and(client_ip(app.proxies.clone()))
         .and(with_app.clone())
         .map(
             |handshake: Handshake,
              origin: Option<String>,
              host: Option<String>,
-             peer: PeerAddr,
+             client: IpAddr,
              app: Arc<AppState>| {
                 if !app.origins.allows(origin.as_deref(), host.as_deref()) {
-                    tracing::debug!(?origin, peer = %peer.0, "websocket from a foreign origin refused");
+                    tracing::debug!(?origin, %client, "websocket from a foreign origin refused");
                     return refuse(StatusCode::FORBIDDEN, "origin not allowed");
                 }
-                let slot = match app.caps.try_take(peer.0.ip()) {
+                let slot = match app.caps.try_take(client) {
                     Ok(slot) => slot,
                     Err(CapExceeded::Global) => {
                         return refuse(StatusCode::SERVICE_UNAVAILABLE, "server full");
                     }
                     Err(CapExceeded::PerIp) => {
+                        tracing::debug!(%client, "websocket over the per-address cap refused");
                         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
                     }
                 };
                 let tasks = app.tasks.clone();
-                handshake.accept(&tasks, move |handover| serve_socket(handover, app, slot))
+                let span = tracing::debug_span!("conn", %client);
+                handshake.accept(&tasks, move |handover| {
+                    serve_socket(handover, app, slot).instrument(span)
+                })
             },
         );
 

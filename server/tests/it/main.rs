@@ -12,6 +12,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod matches;
+mod proxy;
 mod room_limits;
 mod slow_clients;
 mod support;

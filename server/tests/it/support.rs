@@ -421,10 +421,36 @@ pub async fn count_snapshots(conn: &mut Client, window: Duration) -> usize {
     n_snapshots + (conn.skipped_snapshots - skipped_before) as usize
 }
 
+/// A TCP connection to `to` from the loopback address `source` (any of 127.0.0.0/8), so
+/// one machine can be many clients.
+pub async fn connect_from(source: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .unwrap_or_else(|err| panic!("bind {source}: {err}"));
+    socket
+        .connect(to)
+        .await
+        .unwrap_or_else(|err| panic!("connect {to} from {source}: {err}"))
+}
+
 /// A raw WebSocket upgrade request with `extra` header lines (each ending in CRLF).
 /// Returns the response status, its head, and the socket (which stays upgraded on 101).
 pub async fn raw_upgrade(server: &Server, extra: &str) -> (u16, String, TcpStream) {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    raw_upgrade_from(server, [127, 0, 0, 1].into(), extra).await
+}
+
+/// `raw_upgrade` from the loopback address `source`.
+pub async fn raw_upgrade_from(
+    server: &Server,
+    source: std::net::IpAddr,
+    extra: &str,
+) -> (u16, String, TcpStream) {
+    let mut stream = connect_from(source, server.addr).await;
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
