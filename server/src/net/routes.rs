@@ -15,9 +15,8 @@ use crate::AppState;
 use crate::net::caps::CapExceeded;
 use crate::net::client_addr::client_ip;
 use crate::net::conn::serve_socket;
+use crate::net::http::get_or_head;
 use crate::net::upgrade::{self, Handshake};
-
-const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
 
 fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
     warp::reply::with_status(format!("{text}\n"), status).into_response()
@@ -90,11 +89,11 @@ pub(crate) fn routes(
 
     let healthz = warp::path("healthz")
         .and(warp::path::end())
-        .and(warp::get())
+        .and(get_or_head())
         .map(|| "ok\n".into_response());
 
     let rooms = warp::path!("api" / "rooms")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_app.clone())
         .map(|app: Arc<AppState>| warp::reply::json(&app.directory.list()).into_response());
 
@@ -103,7 +102,7 @@ pub(crate) fn routes(
 
     let metrics = warp::path("metrics")
         .and(warp::path::end())
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_app)
         .map(|app: Arc<AppState>| {
             warp::reply::with_header(
@@ -114,16 +113,8 @@ pub(crate) fn routes(
             .into_response()
         });
 
-    let page = match app.web_root.clone() {
-        Some(root) => warp::get()
-            .and(warp::fs::dir(root))
-            .map(Reply::into_response)
-            .boxed(),
-        None => warp::get()
-            .and(warp::path::end())
-            .map(|| warp::reply::html(PLACEHOLDER_PAGE).into_response())
-            .boxed(),
-    };
+    // The page, its bundle and the icon, whichever paths are left.
+    let page = crate::net::web_files::routes(Arc::clone(&app.web_files));
 
     ws.or(echo)
         .unify()

@@ -16,3 +16,4 @@ mod proxy;
 mod room_limits;
 mod slow_clients;
 mod support;
+mod web_files;

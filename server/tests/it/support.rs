@@ -308,6 +308,70 @@ pub async fn http_get_at(addr: std::net::SocketAddr, path: &str) -> (u16, String
     (status, body)
 }
 
+/// An HTTP response read whole off a connection the server closed after it.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// Every byte after the head: for a `HEAD`, nothing should be here.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of header `name` (lowercase), if it was sent once or more.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(sent, _)| sent == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `METHOD path` with `extra` header lines on a connection of its own, read to its end.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in extra {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("response within patience")
+        .expect("read response");
+    let head_end = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("an HTTP status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: response[head_end + 4..].to_vec(),
+    }
+}
+
 /// The real `server` binary as a child process, for measurements that must see the
 /// server alone (its memory, its file descriptors). Killed when dropped.
 #[derive(Debug)]
