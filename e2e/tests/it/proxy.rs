@@ -65,11 +65,19 @@ async fn join_from(
     Ok(Ok(socket))
 }
 
-/// `GET path` through `caddy`: the status line and the body.
-async fn get(caddy: &Caddy, path: &str) -> anyhow::Result<(String, String)> {
+/// `GET path` through `caddy`, with `Accept-Encoding` if given: the head (lowercased)
+/// and the body.
+async fn get(
+    caddy: &Caddy,
+    path: &str,
+    accept_encoding: Option<&str>,
+) -> anyhow::Result<(String, String)> {
     let mut stream = TcpStream::connect(caddy.addr).await?;
+    let accept = accept_encoding.map_or(String::new(), |codings| {
+        format!("Accept-Encoding: {codings}\r\n")
+    });
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{accept}Connection: close\r\n\r\n",
         caddy.addr
     );
     stream.write_all(request.as_bytes()).await?;
@@ -77,10 +85,7 @@ async fn get(caddy: &Caddy, path: &str) -> anyhow::Result<(String, String)> {
     timeout(PATIENCE, stream.read_to_end(&mut response)).await??;
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Ok((
-        head.lines().next().unwrap_or("").to_owned(),
-        body.to_owned(),
-    ))
+    Ok((head.to_ascii_lowercase(), body.to_owned()))
 }
 
 async fn players_in_room(server: &server::Server, n_players: usize) -> anyhow::Result<()> {
@@ -120,10 +125,15 @@ async fn bots_play_through_caddy_and_each_client_has_its_own_allowance() -> anyh
     )
     .await?;
     let checked = async {
-        let (status, page) = get(&caddy, "/").await?;
+        let (head, page) = get(&caddy, "/", None).await?;
         anyhow::ensure!(
-            status.contains(" 200 ") && page.contains("client"),
-            "the page comes through Caddy: {status}"
+            head.starts_with("http/1.1 200") && page.contains("client"),
+            "the page comes through Caddy: {head}"
+        );
+        let (head, _) = get(&caddy, "/", Some("br")).await?;
+        anyhow::ensure!(
+            head.contains("content-encoding: br") && head.contains("vary: accept-encoding"),
+            "the server's brotli copy comes through Caddy as it is: {head}"
         );
         let bots = tokio::spawn(run(BotsConfig {
             url: caddy.ws_url(),

@@ -336,7 +336,7 @@ impl WebFiles {
 }
 
 /// The paths of the files under `root`, relative and with `/` between folders; hidden
-/// files and folders left out.
+/// files and folders, and linked folders, left out.
 fn list_files(root: &Path) -> anyhow::Result<BTreeSet<String>> {
     let mut found = BTreeSet::new();
     let mut folders: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
@@ -353,7 +353,11 @@ fn list_files(root: &Path) -> anyhow::Result<BTreeSet<String>> {
             }
             let path = entry.path();
             let relative = format!("{prefix}{name}");
-            if path.is_dir() {
+            let file_type = entry
+                .file_type()
+                .with_context(|| format!("read the type of {}", path.display()))?;
+            // A linked folder is not followed: a link to a parent would never end.
+            if file_type.is_dir() {
                 folders.push((path, format!("{relative}/")));
             } else if path.is_file() {
                 found.insert(relative);
@@ -484,6 +488,38 @@ mod tests {
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
         assert_eq!(content_type("favicon.svg"), "image/svg+xml");
         assert_eq!(content_type("README"), "application/octet-stream");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_root_is_read_with_its_copies_and_without_hidden_files_or_linked_folders() {
+        let root = std::env::temp_dir().join(format!("skirmish-web-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("sub")).expect("make the root");
+        for (name, bytes) in [
+            ("index.html", "page"),
+            ("index.html.gz", "not really gzip"),
+            (".secret", "hidden"),
+            ("sub/notes.txt", "notes"),
+        ] {
+            std::fs::write(root.join(name), bytes).expect("write a file");
+        }
+        std::os::unix::fs::symlink(&root, root.join("sub/loop")).expect("link a parent");
+        let files = WebFiles::load(&root).expect("the root loads");
+        let _ = std::fs::remove_dir_all(&root);
+        let mut paths: Vec<&str> = files.files.keys().map(String::as_str).collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["favicon.ico", "index.html", "sub/notes.txt"]);
+        let index = &files.files["index.html"];
+        assert_eq!(
+            index
+                .variants
+                .iter()
+                .map(|v| v.encoding)
+                .collect::<Vec<_>>(),
+            [Encoding::Identity, Encoding::Gzip],
+            "a copy beside a file is that file's, not a file of its own"
+        );
     }
 
     #[test]
