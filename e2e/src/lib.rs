@@ -1,6 +1,9 @@
 //! What the end-to-end tests share: the real server serving the real browser bundle, and
 //! real headless Chromium pages driven through chromedriver (WebDriver), with their
-//! console errors collected and their screenshots saved.
+//! console errors collected and their screenshots saved; and Caddy in front of the
+//! server, as docs/DEPLOY.md configures it.
+
+pub mod caddy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

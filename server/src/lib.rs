@@ -9,7 +9,6 @@ mod rooms;
 pub mod store;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -26,9 +25,11 @@ pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
 use crate::net::caps::ConnCaps;
+use crate::net::client_addr::TrustedProxies;
 use crate::net::conn::ConnLimits;
 use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
+use crate::net::web_files::WebFiles;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
@@ -51,9 +52,12 @@ struct AppState {
     caps: Arc<ConnCaps>,
     /// Which pages may open the game WebSocket.
     origins: OriginPolicy,
+    /// Whose word on a client's address is taken.
+    proxies: TrustedProxies,
     /// Serve the compliance echo at `/echo` (off unless `--echo-route`).
     echo_route: bool,
-    web_root: Option<PathBuf>,
+    /// The page and its bundle (or the placeholder), in memory.
+    web_files: Arc<WebFiles>,
     /// Cancelled when the server shuts down; connections close with 1001.
     shutdown: CancellationToken,
     /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
@@ -102,7 +106,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     config.validate()?;
     let origins = OriginPolicy::new(&config.allow_origins)?;
     let map = load_map(config.map.as_deref())?;
-    let web_root = usable_web_root(&config);
+    let web_files = Arc::new(web_files(&config)?);
     let metrics = Arc::new(Metrics::new());
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
     let store = Arc::new(
@@ -140,8 +144,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         limits: conn_limits(&config),
         caps: ConnCaps::new(config.max_connections, config.max_connections_per_ip),
         origins,
+        proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         echo_route: config.echo_route,
-        web_root,
+        web_files,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         identities,
@@ -168,15 +173,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     })
 }
 
-/// The web root, if it holds a page to serve.
-fn usable_web_root(config: &Config) -> Option<PathBuf> {
-    config.web_root.clone().filter(|root| {
-        let usable = root.join("index.html").is_file();
-        if !usable {
+/// The files of the web root, if it holds a page to serve, or else the placeholder.
+fn web_files(config: &Config) -> anyhow::Result<WebFiles> {
+    match &config.web_root {
+        Some(root) if root.join("index.html").is_file() => WebFiles::load(root),
+        Some(root) => {
             tracing::warn!(root = %root.display(), "no index.html in the web root; serving the placeholder page");
+            Ok(WebFiles::placeholder())
         }
-        usable
-    })
+        None => Ok(WebFiles::placeholder()),
+    }
 }
 
 /// How every room runs, from the flags.

@@ -1,6 +1,8 @@
 //! `cargo xtask build`: the browser bundle. Compiles the client for wasm32 with the small
 //! `wasm-release` profile, generates the JS glue with the wasm-bindgen library (no CLI to
-//! install), adds the page, stylesheet and icon, and reports the size gzipped.
+//! install), names the module and the glue by their content so browsers may keep them
+//! for good, adds the page, stylesheet and icon, writes a brotli and a gzip copy beside
+//! each file for the server to send as they are, and reports the sizes.
 
 use std::fs;
 use std::io::Write;
@@ -9,12 +11,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
 
 use crate::util::{cargo, ensure_target, exec, root, target_dir};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
-/// Static files of the page, copied as they are from `client/web/`.
-const PAGE_FILES: [&str; 3] = ["index.html", "style.css", "favicon.svg"];
+/// Static files of the page, copied as they are: (folder under the root, file).
+const PAGE_FILES: [(&str, &str); 2] = [("client/web", "style.css"), ("assets", "favicon.svg")];
+/// Hex digits of the content hash in a file's name. The server knows a file by this
+/// shape (`name-<16 hex digits>.ext`) as immutable.
+const HASH_DIGITS: usize = 16;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -55,21 +61,109 @@ pub fn bundle() -> anyhow::Result<PathBuf> {
         .out_name("client")
         .web(true)?
         .typescript(false)
-        // The glue then finds `client_bg.wasm` beside itself, so the page only imports it.
+        // The glue then finds the module beside itself, so the page only imports it.
         .omit_default_module_path(false)
         .generate(&out)
         .with_context(|| format!("generate the JS bindings for {}", wasm.display()))?;
-    let module = out.join("client_bg.wasm");
-    let stripped = without_names(&fs::read(&module)?)
-        .with_context(|| format!("strip the names from {}", module.display()))?;
-    fs::write(&module, stripped)?;
-    let page = root().join("client").join("web");
-    for file in PAGE_FILES {
-        fs::copy(page.join(file), out.join(file))
+    name_by_content(&out)?;
+    for (folder, file) in PAGE_FILES {
+        fs::copy(root().join(folder).join(file), out.join(file))
             .with_context(|| format!("copy {file} into the bundle"))?;
     }
+    precompress(&out)?;
     report_size(&out)?;
     Ok(out)
+}
+
+/// Renames the module and the glue to content-hashed names, and points the glue at the
+/// module and the page at the glue by those names. A new build is new names, so a
+/// browser never mixes an old glue with a new module, and may keep each for good.
+fn name_by_content(out: &Path) -> anyhow::Result<()> {
+    let module_path = out.join("client_bg.wasm");
+    let module = without_names(&fs::read(&module_path)?)
+        .with_context(|| format!("strip the names from {}", module_path.display()))?;
+    let module_name = hashed_name("client_bg", "wasm", &module);
+    fs::write(out.join(&module_name), module)?;
+    fs::remove_file(&module_path)?;
+
+    let glue_path = out.join("client.js");
+    let glue =
+        fs::read_to_string(&glue_path).with_context(|| format!("read {}", glue_path.display()))?;
+    let glue = replace_once(&glue, "'client_bg.wasm'", &format!("'{module_name}'"))
+        .context("point the JS glue at the module")?;
+    let glue_name = hashed_name("client", "js", glue.as_bytes());
+    fs::write(out.join(&glue_name), glue)?;
+    fs::remove_file(&glue_path)?;
+
+    let page_path = root().join("client").join("web").join("index.html");
+    let page =
+        fs::read_to_string(&page_path).with_context(|| format!("read {}", page_path.display()))?;
+    let page = replace_once(&page, "\"./client.js\"", &format!("\"./{glue_name}\""))
+        .context("point the page at the JS glue")?;
+    fs::write(out.join("index.html"), page)?;
+    Ok(())
+}
+
+/// `stem-<hash>.ext`: the first 16 hex digits of the content's SHA-256.
+fn hashed_name(stem: &str, ext: &str, content: &[u8]) -> String {
+    let digest = hex::encode(Sha256::digest(content));
+    format!("{stem}-{}.{ext}", &digest[..HASH_DIGITS])
+}
+
+/// `text` with its one `from` replaced; an error if `from` is not there exactly once,
+/// since then the generated file no longer looks as this build expects.
+fn replace_once(text: &str, from: &str, to: &str) -> anyhow::Result<String> {
+    let found = text.matches(from).count();
+    anyhow::ensure!(found == 1, "expected {from} once, found it {found} times");
+    Ok(text.replacen(from, to, 1))
+}
+
+/// Writes `FILE.br` and `FILE.gz` beside each file of `dir`, at the highest settings
+/// (the build pays once, every download gains), each only where it is smaller.
+fn precompress(dir: &Path) -> anyhow::Result<()> {
+    for file in bundle_files(dir)? {
+        let bytes = fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+        for (ext, compressed) in [("br", brotli_bytes(&bytes)?), ("gz", gzip_bytes(&bytes)?)] {
+            if compressed.len() < bytes.len() {
+                let mut copy = file.clone().into_os_string();
+                copy.push(format!(".{ext}"));
+                fs::write(&copy, compressed)
+                    .with_context(|| format!("write {}", Path::new(&copy).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn gzip_bytes(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(bytes)?;
+    Ok(gz.finish()?)
+}
+
+fn brotli_bytes(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    const QUALITY: u32 = 11;
+    const WINDOW_BITS: u32 = 22;
+    let mut out = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 64 * 1024, QUALITY, WINDOW_BITS);
+        writer.write_all(bytes)?;
+    }
+    Ok(out)
+}
+
+/// The bundle's files, without their compressed copies, sorted.
+fn bundle_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|file| {
+        !file
+            .extension()
+            .is_some_and(|ext| ext == "br" || ext == "gz")
+    });
+    files.sort();
+    Ok(files)
 }
 
 /// The module without its `name` custom section: function names for debuggers, a third of
@@ -114,34 +208,36 @@ fn read_leb128(bytes: &[u8]) -> anyhow::Result<(usize, usize)> {
     anyhow::bail!("bad LEB128 number")
 }
 
-/// Prints each file's size, raw and gzipped, and the totals.
+/// Prints each file's size, raw and as its compressed copies go out, and the totals.
 fn report_size(dir: &Path) -> anyhow::Result<()> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
-    files.sort();
-    let (mut raw_total, mut gz_total) = (0, 0);
-    for file in &files {
-        let bytes = fs::read(file).with_context(|| format!("read {}", file.display()))?;
-        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
-        gz.write_all(&bytes)?;
-        let gz_len = gz.finish()?.len();
-        raw_total += bytes.len();
-        gz_total += gz_len;
+    let size = |file: &Path, ext: &str| {
+        let mut copy = file.as_os_str().to_owned();
+        copy.push(ext);
+        // Without a copy, the file goes out as it is.
+        fs::metadata(&copy)
+            .or_else(|_| fs::metadata(file))
+            .map(|meta| meta.len())
+    };
+    let (mut raw_total, mut gz_total, mut br_total) = (0, 0, 0);
+    for file in &bundle_files(dir)? {
+        let (raw, gz, br) = (size(file, "")?, size(file, ".gz")?, size(file, ".br")?);
+        raw_total += raw;
+        gz_total += gz;
+        br_total += br;
         eprintln!(
-            "  {:<20} {:>9} B  {:>9} B gzipped",
+            "  {:<32} {raw:>9} B  {gz:>9} B gzip  {br:>9} B brotli",
             file.file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
-            bytes.len(),
-            gz_len
         );
     }
+    let kib = |bytes: u64| bytes as f64 / 1024.0;
     eprintln!(
-        "bundle {}: {:.1} KiB, {:.1} KiB gzipped",
+        "bundle {}: {:.1} KiB, {:.1} KiB gzip, {:.1} KiB brotli",
         dir.display(),
-        raw_total as f64 / 1024.0,
-        gz_total as f64 / 1024.0
+        kib(raw_total),
+        kib(gz_total),
+        kib(br_total)
     );
     Ok(())
 }
@@ -149,6 +245,51 @@ fn report_size(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashed_names_follow_the_content() {
+        let name = hashed_name("client", "js", b"one");
+        assert!(
+            name.starts_with("client-") && name.ends_with(".js"),
+            "{name}"
+        );
+        assert_eq!(name.len(), "client-.js".len() + HASH_DIGITS);
+        assert_eq!(
+            name,
+            hashed_name("client", "js", b"one"),
+            "the same content, the same name"
+        );
+        assert_ne!(name, hashed_name("client", "js", b"two"));
+    }
+
+    #[test]
+    fn a_reference_is_replaced_only_when_it_is_there_once() {
+        assert_eq!(
+            replace_once("a 'x' b", "'x'", "'y'").expect("once"),
+            "a 'y' b"
+        );
+        assert!(replace_once("a b", "'x'", "'y'").is_err());
+        assert!(replace_once("'x' 'x'", "'x'", "'y'").is_err());
+    }
+
+    #[test]
+    fn compressed_copies_decode_to_the_original() {
+        let original = b"skirmish ".repeat(100);
+        let mut decoded = Vec::new();
+        brotli::BrotliDecompress(
+            &mut brotli_bytes(&original).expect("brotli").as_slice(),
+            &mut decoded,
+        )
+        .expect("brotli decodes");
+        assert_eq!(decoded, original);
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(gzip_bytes(&original).expect("gzip").as_slice()),
+            &mut decoded,
+        )
+        .expect("gzip decodes");
+        assert_eq!(decoded, original);
+    }
 
     #[test]
     fn only_the_name_section_is_dropped() {

@@ -4,11 +4,11 @@
 //! run the harness, which plays bots against a release server and measures bandwidth,
 //! capacity, endurance and the match store.
 
-mod browser;
 mod build;
 mod compliance;
 mod deny;
 mod harness;
+mod programs;
 mod serve;
 mod test;
 mod util;

@@ -1,8 +1,9 @@
 //! `cargo xtask test`: every check CI runs, in order from cheapest to slowest, ending with
-//! the browser tests in real headless Chromium against the freshly built bundle.
+//! the browser tests in real headless Chromium against the freshly built bundle, and the
+//! reverse-proxy test behind a real Caddy.
 
-use crate::browser::ensure_chromium;
 use crate::build::bundle;
+use crate::programs::{ensure_caddy, ensure_chromium};
 use crate::util::{cargo, ensure_target, exec, target_dir, timed};
 use crate::{compliance, deny, harness};
 
@@ -39,14 +40,16 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
 
     let web_root = bundle()?;
     let chromium = ensure_chromium()?;
-    timed("browser tests", || {
+    let caddy = ensure_caddy()?;
+    timed("browser and proxy tests", || {
         exec(
             cargo()
-                // The browser tests are the workspace's only ignored tests. Selecting
-                // them with `--ignored` over the whole workspace, rather than `-p e2e`,
-                // reuses the build above: the same packages, so the same features.
-                // One at a time keeps frame timings honest; their output (measurements,
-                // screenshot paths) is worth seeing even when they pass.
+                // The ignored tests are those that need programs from outside the
+                // workspace (Chromium, Caddy), and so only this step runs them.
+                // Selecting them with `--ignored` over the whole workspace, rather than
+                // `-p e2e`, reuses the build above: the same packages, so the same
+                // features. One at a time keeps frame timings honest; their output
+                // (measurements, screenshot paths) is worth seeing even when they pass.
                 .args([
                     "test",
                     "--workspace",
@@ -58,6 +61,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
                 .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
                 .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
                 .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)
+                .env("SKIRMISH_E2E_CADDY", &caddy)
                 .env("SKIRMISH_E2E_ARTIFACTS", target_dir().join("e2e")),
         )
     })?;

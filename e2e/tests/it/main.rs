@@ -1,9 +1,11 @@
 //! End-to-end tests in real headless Chromium, against the real server serving the real
-//! bundle. `cargo xtask test` builds the bundle, makes sure Chromium and chromedriver are
-//! installed, and runs these (they are ignored by a plain `cargo test`, which has neither).
+//! bundle, and through a real Caddy in front of it. `cargo xtask test` builds the bundle,
+//! makes sure Chromium, chromedriver and Caddy are installed, and runs these (they are
+//! ignored by a plain `cargo test`, which has none of them).
 
 mod crowd;
 mod history;
+mod proxy;
 mod reconnect;
 mod refusal;
 mod resume;

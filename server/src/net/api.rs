@@ -15,6 +15,7 @@ use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderMap, IF_NONE_M
 use warp::http::{Response as HttpResponse, StatusCode};
 use warp::reply::{Reply, Response};
 
+use crate::net::http::{IMMUTABLE, REVALIDATE, etag_matches, get_or_head};
 use crate::store::{LeaderboardCursor, LeaderboardEntry, MatchId, MatchStore, StoreError};
 
 /// Items per page when the client does not say.
@@ -24,11 +25,8 @@ pub(crate) const MAX_LIMIT: u32 = 100;
 /// How many of a player's matches their page shows.
 pub(crate) const RECENT_MATCHES: u32 = 10;
 
-/// A finished match never changes, so caches may keep its page for good.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// Lists and players change with every match: caches must ask again, and an `ETag`
-/// lets them do it cheaply.
-const REVALIDATE: &str = "no-cache";
+// A finished match never changes, so caches may keep its page for good (`IMMUTABLE`);
+// lists and players change with every match, so caches ask again (`REVALIDATE`).
 
 /// An answer that is not the data asked for: its status and what went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,16 +200,6 @@ fn parse_match_id_in(what: &str, text: &str) -> Result<MatchId, ApiError> {
     MatchId::try_from(id).map_err(|_| ApiError::bad_request(format!("{what} is too large")))
 }
 
-/// Whether an `If-None-Match` header names `etag` (weak comparison, as RFC 9110 asks
-/// for this header; `*` names any).
-pub(crate) fn etag_matches(if_none_match: &str, etag: &str) -> bool {
-    let ours = etag.trim_start_matches("W/");
-    if_none_match
-        .split(',')
-        .map(str::trim)
-        .any(|theirs| theirs == "*" || theirs.trim_start_matches("W/") == ours)
-}
-
 /// The JSON body of a page that changes, with an `ETag` from its bytes: 304 with no
 /// body if the client already holds exactly these bytes. (The hash is std's SipHash
 /// with fixed keys: stable while the binary is; after an upgrade a client refetches
@@ -363,27 +351,26 @@ async fn show_leaderboard(
 /// `/api/matches`, `/api/matches/{id}`, `/api/players/{id}` and `/api/leaderboard`.
 pub(crate) fn routes(store: Arc<dyn MatchStore>) -> BoxedFilter<(Response,)> {
     let with_store = warp::any().map(move || Arc::clone(&store));
-    let get_or_head = warp::get().or(warp::head()).unify();
     // The raw query, or none: parsing it is `parse_*`'s business alone.
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
 
     let matches = warp::path!("api" / "matches")
-        .and(get_or_head)
+        .and(get_or_head())
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .and(with_store.clone())
         .then(list_matches);
     let one_match = warp::path!("api" / "matches" / String)
-        .and(get_or_head)
+        .and(get_or_head())
         .and(with_store.clone())
         .then(show_match);
     let player = warp::path!("api" / "players" / String)
-        .and(get_or_head)
+        .and(get_or_head())
         .and(warp::header::headers_cloned())
         .and(with_store.clone())
         .then(show_player);
     let leaderboard = warp::path!("api" / "leaderboard")
-        .and(get_or_head)
+        .and(get_or_head())
         .and(raw_query)
         .and(warp::header::headers_cloned())
         .and(with_store)
@@ -582,21 +569,6 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
-        let etag = "\"00ab\"";
-        assert!(etag_matches("\"00ab\"", etag));
-        assert!(etag_matches("W/\"00ab\"", etag));
-        assert!(etag_matches("\"x\", \"00ab\"", etag));
-        assert!(etag_matches("*", etag));
-        assert!(!etag_matches("\"00ac\"", etag));
-        assert!(
-            !etag_matches("00ab", etag),
-            "an unquoted tag is a different tag"
-        );
-        assert!(!etag_matches("", etag));
     }
 
     /// A store whose every read fails, as one on a failing disk would.

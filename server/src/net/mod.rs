@@ -4,9 +4,11 @@
 
 pub(crate) mod api;
 pub(crate) mod caps;
+pub(crate) mod client_addr;
 pub(crate) mod conn;
 pub(crate) mod echo;
 pub(crate) mod frame;
+pub(crate) mod http;
 pub(crate) mod identity;
 pub mod inbound;
 pub(crate) mod listener;
@@ -14,4 +16,5 @@ pub(crate) mod origin;
 pub(crate) mod ratelimit;
 pub(crate) mod routes;
 pub(crate) mod upgrade;
+pub(crate) mod web_files;
 pub(crate) mod wire;

@@ -1,7 +1,10 @@
 //! The HTTP routes: the page and its bundle, the game WebSocket, and the endpoints
 //! operators and the lobby page read.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+
+use tracing::Instrument;
 
 use warp::Filter;
 use warp::http::StatusCode;
@@ -10,11 +13,10 @@ use warp::reply::Reply;
 
 use crate::AppState;
 use crate::net::caps::CapExceeded;
+use crate::net::client_addr::client_ip;
 use crate::net::conn::serve_socket;
-use crate::net::listener::PeerAddr;
+use crate::net::http::get_or_head;
 use crate::net::upgrade::{self, Handshake};
-
-const PLACEHOLDER_PAGE: &str = include_str!("placeholder.html");
 
 fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
     warp::reply::with_status(format!("{text}\n"), status).into_response()
@@ -35,29 +37,33 @@ pub(crate) fn routes(
         .and(upgrade::handshake())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
-        .and(warp::ext::get::<PeerAddr>())
+        .and(client_ip(app.proxies.clone()))
         .and(with_app.clone())
         .map(
             |handshake: Handshake,
              origin: Option<String>,
              host: Option<String>,
-             peer: PeerAddr,
+             client: IpAddr,
              app: Arc<AppState>| {
                 if !app.origins.allows(origin.as_deref(), host.as_deref()) {
-                    tracing::debug!(?origin, peer = %peer.0, "websocket from a foreign origin refused");
+                    tracing::debug!(?origin, %client, "websocket from a foreign origin refused");
                     return refuse(StatusCode::FORBIDDEN, "origin not allowed");
                 }
-                let slot = match app.caps.try_take(peer.0.ip()) {
+                let slot = match app.caps.try_take(client) {
                     Ok(slot) => slot,
                     Err(CapExceeded::Global) => {
                         return refuse(StatusCode::SERVICE_UNAVAILABLE, "server full");
                     }
                     Err(CapExceeded::PerIp) => {
+                        tracing::debug!(%client, "websocket over the per-address cap refused");
                         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
                     }
                 };
                 let tasks = app.tasks.clone();
-                handshake.accept(&tasks, move |handover| serve_socket(handover, app, slot))
+                let span = tracing::debug_span!("conn", %client);
+                handshake.accept(&tasks, move |handover| {
+                    serve_socket(handover, app, slot).instrument(span)
+                })
             },
         );
 
@@ -83,11 +89,11 @@ pub(crate) fn routes(
 
     let healthz = warp::path("healthz")
         .and(warp::path::end())
-        .and(warp::get())
+        .and(get_or_head())
         .map(|| "ok\n".into_response());
 
     let rooms = warp::path!("api" / "rooms")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_app.clone())
         .map(|app: Arc<AppState>| warp::reply::json(&app.directory.list()).into_response());
 
@@ -96,7 +102,7 @@ pub(crate) fn routes(
 
     let metrics = warp::path("metrics")
         .and(warp::path::end())
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_app)
         .map(|app: Arc<AppState>| {
             warp::reply::with_header(
@@ -107,16 +113,8 @@ pub(crate) fn routes(
             .into_response()
         });
 
-    let page = match app.web_root.clone() {
-        Some(root) => warp::get()
-            .and(warp::fs::dir(root))
-            .map(Reply::into_response)
-            .boxed(),
-        None => warp::get()
-            .and(warp::path::end())
-            .map(|| warp::reply::html(PLACEHOLDER_PAGE).into_response())
-            .boxed(),
-    };
+    // The page, its bundle and the icon, whichever paths are left.
+    let page = crate::net::web_files::routes(Arc::clone(&app.web_files));
 
     ws.or(echo)
         .unify()

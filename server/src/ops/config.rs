@@ -121,6 +121,13 @@ pub struct Config {
     #[arg(long, default_value_t = 64)]
     pub max_connections_per_ip: usize,
 
+    /// A reverse proxy (a CIDR, like `10.0.0.0/8`, or one address) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; repeatable. The connection caps, the
+    /// new-room limit and the logs then count the client, not the proxy. Headers from
+    /// any other peer are ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = crate::net::client_addr::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// An extra origin (like `https://play.example.com`) allowed to open the game
     /// WebSocket; repeatable. Same-origin and localhost pages are always allowed.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
@@ -340,6 +347,20 @@ mod tests {
         let huge_rate = config(&["--msg-rate", "1e300"]);
         assert!(huge_rate.validate().is_err());
         assert!(config(&["--room-grace-secs", "86400"]).validate().is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_repeat_and_bad_ones_are_refused() {
+        let two = config(&["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"]);
+        assert_eq!(
+            two.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1/128"]
+        );
+        assert!(config(&[]).trusted_proxies.is_empty(), "none by default");
+        assert!(Config::try_parse_from(["server", "--trusted-proxy", "10.0.0.0/40"]).is_err());
     }
 
     #[test]

@@ -314,6 +314,70 @@ pub async fn http_get_at(addr: std::net::SocketAddr, path: &str) -> (u16, String
     (status, body)
 }
 
+/// An HTTP response read whole off a connection the server closed after it.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased, in the order sent.
+    pub headers: Vec<(String, String)>,
+    /// Every byte after the head: for a `HEAD`, nothing should be here.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of header `name` (lowercase), if it was sent once or more.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(sent, _)| sent == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `METHOD path` with `extra` header lines on a connection of its own, read to its end.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in extra {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .expect("response within patience")
+        .expect("read response");
+    let head_end = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("an HTTP status line");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: response[head_end + 4..].to_vec(),
+    }
+}
+
 /// The real `server` binary as a child process, for measurements that must see the
 /// server alone (its memory, its file descriptors). Killed when dropped.
 #[derive(Debug)]
@@ -427,10 +491,36 @@ pub async fn count_snapshots(conn: &mut Client, window: Duration) -> usize {
     n_snapshots + (conn.skipped_snapshots - skipped_before) as usize
 }
 
+/// A TCP connection to `to` from the loopback address `source` (any of 127.0.0.0/8), so
+/// one machine can be many clients.
+pub async fn connect_from(source: std::net::IpAddr, to: std::net::SocketAddr) -> TcpStream {
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("a TCP socket");
+    socket
+        .bind(std::net::SocketAddr::new(source, 0))
+        .unwrap_or_else(|err| panic!("bind {source}: {err}"));
+    socket
+        .connect(to)
+        .await
+        .unwrap_or_else(|err| panic!("connect {to} from {source}: {err}"))
+}
+
 /// A raw WebSocket upgrade request with `extra` header lines (each ending in CRLF).
 /// Returns the response status, its head, and the socket (which stays upgraded on 101).
 pub async fn raw_upgrade(server: &Server, extra: &str) -> (u16, String, TcpStream) {
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    raw_upgrade_from(server, [127, 0, 0, 1].into(), extra).await
+}
+
+/// `raw_upgrade` from the loopback address `source`.
+pub async fn raw_upgrade_from(
+    server: &Server,
+    source: std::net::IpAddr,
+    extra: &str,
+) -> (u16, String, TcpStream) {
+    let mut stream = connect_from(source, server.addr).await;
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",

@@ -1,0 +1,75 @@
+//! Outside programs the tests run beside the workspace's own: Chromium and chromedriver
+//! for the browser tests, Caddy for the reverse-proxy test. Each is found on the PATH,
+//! installed from Debian's packages with apt-get when missing and running as root, or
+//! else the run stops with the command to run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::util::{exec, output};
+
+/// The browser and its driver, as paths.
+#[derive(Debug)]
+pub struct Chromium {
+    pub browser: PathBuf,
+    pub driver: PathBuf,
+}
+
+/// Returns Chromium and chromedriver, installing them first if that is possible here.
+pub fn ensure_chromium() -> anyhow::Result<Chromium> {
+    ensure(
+        "the browser tests need Chromium and chromedriver",
+        &["chromium", "chromium-driver"],
+        || {
+            let browser = on_path("chromium").or_else(|| on_path("chromium-browser"))?;
+            let driver = on_path("chromedriver")?;
+            Some(Chromium { browser, driver })
+        },
+    )
+}
+
+/// Returns the `caddy` binary, installing it first if that is possible here.
+pub fn ensure_caddy() -> anyhow::Result<PathBuf> {
+    ensure("the reverse-proxy test needs Caddy", &["caddy"], || {
+        on_path("caddy")
+    })
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
+/// What `find` finds, after installing `packages` with apt-get if it found nothing and
+/// this process may install; `needs` says who needs them, for the error otherwise.
+fn ensure<T>(needs: &str, packages: &[&str], find: impl Fn() -> Option<T>) -> anyhow::Result<T> {
+    if let Some(found) = find() {
+        return Ok(found);
+    }
+    let names = packages.join(" ");
+    if !is_root() || !Path::new("/usr/bin/apt-get").is_file() {
+        bail!(
+            "{needs}: not found on the PATH. Install with:\n    sudo sh -c 'apt-get update && apt-get install -y {names}'"
+        );
+    }
+    eprintln!("installing {names}: {needs}");
+    exec(Command::new("apt-get").arg("update"))?;
+    exec(
+        Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    match find() {
+        Some(found) => Ok(found),
+        None => bail!("apt-get installed {names}, but they are not on the PATH"),
+    }
+}
