@@ -50,6 +50,8 @@ pub struct RoomView {
     pub snapshot_stats: SnapshotStats,
     /// Chat lines as (sender name, text), oldest first, the newest `CHAT_LOG` kept.
     pub chat: Vec<(String, String)>,
+    /// The operators' announcements, oldest first, the newest `CHAT_LOG` kept.
+    pub announcements: Vec<String>,
     pub events: Vec<GameEvent>,
     /// This player's lasting identity and the token that proves it on the next visit.
     pub profile: Option<ProfileId>,
@@ -100,6 +102,12 @@ impl RoomView {
                 self.chat.push((name.clone(), text.clone()));
                 if self.chat.len() > CHAT_LOG {
                     self.chat.remove(0);
+                }
+            }
+            ServerMsg::Announcement { text } => {
+                self.announcements.push(text.clone());
+                if self.announcements.len() > CHAT_LOG {
+                    self.announcements.remove(0);
                 }
             }
             ServerMsg::Event(event) => {

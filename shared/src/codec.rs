@@ -270,6 +270,9 @@ mod tests {
             ServerMsg::Notice {
                 text: "slow down".into(),
             },
+            ServerMsg::Announcement {
+                text: "restarting in 5 minutes".into(),
+            },
             ServerMsg::PlayerJoined {
                 id: PlayerId(4),
                 name: "bob".into(),

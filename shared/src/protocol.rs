@@ -89,6 +89,8 @@ pub enum ServerMsg {
     PlayerAway { id: PlayerId },
     /// A player who was away is back in their seat.
     PlayerBack { id: PlayerId },
+    /// A message from the server's operators to every player, shown prominently.
+    Announcement { text: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,9 +208,32 @@ pub enum CloseReason {
     ResumeRefused,
     /// The seat was taken back by a newer connection of the same player.
     Replaced,
+    /// An operator removed the player (from the console or its API); the seat is not
+    /// held. The detail says "kicked by an operator", and the operator's reason if any.
+    Kicked,
 }
 
 impl CloseReason {
+    /// Every reason (a `VersionMismatch` stands for all of its versions), so counts by
+    /// reason can list them all.
+    pub const ALL: [CloseReason; 15] = [
+        CloseReason::VersionMismatch { server: 0 },
+        CloseReason::RoomFull,
+        CloseReason::BadName,
+        CloseReason::Malformed,
+        CloseReason::TooBig,
+        CloseReason::Flood,
+        CloseReason::Timeout,
+        CloseReason::TooSlow,
+        CloseReason::ServerShutdown,
+        CloseReason::RoomLimit,
+        CloseReason::TooManyNewRooms,
+        CloseReason::RoomCrashed,
+        CloseReason::ResumeRefused,
+        CloseReason::Replaced,
+        CloseReason::Kicked,
+    ];
+
     /// The WebSocket close code: standard codes where one fits, 4000-4999 for the rest.
     pub fn close_code(self) -> u16 {
         match self {
@@ -224,6 +249,7 @@ impl CloseReason {
             CloseReason::RoomCrashed => 1011,
             CloseReason::ResumeRefused => 4006,
             CloseReason::Replaced => 4007,
+            CloseReason::Kicked => 4008,
         }
     }
 
@@ -239,6 +265,7 @@ impl CloseReason {
             1011 => Some(CloseReason::RoomCrashed),
             4006 => Some(CloseReason::ResumeRefused),
             4007 => Some(CloseReason::Replaced),
+            4008 => Some(CloseReason::Kicked),
             _ => None,
         }
     }
@@ -260,6 +287,7 @@ impl CloseReason {
             CloseReason::RoomCrashed => "room_crashed",
             CloseReason::ResumeRefused => "resume_refused",
             CloseReason::Replaced => "replaced",
+            CloseReason::Kicked => "kicked",
         }
     }
 }
@@ -347,22 +375,35 @@ mod tests {
     use super::*;
 
     /// Every reason, so a new one cannot be left out of the checks below.
-    const REASONS: [CloseReason; 14] = [
-        CloseReason::VersionMismatch { server: 1 },
-        CloseReason::RoomFull,
-        CloseReason::BadName,
-        CloseReason::Malformed,
-        CloseReason::TooBig,
-        CloseReason::Flood,
-        CloseReason::Timeout,
-        CloseReason::TooSlow,
-        CloseReason::ServerShutdown,
-        CloseReason::RoomLimit,
-        CloseReason::TooManyNewRooms,
-        CloseReason::RoomCrashed,
-        CloseReason::ResumeRefused,
-        CloseReason::Replaced,
-    ];
+    const REASONS: [CloseReason; 15] = CloseReason::ALL;
+
+    /// Fails to compile when a reason is added without a place in `CloseReason::ALL`.
+    fn position_in_all(reason: CloseReason) -> usize {
+        match reason {
+            CloseReason::VersionMismatch { .. } => 0,
+            CloseReason::RoomFull => 1,
+            CloseReason::BadName => 2,
+            CloseReason::Malformed => 3,
+            CloseReason::TooBig => 4,
+            CloseReason::Flood => 5,
+            CloseReason::Timeout => 6,
+            CloseReason::TooSlow => 7,
+            CloseReason::ServerShutdown => 8,
+            CloseReason::RoomLimit => 9,
+            CloseReason::TooManyNewRooms => 10,
+            CloseReason::RoomCrashed => 11,
+            CloseReason::ResumeRefused => 12,
+            CloseReason::Replaced => 13,
+            CloseReason::Kicked => 14,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_reason_once_in_order() {
+        for (idx, reason) in CloseReason::ALL.into_iter().enumerate() {
+            assert_eq!(position_in_all(reason), idx, "{reason:?}");
+        }
+    }
 
     #[test]
     fn every_close_reason_has_a_valid_close_code() {
@@ -387,6 +428,11 @@ mod tests {
             Some(CloseReason::TooManyNewRooms)
         );
         assert_eq!(CloseReason::from_close_code(1000), None);
+        assert_eq!(
+            CloseReason::from_close_code(4008),
+            Some(CloseReason::Kicked),
+            "a kick is told apart from every other close"
+        );
     }
 
     #[test]

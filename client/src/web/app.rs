@@ -274,6 +274,10 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
                 .to_owned(),
             false,
         ),
+        CloseReason::Kicked => (
+            format!("An operator removed you from {room} ({detail})."),
+            false,
+        ),
     }
 }
 
@@ -409,6 +413,10 @@ impl App {
             ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),
             ServerMsg::Chat { name, text, .. } => self.chat.line(&name, &text),
             ServerMsg::Notice { text } => self.chat.notice(&text),
+            ServerMsg::Announcement { text } => {
+                self.hud.announce(&text, now);
+                self.chat.notice(&format!("Announcement: {text}"));
+            }
             ServerMsg::PlayerJoined { name, .. } => self.chat.notice(&format!("{name} joined")),
             ServerMsg::Event(_) => self.take_events(now),
             ServerMsg::Snapshot(_)

@@ -17,6 +17,8 @@ const KILLFEED_SECS: f64 = 6.0;
 /// Round trips under these many milliseconds are shown as good, then fair; above, poor.
 const RTT_GOOD_MS: f64 = 80.0;
 const RTT_FAIR_MS: f64 = 160.0;
+/// How long an operator's announcement stays in the banner, in seconds.
+const ANNOUNCEMENT_SECS: f64 = 15.0;
 
 /// How the connection is doing, for the indicator.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,6 +49,8 @@ pub struct Hud {
     status_shown: String,
     killfeed: VecDeque<(f64, Element)>,
     netgraph_open: bool,
+    /// When the announcement banner is to be hidden, while it shows.
+    announcement_until: Option<f64>,
 }
 
 impl Hud {
@@ -119,8 +123,20 @@ impl Hud {
         }
     }
 
-    /// Removes kill feed lines that have been shown long enough.
+    /// Shows an operator's announcement in the banner across the top for a while.
+    pub fn announce(&mut self, text: &str, now: f64) {
+        let banner: HtmlElement = by_id("announcement");
+        banner.set_text_content(Some(text));
+        show(&banner, true);
+        self.announcement_until = Some(now + ANNOUNCEMENT_SECS);
+    }
+
+    /// Removes kill feed lines that have been shown long enough, and an announcement.
     pub fn expire(&mut self, now: f64) {
+        if self.announcement_until.is_some_and(|until| now >= until) {
+            self.announcement_until = None;
+            show(&by_id::<HtmlElement>("announcement"), false);
+        }
         while let Some((at, line)) = self.killfeed.front() {
             if now - at < KILLFEED_SECS {
                 break;

@@ -120,6 +120,11 @@ fn describe(app: &App) -> js_sys::Object {
     set(&out, "underruns", session.interp.underruns as f64);
     set(&out, "interpDelayMs", session.interp.delay() * 1e3);
     set(&out, "snapshots", session.view.snapshots_received as f64);
+    let announcements = js_sys::Array::new();
+    for text in &session.view.announcements {
+        announcements.push(&JsValue::from_str(text));
+    }
+    set(&out, "announcements", announcements);
     if let Some(rtt) = session.ping.rtt_ms {
         set(&out, "rttMs", rtt);
     }
