@@ -204,6 +204,7 @@ fn room_settings(
         results,
         resume_grace: config.resume_grace(),
         seat_tokens,
+        draining: Arc::default(),
     }
 }
 

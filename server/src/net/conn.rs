@@ -30,7 +30,9 @@ use crate::net::upgrade::{Handover, websocket};
 use crate::net::wire::{Wire, WireError, WireIo};
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::{RoomHandle, Seat, SeatRefused};
-use crate::rooms::outbox::Outbox;
+use crate::rooms::link_stats::LinkStats;
+use crate::rooms::operator::KICKED;
+use crate::rooms::outbox::{Kick, Outbox};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
 
 /// Input frames that may wait for the room's next tick. A burst past this (after a
@@ -100,10 +102,16 @@ struct Conn<'a> {
     bytes: TokenBucket,
     pings: Interval,
     /// The room's way to close this connection.
-    kick: oneshot::Receiver<CloseReason>,
+    kick: oneshot::Receiver<Kick>,
     kick_open: bool,
     /// The code of the client's close frame, once one arrived (1005 if it had none).
     close_code: Option<u16>,
+    /// What this connection measures for the console: bytes in, the ping's round trip.
+    stats: Arc<LinkStats>,
+    /// The payload and time of the ping awaiting its pong.
+    ping_out: Option<(u64, Instant)>,
+    /// Numbers the pings, so a pong is matched to its own ping.
+    pings_sent: u64,
 }
 
 impl<'a> Conn<'a> {
@@ -111,7 +119,7 @@ impl<'a> Conn<'a> {
         socket: WebSocketStream<WireIo>,
         wire: Arc<Wire>,
         app: &'a AppState,
-        kick: oneshot::Receiver<CloseReason>,
+        kick: oneshot::Receiver<Kick>,
     ) -> Conn<'a> {
         let limits = app.limits;
         let mut pings =
@@ -130,6 +138,9 @@ impl<'a> Conn<'a> {
             kick,
             kick_open: true,
             close_code: None,
+            stats: Arc::default(),
+            ping_out: None,
+            pings_sent: 0,
         }
     }
 
@@ -158,7 +169,9 @@ impl<'a> Conn<'a> {
                     return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
                 }
                 kicked = &mut self.kick, if self.kick_open => match kicked {
-                    Ok(reason) => return Err((reason, kick_detail(reason).into())),
+                    Ok(Kick { reason, detail }) => {
+                        return Err((reason, detail.unwrap_or_else(|| kick_detail(reason).into())));
+                    }
                     Err(_) => { self.kick_open = false; continue; }
                 },
                 failed = self.wire.drive() => return match failed {
@@ -168,8 +181,11 @@ impl<'a> Conn<'a> {
                     }
                 },
                 _ = self.pings.tick() => {
-                    if self.socket.send(Message::Ping(Bytes::new())).await.is_ok() {
+                    self.pings_sent += 1;
+                    let payload = Bytes::copy_from_slice(&self.pings_sent.to_le_bytes());
+                    if self.socket.send(Message::Ping(payload)).await.is_ok() {
                         self.wire.count(1, 0);
+                        self.ping_out = Some((self.pings_sent, Instant::now()));
                     }
                     continue;
                 }
@@ -200,6 +216,14 @@ impl<'a> Conn<'a> {
             let n_bytes = msg.len();
             self.app.metrics.ws_received_messages.inc();
             self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
+            self.stats.received(n_bytes);
+            if let Message::Pong(payload) = &msg
+                && let Some((number, sent_at)) = self.ping_out
+                && payload[..] == number.to_le_bytes()
+            {
+                self.stats.set_rtt(sent_at.elapsed());
+                self.ping_out = None;
+            }
             if self.live {
                 self.deadline = Instant::now() + self.limits.idle_timeout;
             }
@@ -278,7 +302,7 @@ fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
 /// Runs the connection from hello to goodbye. `Ok` means the client closed or vanished.
 async fn session(
     conn: &mut Conn<'_>,
-    kick: oneshot::Sender<CloseReason>,
+    kick: oneshot::Sender<Kick>,
     app: &AppState,
     slot: &ConnSlot,
 ) -> Result<(), Refusal> {
@@ -293,6 +317,7 @@ async fn session(
         inputs: input_rx,
         acks: Arc::clone(&acks),
         outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
+        stats: Arc::clone(&conn.stats),
     };
     let link_id = link.id;
     let (id, room) = match hello.resume {
@@ -440,6 +465,10 @@ fn seat_refusal(refused: SeatRefused, room: Option<&str>) -> Refusal {
             CloseReason::TooManyNewRooms,
             "too many new rooms from this address; wait a minute".to_owned(),
         ),
+        SeatRefused::Draining => (
+            CloseReason::ServerShutdown,
+            "the server is draining and takes no new players; try again shortly".to_owned(),
+        ),
     }
 }
 
@@ -500,6 +529,7 @@ fn kick_detail(reason: CloseReason) -> &'static str {
         CloseReason::RoomCrashed => "the room failed; join again to open it anew",
         CloseReason::Replaced => "this seat was taken back by a newer connection",
         CloseReason::TooSlow => "the client stopped reading",
+        CloseReason::Kicked => KICKED,
         _ => "removed from the room",
     }
 }

@@ -1,18 +1,147 @@
 //! Prometheus metrics for operators: tick timing, occupancy and WebSocket traffic.
 //! Handles are cloned out once at start-up, so hot paths touch only atomics.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use parking_lot::Mutex;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+use shared::protocol::CloseReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadLabel {
+    thread: String,
+}
+
+/// Upper bounds of the timing buckets, in seconds: fine at the bottom, where healthy
+/// ticks live, with 2 ms (the capacity bar for lateness) an exact bound.
+const TIMING_BUCKETS: [f64; 16] = [
+    25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3, 50e-3,
+    100e-3, 250e-3, 1.0,
+];
+
+/// A timing histogram of plain atomic counters: observing is two relaxed adds and no
+/// lock, so a room thread pays next to nothing, and the console can read the counts
+/// (prometheus-client's histogram keeps them to itself).
+#[derive(Clone, Debug, Default)]
+pub struct Buckets(Arc<BucketsInner>);
+
+#[derive(Debug, Default)]
+struct BucketsInner {
+    /// One count per bound of `TIMING_BUCKETS`, then the count above the last.
+    counts: [AtomicU64; TIMING_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Buckets {
+    pub fn observe(&self, seconds: f64) {
+        let bucket = TIMING_BUCKETS.partition_point(|&bound| bound < seconds);
+        self.0.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.0
+            .sum_ns
+            .fetch_add((seconds.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+    }
+
+    /// What has been observed so far.
+    pub fn counts(&self) -> BucketCounts {
+        BucketCounts {
+            counts: std::array::from_fn(|idx| self.0.counts[idx].load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl TypedMetric for Buckets {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Buckets {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.counts();
+        let buckets: Vec<(f64, u64)> = TIMING_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(counts.counts)
+            .collect();
+        let sum = self.0.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<NoLabelSet>(sum, counts.total(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// The counts of a `Buckets` at one moment; two of them give a window's quantiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketCounts {
+    counts: [u64; TIMING_BUCKETS.len() + 1],
+}
+
+impl BucketCounts {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// What was observed after `earlier`.
+    pub fn since(&self, earlier: &BucketCounts) -> BucketCounts {
+        BucketCounts {
+            counts: std::array::from_fn(|idx| {
+                self.counts[idx].saturating_sub(earlier.counts[idx])
+            }),
+        }
+    }
+
+    /// The `q` quantile in seconds, as Prometheus's `histogram_quantile` (and the
+    /// harness's parser) computes it: observations spread evenly within their bucket,
+    /// and a rank above the last bound given as that bound. `None` if nothing was
+    /// observed.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.total();
+        if total == 0 || q.is_nan() {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let (mut lower_bound, mut below) = (0.0, 0u64);
+        for (idx, &count) in self.counts.iter().enumerate() {
+            let cumulative = below + count;
+            if cumulative as f64 >= rank && cumulative > 0 {
+                let Some(&upper_bound) = TIMING_BUCKETS.get(idx) else {
+                    return Some(lower_bound);
+                };
+                if count == 0 {
+                    return Some(lower_bound);
+                }
+                let fraction = (rank - below as f64) / count as f64;
+                return Some(lower_bound + (upper_bound - lower_bound) * fraction);
+            }
+            if let Some(&bound) = TIMING_BUCKETS.get(idx) {
+                lower_bound = bound;
+            }
+            below = cumulative;
+        }
+        Some(lower_bound)
+    }
+}
+
+/// One room thread's tick timing, as its thread observes it.
+#[derive(Clone, Debug)]
+pub struct ThreadTiming {
+    /// The thread's name, `rooms-N`.
+    pub thread: String,
+    pub duration: Buckets,
+    pub lateness: Buckets,
 }
 
 /// A timing histogram that also keeps the largest value seen, which buckets cannot tell.
@@ -24,14 +153,8 @@ pub struct Timing {
 
 impl Timing {
     fn new() -> Timing {
-        // Fine at the bottom, where healthy ticks live, with 2 ms (the capacity bar for
-        // lateness) an exact bound.
-        let buckets = [
-            25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3,
-            50e-3, 100e-3, 250e-3, 1.0,
-        ];
         Timing {
-            histogram: Histogram::new(buckets),
+            histogram: Histogram::new(TIMING_BUCKETS),
             max: Gauge::default(),
         }
     }
@@ -79,6 +202,11 @@ pub struct Metrics {
     /// Held seats whose grace window ended before their player came back.
     pub seats_given_up: Counter,
     disconnects: Family<ReasonLabel, Counter>,
+    /// Tick timing per room thread, by thread name.
+    room_thread_duration: Family<ThreadLabel, Buckets>,
+    room_thread_lateness: Family<ThreadLabel, Buckets>,
+    /// Every room thread's timing, in thread order, for the console.
+    room_threads: Mutex<Vec<ThreadTiming>>,
     /// Finished matches accepted by the store and not yet written (or given up on).
     pub store_queue_depth: Gauge,
     /// Finished matches durably written.
@@ -117,6 +245,9 @@ impl Metrics {
             resumes_refused: Counter::default(),
             seats_given_up: Counter::default(),
             disconnects: Family::default(),
+            room_thread_duration: Family::default(),
+            room_thread_lateness: Family::default(),
+            room_threads: Mutex::new(Vec::new()),
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
@@ -241,10 +372,58 @@ impl Metrics {
             "Game connections closed, by reason",
             m.disconnects.clone(),
         );
+        registry.register_with_unit(
+            "room_thread_tick_duration",
+            "Time one room tick took, by room thread",
+            Unit::Seconds,
+            m.room_thread_duration.clone(),
+        );
+        registry.register_with_unit(
+            "room_thread_tick_lateness",
+            "How late a room tick started against its schedule, by room thread",
+            Unit::Seconds,
+            m.room_thread_lateness.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// The timing of room thread `index`, made on first call; each thread takes its
+    /// own once and observes into it without a lock.
+    pub(crate) fn room_thread(&self, index: usize) -> ThreadTiming {
+        let mut threads = self.room_threads.lock();
+        if let Some(timing) = threads.get(index) {
+            return timing.clone();
+        }
+        let thread = format!("rooms-{index}");
+        let label = ThreadLabel {
+            thread: thread.clone(),
+        };
+        let timing = ThreadTiming {
+            thread,
+            duration: self.room_thread_duration.get_or_create_owned(&label),
+            lateness: self.room_thread_lateness.get_or_create_owned(&label),
+        };
+        threads.push(timing.clone());
+        timing
+    }
+
+    /// Every room thread's timing, in thread order.
+    pub(crate) fn room_thread_timings(&self) -> Vec<ThreadTiming> {
+        self.room_threads.lock().clone()
+    }
+
+    /// Closed game connections so far, by reason label, leaving out reasons never seen.
+    pub(crate) fn disconnect_counts(&self) -> Vec<(&'static str, u64)> {
+        std::iter::once("client_closed")
+            .chain(CloseReason::ALL.into_iter().map(CloseReason::label))
+            .filter_map(|reason| {
+                let count = self.disconnects.get(&ReasonLabel { reason })?.get();
+                Some((reason, count))
+            })
+            .collect()
     }
 
     /// Counts a closed game connection under a stable snake_case reason.
@@ -260,6 +439,50 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_quantiles_interpolate_within_the_bucket() {
+        let buckets = Buckets::default();
+        // Two in (0.5, 1] ms, two in (1, 1.5] ms.
+        for seconds in [0.6e-3, 0.9e-3, 1.2e-3, 1.4e-3] {
+            buckets.observe(seconds);
+        }
+        let counts = buckets.counts();
+        assert_eq!(counts.total(), 4);
+        let p50 = counts.quantile(0.5).expect("observations were made");
+        assert!((p50 - 1e-3).abs() < 1e-9, "p50 is the top of (0.5, 1] ms: {p50}");
+        let p100 = counts.quantile(1.0).expect("observations were made");
+        assert!((p100 - 1.5e-3).abs() < 1e-9, "p100 is the top of (1, 1.5] ms: {p100}");
+        assert_eq!(counts.since(&counts).quantile(0.5), None, "an empty window has none");
+        buckets.observe(5.0);
+        assert_eq!(
+            buckets.counts().since(&counts).quantile(0.99),
+            Some(1.0),
+            "past the last bound reads as the last bound"
+        );
+    }
+
+    #[test]
+    fn room_thread_timings_are_exported_per_thread() {
+        let metrics = Metrics::new();
+        metrics.room_thread(0).duration.observe(1e-3);
+        metrics.room_thread(1).lateness.observe(2e-3);
+        let text = metrics.render();
+        assert!(
+            text.contains("skirmish_room_thread_tick_duration_seconds_count{thread=\"rooms-0\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("skirmish_room_thread_tick_lateness_seconds_bucket{le=\"0.002\",thread=\"rooms-1\"} 1"),
+            "{text}"
+        );
+        assert_eq!(metrics.room_thread_timings().len(), 2);
     }
 }
 

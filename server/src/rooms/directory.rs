@@ -16,6 +16,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::net::ratelimit::TokenBucket;
 use crate::ops::metrics::Metrics;
@@ -41,6 +42,16 @@ pub(crate) trait Directory: Send + Sync + fmt::Debug {
     fn find(&self, room: &str) -> Option<RoomHandle>;
     /// Every open room, by name.
     fn list(&self) -> Vec<RoomInfo>;
+    /// Every open room, by name, with the way to reach it (for the console).
+    fn handles(&self) -> Vec<(RoomInfo, RoomHandle)>;
+    /// Stops seating new players and opening rooms, and tells every room to close once
+    /// its match is over. The token `drained` returns is cancelled when the last room
+    /// has closed.
+    fn drain(&self);
+    /// Cancelled once the directory is draining and has no room left.
+    fn drained(&self) -> CancellationToken;
+    /// Whether `drain` was called.
+    fn is_draining(&self) -> bool;
 }
 
 /// One row of `GET /api/rooms`.
@@ -64,6 +75,9 @@ pub(crate) enum SeatRefused {
     /// A new room was needed, and this address opened too many lately.
     #[error("too many new rooms from this address")]
     TooManyNewRooms,
+    /// The server is draining: it seats nobody new.
+    #[error("the server is draining")]
+    Draining,
 }
 
 /// A reserved seat in a room: the way to reach the room, and the lease that keeps the
@@ -116,11 +130,14 @@ impl RoomHandle {
         Ok(())
     }
 
-    /// Sends a command unless the room's queue is full.
-    pub(crate) fn try_send(&self, cmd: RoomCmd) {
-        if self.commands.try_send(cmd).is_ok() {
+    /// Sends a command unless the room's queue is full (or the room is gone); true if
+    /// it was queued.
+    pub(crate) fn try_send(&self, cmd: RoomCmd) -> bool {
+        let queued = self.commands.try_send(cmd).is_ok();
+        if queued {
             self.waker.wake_if_parked();
         }
+        queued
     }
 }
 
@@ -149,10 +166,14 @@ pub(crate) struct LocalDirectory {
     metrics: Arc<Metrics>,
     spawner: Spawner,
     next_key: AtomicU64,
+    /// Cancelled once draining and empty.
+    drained: CancellationToken,
 }
 
 #[derive(Debug, Default)]
 struct Rooms {
+    /// Set by `drain`, under the lock, so no room opens after the rooms are told.
+    draining: bool,
     by_name: BTreeMap<String, RoomEntry>,
     /// Each address's budget for opening rooms by name.
     creators: HashMap<IpAddr, TokenBucket>,
@@ -185,6 +206,7 @@ impl LocalDirectory {
             metrics,
             spawner,
             next_key: AtomicU64::new(1),
+            drained: CancellationToken::new(),
         }
     }
 
@@ -259,6 +281,9 @@ impl LocalDirectory {
         {
             let entry = rooms.by_name.remove(room)?;
             self.metrics.rooms.dec();
+            if rooms.draining && rooms.by_name.is_empty() {
+                self.drained.cancel();
+            }
             return Some(entry);
         }
         None
@@ -270,6 +295,9 @@ impl Directory for LocalDirectory {
         let capacity = self.settings.capacity;
         let mut rooms = self.rooms.lock();
         let rooms = &mut *rooms;
+        if rooms.draining {
+            return Err(SeatRefused::Draining);
+        }
         let room_id = match room {
             Some(name) => name.to_owned(),
             None => match rooms
@@ -320,6 +348,40 @@ impl Directory for LocalDirectory {
         }
     }
 
+    fn handles(&self) -> Vec<(RoomInfo, RoomHandle)> {
+        self.rooms_and_handles()
+    }
+
+    fn drain(&self) {
+        let handles = {
+            let mut rooms = self.rooms.lock();
+            rooms.draining = true;
+            if rooms.by_name.is_empty() {
+                self.drained.cancel();
+            }
+            rooms
+                .by_name
+                .values()
+                .map(|entry| entry.handle.clone())
+                .collect::<Vec<_>>()
+        };
+        // Every room reads the flag at the start of a match and while it is parked.
+        self.settings.draining.store(true, Ordering::Relaxed);
+        tracing::info!(rooms = handles.len(), "draining: no new players or rooms");
+        for handle in handles {
+            // Wakes a parked room, to close at once rather than at its next look.
+            handle.try_send(RoomCmd::Drain);
+        }
+    }
+
+    fn drained(&self) -> CancellationToken {
+        self.drained.clone()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.rooms.lock().draining
+    }
+
     fn list(&self) -> Vec<RoomInfo> {
         self.rooms
             .lock()
@@ -329,6 +391,24 @@ impl Directory for LocalDirectory {
                 id: id.clone(),
                 players: entry.seats_taken,
                 capacity: self.settings.capacity,
+            })
+            .collect()
+    }
+}
+
+impl LocalDirectory {
+    fn rooms_and_handles(&self) -> Vec<(RoomInfo, RoomHandle)> {
+        self.rooms
+            .lock()
+            .by_name
+            .iter()
+            .map(|(id, entry)| {
+                let info = RoomInfo {
+                    id: id.clone(),
+                    players: entry.seats_taken,
+                    capacity: self.settings.capacity,
+                };
+                (info, entry.handle.clone())
             })
             .collect()
     }

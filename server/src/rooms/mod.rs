@@ -4,6 +4,9 @@
 
 pub(crate) mod ack;
 pub(crate) mod directory;
+pub(crate) mod inspect;
+pub(crate) mod link_stats;
+pub(crate) mod operator;
 pub(crate) mod outbox;
 mod results;
 pub(crate) mod room;

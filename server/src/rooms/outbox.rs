@@ -51,6 +51,14 @@ impl Queued {
     }
 }
 
+/// Why the room lets a connection go: the reason, and what to tell the client in place
+/// of the reason's usual words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Kick {
+    pub(crate) reason: CloseReason,
+    pub(crate) detail: Option<String>,
+}
+
 /// The client's backlog is full: it reads too slowly to stay.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Overflow;
@@ -59,17 +67,20 @@ pub(crate) struct Overflow;
 #[derive(Debug)]
 pub(crate) struct Outbox {
     downlink: Arc<dyn Downlink>,
-    kick: Option<oneshot::Sender<CloseReason>>,
+    kick: Option<oneshot::Sender<Kick>>,
     /// Messages that must arrive, waiting for the next snapshot's write.
     queued: Queued,
+    /// Payload bytes handed to the downlink, for the console's inspector.
+    sent_bytes: u64,
 }
 
 impl Outbox {
-    pub(crate) fn new(downlink: Arc<dyn Downlink>, kick: oneshot::Sender<CloseReason>) -> Outbox {
+    pub(crate) fn new(downlink: Arc<dyn Downlink>, kick: oneshot::Sender<Kick>) -> Outbox {
         Outbox {
             downlink,
             kick: Some(kick),
             queued: Queued::default(),
+            sent_bytes: 0,
         }
     }
 
@@ -84,14 +95,26 @@ impl Outbox {
     /// through its command channel.
     pub(crate) fn send_snapshot(&mut self, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
         let sent = self.downlink.send_snapshot(&self.queued, head, body);
+        self.sent_bytes += self.queued.payload + (head.len() + body.len()) as u64;
         self.queued.clear();
         sent
     }
 
+    /// Payload bytes written (or handed to the backlog) so far.
+    pub(crate) fn sent_bytes(&self) -> u64 {
+        self.sent_bytes
+    }
+
     /// Asks the connection to close with `reason`. Only the first kick counts.
     pub(crate) fn kick(&mut self, reason: CloseReason) {
+        self.kick_with(reason, None);
+    }
+
+    /// Asks the connection to close with `reason`, telling the client `detail` instead
+    /// of the reason's usual words. Only the first kick counts.
+    pub(crate) fn kick_with(&mut self, reason: CloseReason, detail: Option<String>) {
         if let Some(kick) = self.kick.take() {
-            let _ = kick.send(reason);
+            let _ = kick.send(Kick { reason, detail });
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
+use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
+use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
 use crate::store::{MatchId, ResultSink};
@@ -46,6 +49,8 @@ pub(crate) struct RoomSettings {
     pub resume_grace: Duration,
     /// Signs the resume tokens the room hands out with every welcome.
     pub seat_tokens: Arc<SeatTokens>,
+    /// Set once the server drains: a room then closes when its match is over.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// Which connection a link came from, so word from a connection that was since replaced
@@ -61,6 +66,8 @@ pub(crate) struct PlayerLink {
     pub inputs: mpsc::Receiver<InputFrame>,
     pub acks: Arc<AckSlot>,
     pub outbox: Outbox,
+    /// What the connection measures of the player, for the console.
+    pub stats: Arc<LinkStats>,
 }
 
 #[derive(Debug)]
@@ -92,6 +99,22 @@ pub(crate) enum RoomCmd {
     Lost { id: PlayerId, link: LinkId },
     /// A sanitised chat line from a player.
     Chat { id: PlayerId, text: String },
+    /// The console asks how the room and its players are doing.
+    Inspect { reply: oneshot::Sender<RoomReport> },
+    /// An operator removes a player for good (4008, seat not held), with a validated
+    /// reason. The reply says whether the player was here.
+    Kick {
+        id: PlayerId,
+        reason: Option<String>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// An operator closes the room: the match ends, everyone is let go (4008) and the
+    /// room closes. The reply carries how many players were let go.
+    Close { reply: oneshot::Sender<usize> },
+    /// A validated message from the operators for every player.
+    Announce { text: String },
+    /// Wakes a parked room of a draining server, to close at once.
+    Drain,
     /// Makes the room's next tick panic, so tests can see a failing room contained.
     #[cfg(test)]
     Panic,
@@ -137,6 +160,10 @@ pub(super) struct Occupant {
     pub(super) last_ack: Option<u16>,
     /// When a new acknowledgement last arrived (or the player joined).
     pub(super) ack_progress_at: Tick,
+    /// Inputs taken from the player's queue, applied or dropped.
+    pub(super) inputs_taken: u64,
+    /// What the player's per-second rates are taken against.
+    pub(super) rates: RateWindow,
 }
 
 #[derive(Debug)]
@@ -160,6 +187,10 @@ pub(super) struct Room {
     pub(super) match_started_ms: i64,
     /// Finished matches handed to the store, waiting for it to say they are saved.
     pub(super) saving: Vec<oneshot::Receiver<MatchId>>,
+    /// The most recent tick times, for the console.
+    pub(super) tick_times: TickTimes,
+    /// An operator closed the room, or it drained: it closes as soon as it is empty.
+    pub(super) closing: bool,
 }
 
 /// One snapshot tick's encoding: a body per baseline in use, and a head per recipient.
@@ -199,6 +230,8 @@ impl Room {
             outgoing: Outgoing::default(),
             match_started_ms: super::results::unix_ms_now(),
             saving: Vec::new(),
+            tick_times: TickTimes::default(),
+            closing: false,
         }
     }
 
@@ -213,10 +246,18 @@ impl Room {
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
         self.announce_saves();
+        if self.world.tick.0 % u32::from(self.settings.tick_hz.max(1)) == 0 {
+            self.roll_rate_windows();
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.occupants.is_empty()
+    }
+
+    /// Whether the server is draining, which closes rooms as their matches end.
+    pub(super) fn is_draining(&self) -> bool {
+        self.settings.draining.load(Ordering::Relaxed)
     }
 
     /// Lets every occupant go with `reason`, after the room failed.
@@ -274,6 +315,17 @@ impl Room {
                     self.broadcast(&msg);
                 }
             }
+            RoomCmd::Inspect { reply } => {
+                let _ = reply.send(self.report());
+            }
+            RoomCmd::Kick { id, reason, reply } => {
+                let _ = reply.send(self.kick_by_operator(id, reason.as_deref()));
+            }
+            RoomCmd::Close { reply } => {
+                let _ = reply.send(self.close_by_operator());
+            }
+            RoomCmd::Announce { text } => self.announce(text),
+            RoomCmd::Drain => {}
             #[cfg(test)]
             RoomCmd::Panic => panic!("room {} was asked to fail", self.id),
         }
@@ -336,6 +388,8 @@ impl Room {
             acked: None,
             last_ack: None,
             ack_progress_at: self.world.tick,
+            inputs_taken: 0,
+            rates: RateWindow::default(),
         };
         let idx = self.occupants.partition_point(|o| o.id < id);
         self.occupants.insert(idx, occupant);
@@ -386,6 +440,8 @@ impl Room {
         occupant.acked = baseline;
         occupant.last_ack = None;
         occupant.ack_progress_at = now;
+        // The new connection counts its traffic from zero.
+        occupant.rates = RateWindow::default();
         self.welcome(idx, true);
         if was_away {
             self.broadcast(&ServerMsg::PlayerBack { id });
@@ -481,7 +537,7 @@ impl Room {
         }
     }
 
-    fn leave(&mut self, id: PlayerId) {
+    pub(super) fn leave(&mut self, id: PlayerId) {
         let Ok(idx) = self.occupants.binary_search_by_key(&id, |o| o.id) else {
             return;
         };
@@ -504,6 +560,7 @@ impl Room {
                 let Ok(input) = link.inputs.try_recv() else {
                     break;
                 };
+                occupant.inputs_taken += 1;
                 if std::mem::take(&mut occupant.resync_seq) {
                     occupant.last_seq = Seq(input.seq.0.wrapping_sub(1));
                 }
@@ -518,9 +575,11 @@ impl Room {
             // A backlog means the client sends faster than we tick: drop its oldest
             // extras rather than let its inputs lag further and further behind.
             while link.inputs.len() > MAX_QUEUED_INPUTS {
-                if let Ok(input) = link.inputs.try_recv()
-                    && is_next_input(occupant.last_seq, input.seq)
-                {
+                let Ok(input) = link.inputs.try_recv() else {
+                    break;
+                };
+                occupant.inputs_taken += 1;
+                if is_next_input(occupant.last_seq, input.seq) {
                     occupant.last_seq = input.seq;
                 }
             }
@@ -533,7 +592,10 @@ impl Room {
             self.broadcast(&ServerMsg::Event(event));
             match event {
                 GameEvent::MatchOver { reason } => self.finish_match(reason.into()),
-                GameEvent::MatchStarted => self.match_started_ms = super::results::unix_ms_now(),
+                GameEvent::MatchStarted => {
+                    self.match_started_ms = super::results::unix_ms_now();
+                    self.close_if_drained(event);
+                }
                 _ => {}
             }
         }

@@ -36,6 +36,15 @@ pub(crate) struct RoomRunner {
     next_tick: Instant,
     snapshot_credit: u32,
     empty_since: Option<Instant>,
+    /// How late the last tick started and how long it took, for its thread's timing.
+    last_timing: Option<TickTiming>,
+}
+
+/// One tick's timing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TickTiming {
+    pub(crate) lateness: Duration,
+    pub(crate) duration: Duration,
 }
 
 /// What a tick left the room as.
@@ -68,6 +77,7 @@ impl RoomRunner {
             next_tick: now,
             snapshot_credit: 0,
             empty_since: Some(now),
+            last_timing: None,
         }
     }
 
@@ -77,6 +87,11 @@ impl RoomRunner {
 
     pub(crate) fn id(&self) -> &str {
         &self.room.id
+    }
+
+    /// The timing of the last tick that stepped the room, taken once.
+    pub(crate) fn take_timing(&mut self) -> Option<TickTiming> {
+        self.last_timing.take()
     }
 
     /// When the next tick is due.
@@ -97,6 +112,12 @@ impl RoomRunner {
     #[cfg(test)]
     pub(crate) fn players(&self) -> usize {
         self.room.occupants.len()
+    }
+
+    /// How the room runs, for tests that change what rooms share.
+    #[cfg(test)]
+    pub(crate) fn settings(&self) -> &RoomSettings {
+        &self.room.settings
     }
 
     /// The room's world, for tests that check what the players did.
@@ -170,18 +191,18 @@ impl RoomRunner {
         );
         let work_started = Instant::now();
         let room = &mut self.room;
-        room.metrics
-            .tick_lateness
-            .observe(now.saturating_duration_since(self.next_tick).as_secs_f64());
+        let lateness = now.saturating_duration_since(self.next_tick);
+        room.metrics.tick_lateness.observe(lateness.as_secs_f64());
         room.step(&mut self.commands, self.dt);
         self.snapshot_credit += snapshot_hz;
         if self.snapshot_credit >= tick_hz {
             self.snapshot_credit -= tick_hz;
             room.send_snapshots();
         }
-        room.metrics
-            .tick_duration
-            .observe(work_started.elapsed().as_secs_f64());
+        let duration = work_started.elapsed();
+        room.metrics.tick_duration.observe(duration.as_secs_f64());
+        room.tick_times.record(duration);
+        self.last_timing = Some(TickTiming { lateness, duration });
 
         self.next_tick += self.period;
         // After a long stall (a suspended process, an overloaded machine) resume the
@@ -208,7 +229,12 @@ impl RoomRunner {
     /// A parked room's tick: nothing but the grace period.
     fn stay_parked(&mut self, now: Instant) -> Ticked {
         let since = *self.empty_since.get_or_insert(now);
-        let grace = self.room.settings.empty_grace;
+        // A room an operator closed, or one the server drains, does not wait for anyone.
+        let grace = if self.room.closing || self.room.is_draining() {
+            Duration::ZERO
+        } else {
+            self.room.settings.empty_grace
+        };
         let left = grace.saturating_sub(now.saturating_duration_since(since));
         // A room whose close was refused (a seat was reserved meanwhile) waits for the
         // join to wake it, looking again a period later.

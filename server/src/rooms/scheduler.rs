@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use shared::protocol::CloseReason;
 use tokio_util::sync::CancellationToken;
 
-use crate::ops::metrics::Metrics;
+use crate::ops::metrics::{Metrics, ThreadTiming};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 
 /// How long a thread without rooms waits before it looks at the shutdown signal again.
@@ -132,6 +132,7 @@ impl Pending {
                 receiver,
                 count,
                 janitor: Arc::clone(&janitor),
+                timing: metrics.room_thread(index),
                 metrics: Arc::clone(&metrics),
                 stop: stop.clone(),
                 rooms: Vec::new(),
@@ -214,6 +215,8 @@ pub(super) struct RoomThread {
     count: Arc<AtomicUsize>,
     janitor: Arc<dyn Janitor>,
     metrics: Arc<Metrics>,
+    /// This thread's own tick timing, for the console and `/metrics`.
+    timing: ThreadTiming,
     stop: CancellationToken,
     pub(super) rooms: Vec<RoomRunner>,
     /// A wake arrived: look for parked rooms with commands before the next wait.
@@ -291,7 +294,12 @@ impl RoomThread {
     /// Runs one room's tick, containing a panic to that room.
     pub(super) fn tick(&mut self, index: usize, now: Instant) {
         let room = &mut self.rooms[index];
-        match catch_unwind(AssertUnwindSafe(|| room.tick(now))) {
+        let ticked = catch_unwind(AssertUnwindSafe(|| room.tick(now)));
+        if let Some(timing) = room.take_timing() {
+            self.timing.lateness.observe(timing.lateness.as_secs_f64());
+            self.timing.duration.observe(timing.duration.as_secs_f64());
+        }
+        match ticked {
             Ok(Ticked::Open) => {}
             Ok(Ticked::Expired) => {
                 let room = &self.rooms[index];
@@ -335,6 +343,7 @@ impl RoomThread {
             receiver,
             count: Arc::new(AtomicUsize::new(rooms.len())),
             janitor,
+            timing: metrics.room_thread(0),
             metrics,
             stop: CancellationToken::new(),
             rooms,

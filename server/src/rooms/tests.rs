@@ -19,7 +19,7 @@ use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
-use crate::rooms::outbox::{Downlink, Outbox, Overflow, Queued};
+use crate::rooms::outbox::{Downlink, Kick, Outbox, Overflow, Queued};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
@@ -59,7 +59,7 @@ struct TestPlayer {
     inputs: mpsc::Sender<InputFrame>,
     acks: Arc<AckSlot>,
     downlink: Arc<MemoryDownlink>,
-    kicked: oneshot::Receiver<CloseReason>,
+    kicked: oneshot::Receiver<Kick>,
     next_seq: u32,
 }
 
@@ -100,7 +100,7 @@ impl TestPlayer {
     }
 
     fn kick_reason(&mut self) -> Option<CloseReason> {
-        self.kicked.try_recv().ok()
+        self.kicked.try_recv().ok().map(|kick| kick.reason)
     }
 }
 
@@ -150,6 +150,7 @@ impl TestRoom {
             results: Arc::clone(&store) as Arc<dyn ResultSink>,
             resume_grace: RESUME_GRACE,
             seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
+            draining: Arc::default(),
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
@@ -213,6 +214,7 @@ impl TestRoom {
                 inputs: input_rx,
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
+                stats: Arc::default(),
             },
             lease: SeatLease::unlisted(),
             reply,
@@ -244,6 +246,7 @@ fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
             inputs: input_rx,
             acks: Arc::default(),
             outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
+            stats: Arc::default(),
         },
         lease: SeatLease::unlisted(),
         reply,
@@ -474,6 +477,7 @@ impl TestRoom {
                 inputs: input_rx,
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
+                stats: Arc::default(),
             },
             reply,
         });
@@ -951,4 +955,133 @@ fn a_shutdown_records_the_match_in_play_and_lets_everyone_go() {
     assert_eq!(stored[0].end_reason, EndReason::Shutdown);
     assert_eq!(stored[0].players.len(), 1);
     assert_eq!(ann.kick_reason(), Some(CloseReason::ServerShutdown));
+}
+
+#[test]
+fn an_operators_kick_closes_with_4008_and_holds_no_seat() {
+    let mut room = TestRoom::new();
+    let mut victim = room.join("victim");
+    let watcher = room.join("watcher");
+    let (reply, mut kicked) = oneshot::channel();
+    room.send(RoomCmd::Kick {
+        id: victim.id,
+        reason: Some("spamming".into()),
+        reply,
+    });
+    room.tick();
+    assert_eq!(kicked.try_recv(), Ok(true), "the room says the player was there");
+    let kick = victim.kicked.try_recv().expect("the connection is told to close");
+    assert_eq!(kick.reason, CloseReason::Kicked);
+    assert_eq!(kick.reason.close_code(), 4008);
+    assert_eq!(
+        kick.detail.as_deref(),
+        Some("kicked by an operator: spamming"),
+        "the client is told who removed it, and why"
+    );
+    assert_eq!(room.runner.players(), 1, "the kicked player's seat is gone, not held");
+    room.until_snapshot();
+    let told = watcher.received();
+    assert!(
+        told.iter()
+            .any(|msg| matches!(msg, ServerMsg::PlayerLeft { id } if *id == victim.id)),
+        "the others see the player leave, not go away: {told:?}"
+    );
+    let (reply, mut again) = oneshot::channel();
+    room.send(RoomCmd::Kick {
+        id: victim.id,
+        reason: None,
+        reply,
+    });
+    room.tick();
+    assert_eq!(again.try_recv(), Ok(false), "a second kick finds nobody");
+}
+
+#[test]
+fn an_operator_closing_a_room_lets_everyone_go_and_the_room_expires_at_once() {
+    let mut room = TestRoom::new();
+    let mut ann = room.join("ann");
+    let mut bob = room.join("bob");
+    room.ticks(10);
+    let (reply, mut closed) = oneshot::channel();
+    room.send(RoomCmd::Close { reply });
+    assert_eq!(
+        room.tick(),
+        Ticked::Expired,
+        "a closed room does not wait out the empty grace period"
+    );
+    assert_eq!(closed.try_recv(), Ok(2), "both players were let go");
+    assert_eq!(ann.kick_reason(), Some(CloseReason::Kicked));
+    assert_eq!(bob.kick_reason(), Some(CloseReason::Kicked));
+    assert_eq!(room.runner.players(), 0);
+    let results = room.store.results.lock();
+    assert_eq!(results.len(), 1, "the match being played is recorded");
+    assert_eq!(results[0].end_reason, EndReason::Shutdown);
+}
+
+#[test]
+fn an_announcement_reaches_every_player_with_the_next_snapshot() {
+    let mut room = TestRoom::new();
+    let ann = room.join("ann");
+    let bob = room.join("bob");
+    room.until_snapshot();
+    let _ = (ann.received(), bob.received());
+    room.send(RoomCmd::Announce {
+        text: "restarting soon".into(),
+    });
+    room.until_snapshot();
+    for player in [&ann, &bob] {
+        assert!(
+            player.received().iter().any(|msg| matches!(
+                msg,
+                ServerMsg::Announcement { text } if text == "restarting soon"
+            )),
+            "every player is shown the announcement"
+        );
+    }
+}
+
+#[test]
+fn an_inspection_reports_the_match_tick_times_and_each_players_figures() {
+    let mut room = TestRoom::new();
+    let mut ann = room.join("ann");
+    // Under the stall timeout: the player acknowledges nothing.
+    for _ in 0..(3 * TICK_HZ / 2) {
+        ann.send_input();
+        room.tick();
+    }
+    let (reply, mut report) = oneshot::channel();
+    room.send(RoomCmd::Inspect { reply });
+    room.tick();
+    let report = report.try_recv().expect("answered at the next tick");
+    assert_eq!(report.id, "test");
+    assert_eq!(report.phase, "playing");
+    assert!(report.seconds_left > 0.0, "the match has time left");
+    assert!(report.tick_p99_ms.is_some(), "tick times are known");
+    let player = &report.players[0];
+    assert_eq!(player.name, "ann");
+    assert!(
+        (player.inputs_per_s - f64::from(TICK_HZ)).abs() < 2.0,
+        "one input per tick is the tick rate: {}",
+        player.inputs_per_s
+    );
+    assert!(player.bytes_out_per_s > 0.0, "snapshots went out");
+    assert_eq!(player.ping_ms, None, "no ping has come back in memory");
+}
+
+#[test]
+fn a_draining_room_finishes_its_match_then_lets_everyone_go() {
+    let rules = MatchRules::new(20, 1.0, 1.0, TICK_HZ);
+    let mut room = TestRoom::with_rules(rules);
+    let mut ann = room.join("ann");
+    room.runner.settings().draining.store(true, Ordering::Relaxed);
+    room.ticks(usize::from(TICK_HZ) / 2);
+    assert_eq!(ann.kick_reason(), None, "the match being played goes on");
+    room.ticks(2 * usize::from(TICK_HZ) + 5);
+    assert_eq!(
+        ann.kick_reason(),
+        Some(CloseReason::ServerShutdown),
+        "the room closes where the next match would start"
+    );
+    assert_eq!(room.store.results.lock().len(), 1, "the finished match was recorded");
+    assert_eq!(room.tick(), Ticked::Expired, "then it closes at once");
 }
