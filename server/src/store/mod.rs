@@ -272,6 +272,41 @@ pub trait MatchStore: ResultSink {
     ) -> Result<LeaderboardPage, StoreError>;
 }
 
+/// One action an operator took, as the console hands it to the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Who took it: the name given at the console's login, or `api`, and the address.
+    pub who: String,
+    /// `kick`, `close_room`, `broadcast` or `drain`.
+    pub action: String,
+    /// What it was taken on: `room/player`, a room, or empty for the whole server.
+    pub target: String,
+    /// The reason or the message, as the operator wrote it (validated).
+    pub detail: String,
+}
+
+/// A saved audit entry: its id and the entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// Where the operators' actions are kept: who did what, and when. The store's one
+/// writer writes them beside the matches, so the console never waits for the disk.
+pub trait AuditLog: Send + Sync + fmt::Debug {
+    /// Queues an entry for writing and returns at once; `saved` hears its id once it is
+    /// committed. A full queue drops it (logged), and `saved` is dropped.
+    fn record(&self, entry: AuditEntry, saved: oneshot::Sender<i64>);
+
+    /// The newest `limit` entries, newest first. Blocks on the disk: call it from
+    /// `tokio::task::spawn_blocking`.
+    fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+}
+
 /// Profile ids go out as the 16 hex digits they are written as everywhere else.
 fn profile_as_hex<S: Serializer>(profile: &ProfileId, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&profile.to_hex())

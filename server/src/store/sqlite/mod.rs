@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::Metrics;
 use crate::store::sqlite::writer::{Backoff, Job, Progress, StoreMetrics};
 use crate::store::{
-    LeaderboardCursor, LeaderboardPage, MatchId, MatchPage, MatchRecord, MatchResult, MatchStore,
+    AuditEntry, AuditLog, AuditRecord, LeaderboardCursor, LeaderboardPage, MatchId, MatchPage, MatchRecord, MatchResult, MatchStore,
     PlayerRecord, ResultSink, StoreError,
 };
 
@@ -152,28 +152,59 @@ impl SqliteStore {
 
 impl ResultSink for SqliteStore {
     fn submit(&self, result: MatchResult, saved: oneshot::Sender<MatchId>) {
-        let Some(queue) = &self.queue else {
+        if self.queue.is_none() {
             return;
-        };
+        }
         self.progress.accept();
-        match queue.try_send(Job { result, saved }) {
-            Ok(()) => {
-                self.metrics.queue_depth.inc();
-            }
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                self.progress.finish();
-                self.metrics.dropped.inc();
-                tracing::warn!(
-                    room = %job.result.room,
-                    queued = self.progress.pending(),
-                    "the match store's queue is full or closed; a finished match was not saved"
-                );
-            }
+        // Counted before it is queued: the writer may take it and count it down at once.
+        self.metrics.queue_depth.inc();
+        if let Err(job) = self.queue(Job::Match { result, saved }) {
+            self.metrics.queue_depth.dec();
+            self.metrics.dropped.inc();
+            tracing::warn!(
+                job = job.describe(),
+                queued = self.progress.pending(),
+                "the match store's queue is full or closed; a finished match was not saved"
+            );
         }
     }
 
     fn flush(&self, within: Duration) -> bool {
         self.progress.wait_drained(Instant::now() + within)
+    }
+}
+
+impl SqliteStore {
+    /// Hands a job to the writer, counted as pending; a full or closed queue gives it
+    /// back uncounted.
+    fn queue(&self, job: Job) -> Result<(), Job> {
+        let Some(queue) = &self.queue else {
+            self.progress.finish();
+            return Err(job);
+        };
+        match queue.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                self.progress.finish();
+                Err(job)
+            }
+        }
+    }
+}
+
+impl AuditLog for SqliteStore {
+    fn record(&self, entry: AuditEntry, saved: oneshot::Sender<i64>) {
+        self.progress.accept();
+        if let Err(job) = self.queue(Job::Audit { entry, saved }) {
+            tracing::warn!(
+                job = job.describe(),
+                "the store's queue is full or closed; an audit entry was not saved"
+            );
+        }
+    }
+
+    fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read("read the audit log", |conn| reads::recent_audit(conn, limit))
     }
 }
 

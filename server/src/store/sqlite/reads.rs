@@ -6,7 +6,7 @@ use rusqlite::{Connection, Row, params};
 use shared::ProfileId;
 
 use crate::store::{
-    EndReason, LeaderboardCursor, LeaderboardEntry, LeaderboardPage, LifetimeStats, MatchId,
+    AuditEntry, AuditRecord, EndReason, LeaderboardCursor, LeaderboardEntry, LeaderboardPage, LifetimeStats, MatchId,
     MatchPage, MatchRecord, MatchResult, PlayerMatch, PlayerRecord, PlayerResult, Rating,
 };
 
@@ -291,4 +291,24 @@ fn end_reason(row: &Row<'_>, index: usize) -> rusqlite::Result<EndReason> {
             format!("{name:?} is not an end reason").into(),
         )
     })
+}
+
+/// The newest `limit` audit entries, newest first.
+pub(super) fn recent_audit(conn: &mut Connection, limit: u32) -> rusqlite::Result<Vec<AuditRecord>> {
+    conn.prepare_cached(
+        "SELECT id, at_ms, who, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+    )?
+    .query_map([i64::from(limit)], |row| {
+        Ok(AuditRecord {
+            id: row.get(0)?,
+            entry: AuditEntry {
+                at_ms: row.get(1)?,
+                who: row.get(2)?,
+                action: row.get(3)?,
+                target: row.get(4)?,
+                detail: row.get(5)?,
+            },
+        })
+    })?
+    .collect()
 }

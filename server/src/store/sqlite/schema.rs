@@ -18,7 +18,10 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Every migration, in order. A database's `user_version` is how many it has had, so a
 /// migration, once released, is never edited: a change is a new file.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_matches.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/0001_matches.sql"),
+    include_str!("../../../migrations/0002_audit.sql"),
+];
 
 /// The schema version this build writes: the number of migrations it knows.
 pub(super) fn known_version() -> i64 {

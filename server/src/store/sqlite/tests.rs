@@ -11,7 +11,9 @@ use shared::ProfileId;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::store::{EndReason, MatchResult, MatchStore, PlayerResult, StoreError};
+use crate::store::{
+    AuditEntry, AuditLog, EndReason, MatchResult, MatchStore, PlayerResult, StoreError,
+};
 
 /// Longer than any healthy write takes, even on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -613,4 +615,45 @@ fn closing_the_store_gives_up_on_a_failing_write_instead_of_hanging() {
         "the loss is counted"
     );
     drop(lock);
+}
+
+#[test]
+fn audit_entries_are_kept_and_read_back_newest_first() {
+    let dir = TempDir::new("audit");
+    let metrics = Metrics::new();
+    let store = open(&dir, &metrics);
+    for (n, action) in ["kick", "broadcast"].into_iter().enumerate() {
+        let (saved, mut id) = oneshot::channel();
+        store.record(
+            AuditEntry {
+                at_ms: 1_000 + n as i64,
+                who: "ops@127.0.0.1".into(),
+                action: action.into(),
+                target: "alpha/3".into(),
+                detail: "spamming".into(),
+            },
+            saved,
+        );
+        assert!(store.flush(PATIENCE), "the entry is written");
+        assert!(id.try_recv().is_ok(), "its writer says it is saved");
+    }
+    let recent = store.recent_audit(10).expect("the log reads");
+    assert_eq!(
+        recent.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(),
+        ["broadcast", "kick"],
+        "newest first"
+    );
+    assert_eq!(recent[1].entry.who, "ops@127.0.0.1");
+    assert_eq!(
+        metrics.store_results_saved.get(),
+        0,
+        "an audit entry is not counted as a saved match"
+    );
+    drop(store);
+    let reopened = open(&dir, &metrics);
+    assert_eq!(
+        reopened.recent_audit(1).expect("the log reads").len(),
+        1,
+        "the log survives a restart"
+    );
 }

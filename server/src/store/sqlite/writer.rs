@@ -16,13 +16,35 @@ use tokio::sync::oneshot;
 
 use crate::Metrics;
 use crate::store::rating::{self, Skill};
-use crate::store::{MatchId, MatchResult, PlayerResult};
+use crate::store::{AuditEntry, MatchId, MatchResult, PlayerResult};
 
-/// A result waiting to be written, and who waits to hear it was.
+/// Something waiting to be written, and who waits to hear it was.
 #[derive(Debug)]
-pub(super) struct Job {
-    pub(super) result: MatchResult,
-    pub(super) saved: oneshot::Sender<MatchId>,
+pub(super) enum Job {
+    /// A finished match.
+    Match {
+        result: MatchResult,
+        saved: oneshot::Sender<MatchId>,
+    },
+    /// An operator's action, for the audit log.
+    Audit {
+        entry: AuditEntry,
+        saved: oneshot::Sender<i64>,
+    },
+}
+
+impl Job {
+    fn is_match(&self) -> bool {
+        matches!(self, Job::Match { .. })
+    }
+
+    /// What the job is, for the log.
+    pub(super) fn describe(&self) -> String {
+        match self {
+            Job::Match { result, .. } => format!("a finished match of room {}", result.room),
+            Job::Audit { entry, .. } => format!("the audit entry of a {}", entry.action),
+        }
+    }
 }
 
 /// The store's metric handles, cloned out of `Metrics` once.
@@ -142,21 +164,27 @@ pub(super) fn write_loop(
             }
         }
         let taken = batch.len();
+        let matches_taken = batch.iter().filter(|job| job.is_match()).count();
         let mut pause = backoff.first;
         let mut failures: u32 = 0;
         loop {
             match save_batch(&mut conn, &batch) {
                 Ok(outcomes) => {
                     for (job, outcome) in batch.drain(..).zip(outcomes) {
-                        match outcome {
-                            Ok(match_id) => {
+                        match (job, outcome) {
+                            (Job::Match { saved, .. }, Ok(match_id)) => {
                                 metrics.saved.inc();
                                 // Nobody may be waiting to hear; that is fine.
-                                let _ = job.saved.send(match_id);
+                                let _ = saved.send(match_id);
                             }
-                            Err(err) => {
-                                metrics.dropped.inc();
-                                tracing::error!(error = %err, room = %job.result.room, "the database refused a finished match; it is lost");
+                            (Job::Audit { saved, .. }, Ok(id)) => {
+                                let _ = saved.send(id);
+                            }
+                            (job, Err(err)) => {
+                                if job.is_match() {
+                                    metrics.dropped.inc();
+                                }
+                                tracing::error!(error = %err, job = job.describe(), "the database refused a write; it is lost");
                             }
                         }
                     }
@@ -170,7 +198,8 @@ pub(super) fn write_loop(
                     metrics.write_failures.inc();
                     roll_back_if_open(&conn);
                     if progress.stopping() {
-                        metrics.dropped.inc_by(batch.len() as u64);
+                        let n_matches = batch.iter().filter(|job| job.is_match()).count();
+                        metrics.dropped.inc_by(n_matches as u64);
                         tracing::error!(error = %err, matches = batch.len(), "could not save finished matches while the server stops; they are lost");
                         break;
                     }
@@ -180,8 +209,10 @@ pub(super) fn write_loop(
                 }
             }
         }
-        for _ in 0..taken {
+        for _ in 0..matches_taken {
             metrics.queue_depth.dec();
+        }
+        for _ in 0..taken {
             progress.finish();
         }
     }
@@ -198,7 +229,11 @@ fn save_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         let savepoint = tx.savepoint()?;
-        match write_match(&savepoint, &job.result) {
+        let written = match job {
+            Job::Match { result, .. } => write_match(&savepoint, result),
+            Job::Audit { entry, .. } => write_audit(&savepoint, entry),
+        };
+        match written {
             Ok(match_id) => {
                 savepoint.commit()?;
                 outcomes.push(Ok(match_id));
@@ -232,6 +267,21 @@ fn roll_back_if_open(conn: &Connection) {
     {
         tracing::warn!(error = %err, "could not roll back a failed write");
     }
+}
+
+/// Appends an operator's action to the audit log, inside the caller's transaction.
+fn write_audit(tx: &Connection, entry: &AuditEntry) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO audit_log (at_ms, who, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        entry.at_ms,
+        entry.who,
+        entry.action,
+        entry.target,
+        entry.detail
+    ])?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// One player's part in a match's lifetime stats and rating: their lines summed, in
