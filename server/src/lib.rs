@@ -1,8 +1,10 @@
 //! The Skirmish game server as a library, so tests and tools can run the real thing
 //! in-process on `127.0.0.1:0`. Three layers, each a folder: `net` (sockets, HTTP,
 //! connections), `rooms` (the directory, the rooms and their threads) and `ops` (flags
-//! and metrics). `Server` owns everything it starts, and stops it all.
+//! and metrics); above them `admin`, the operations console on a listener of its own.
+//! `Server` owns everything it starts, and stops it all.
 
+mod admin;
 mod net;
 mod ops;
 mod rooms;
@@ -34,7 +36,7 @@ use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
-use crate::store::{MatchStore, ResultSink, SqliteStore};
+use crate::store::{AuditLog, MatchStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -56,6 +58,8 @@ struct AppState {
     proxies: TrustedProxies,
     /// Serve the compliance echo at `/echo` (off unless `--echo-route`).
     echo_route: bool,
+    /// Serve `/metrics` on the public port too (off unless `--public-metrics`).
+    public_metrics: bool,
     /// The page and its bundle (or the placeholder), in memory.
     web_files: Arc<WebFiles>,
     /// Cancelled when the server shuts down; connections close with 1001.
@@ -79,6 +83,8 @@ pub struct Server {
     pub addr: SocketAddr,
     app: Arc<AppState>,
     accept_task: JoinHandle<()>,
+    /// The admin listener: `/metrics` and the operations console.
+    admin: admin::Admin,
     scheduler: Scheduler,
 }
 
@@ -146,13 +152,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         origins,
         proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         echo_route: config.echo_route,
+        public_metrics: config.public_metrics,
         web_files,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
         identities,
         seat_tokens,
         next_link: AtomicU64::new(1),
-        store,
+        store: Arc::clone(&store) as Arc<dyn MatchStore>,
     });
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
@@ -165,10 +172,32 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         app.shutdown.clone(),
         app.tasks.clone(),
     ));
+    let admin = admin::start(
+        &config,
+        admin::Parts {
+            directory: Arc::clone(&app.directory),
+            metrics: Arc::clone(&app.metrics),
+            audit: store as Arc<dyn AuditLog>,
+            limits: app.limits,
+            shutdown: app.shutdown.clone(),
+            tasks: app.tasks.clone(),
+        },
+    )
+    .await;
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(err) => {
+            // Nothing may be left running: the public listener and the rooms stop here.
+            app.shutdown.cancel();
+            accept_task.abort();
+            return Err(err);
+        }
+    };
     Ok(Server {
         addr,
         app,
         accept_task,
+        admin,
         scheduler,
     })
 }
@@ -230,6 +259,21 @@ impl Server {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// Where the admin listener (`/metrics`, the console at `/admin`) listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.addr)
+    }
+
+    /// Resolves once the server was drained (from the console) and its last room has
+    /// closed: the binary then shuts down as on SIGTERM.
+    pub async fn drained(&self) {
+        self.app.directory.drained().cancelled().await;
+    }
+
     /// Every open room, as `GET /api/rooms` lists them.
     pub fn rooms(&self) -> Vec<RoomInfo> {
         self.app.directory.list()
@@ -248,6 +292,7 @@ impl Server {
         self.scheduler.stop();
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;
+        self.admin.stopped().await;
         self.app.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.app.tasks.wait())
             .await
@@ -276,6 +321,7 @@ impl Drop for Server {
         self.scheduler.stop();
         self.app.shutdown.cancel();
         self.accept_task.abort();
+        self.admin.abort();
     }
 }
 

@@ -16,12 +16,20 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     let running = server::start(config).await?;
-    // Tools read this first line to learn the real port.
+    // Tools read this first line to learn the real port, and the next the admin port.
+    // One write, so a reader that takes the first line finds the second with it.
     let mut stdout = std::io::stdout();
-    writeln!(stdout, "listening on {}", running.http_url())?;
+    let lines = format!(
+        "listening on {}\nadmin on {}\n",
+        running.http_url(),
+        running.admin_url()
+    );
+    stdout.write_all(lines.as_bytes())?;
     stdout.flush()?;
-    wait_for_stop_signal().await;
-    tracing::info!("shutting down");
+    tokio::select! {
+        () = wait_for_stop_signal() => tracing::info!("shutting down"),
+        () = running.drained() => tracing::info!("drained: every match is over; shutting down"),
+    }
     running.shutdown().await;
     Ok(())
 }

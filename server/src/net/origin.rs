@@ -79,9 +79,41 @@ impl OriginPolicy {
     }
 }
 
+/// Whether `origin` is the origin of the page served at `host` itself: the only pages
+/// the admin console's cookie may act for. No `localhost` exception: another local
+/// service's page is another site.
+pub(crate) fn is_same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(origin) = parse_origin(origin) else {
+        return false;
+    };
+    host.and_then(|host| host.parse::<Authority>().ok())
+        .is_some_and(|host| {
+            host.host().eq_ignore_ascii_case(&origin.host)
+                && host.port_u16().or_else(|| default_port(&origin.scheme)) == Some(origin.port)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_origin_is_exact() {
+        assert!(is_same_origin(
+            "http://127.0.0.1:9090",
+            Some("127.0.0.1:9090")
+        ));
+        assert!(!is_same_origin(
+            "http://127.0.0.1:8080",
+            Some("127.0.0.1:9090")
+        ));
+        assert!(!is_same_origin(
+            "http://localhost:9090",
+            Some("127.0.0.1:9090")
+        ));
+        assert!(!is_same_origin("null", Some("127.0.0.1:9090")));
+        assert!(!is_same_origin("http://127.0.0.1:9090", None));
+    }
 
     #[test]
     fn same_origin_and_localhost_are_allowed_by_default() {

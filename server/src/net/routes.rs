@@ -100,8 +100,18 @@ pub(crate) fn routes(
     // Old data: matches, players, the leaderboard.
     let history = crate::net::api::routes(Arc::clone(&app.store));
 
+    // On the admin listener always; here only with `--public-metrics`.
+    let public_metrics = app.public_metrics;
     let metrics = warp::path("metrics")
         .and(warp::path::end())
+        .and_then(move || async move {
+            if public_metrics {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
         .and(get_or_head())
         .and(with_app)
         .map(|app: Arc<AppState>| {

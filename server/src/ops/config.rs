@@ -154,6 +154,21 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub echo_route: bool,
 
+    /// Address of the admin listener: `/metrics` and, with `--admin-token-file`, the
+    /// operations console at `/admin`. Keep it on loopback or a private network; port 0
+    /// picks a free port (the second stdout line names it).
+    #[arg(long, default_value = "127.0.0.1:9090", env = "SKIRMISH_ADMIN_ADDR")]
+    pub admin_addr: SocketAddr,
+
+    /// File holding the operators' token (at least 16 characters; surrounding
+    /// whitespace is ignored). Without it the console and its API are off.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Serve `/metrics` on the public port too, as well as on the admin listener.
+    #[arg(long)]
+    pub public_metrics: bool,
+
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
@@ -179,6 +194,8 @@ impl Config {
     pub fn for_addr(addr: SocketAddr) -> Config {
         let mut config = Config::parse_from(["server"]);
         config.addr = addr;
+        // A fixed admin port would clash between servers that tests run side by side.
+        config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 

@@ -97,9 +97,7 @@ impl BucketCounts {
     /// What was observed after `earlier`.
     pub fn since(&self, earlier: &BucketCounts) -> BucketCounts {
         BucketCounts {
-            counts: std::array::from_fn(|idx| {
-                self.counts[idx].saturating_sub(earlier.counts[idx])
-            }),
+            counts: std::array::from_fn(|idx| self.counts[idx].saturating_sub(earlier.counts[idx])),
         }
     }
 
@@ -442,6 +440,12 @@ impl Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,10 +460,20 @@ mod tests {
         let counts = buckets.counts();
         assert_eq!(counts.total(), 4);
         let p50 = counts.quantile(0.5).expect("observations were made");
-        assert!((p50 - 1e-3).abs() < 1e-9, "p50 is the top of (0.5, 1] ms: {p50}");
+        assert!(
+            (p50 - 1e-3).abs() < 1e-9,
+            "p50 is the top of (0.5, 1] ms: {p50}"
+        );
         let p100 = counts.quantile(1.0).expect("observations were made");
-        assert!((p100 - 1.5e-3).abs() < 1e-9, "p100 is the top of (1, 1.5] ms: {p100}");
-        assert_eq!(counts.since(&counts).quantile(0.5), None, "an empty window has none");
+        assert!(
+            (p100 - 1.5e-3).abs() < 1e-9,
+            "p100 is the top of (1, 1.5] ms: {p100}"
+        );
+        assert_eq!(
+            counts.since(&counts).quantile(0.5),
+            None,
+            "an empty window has none"
+        );
         buckets.observe(5.0);
         assert_eq!(
             buckets.counts().since(&counts).quantile(0.99),
@@ -483,11 +497,5 @@ mod tests {
             "{text}"
         );
         assert_eq!(metrics.room_thread_timings().len(), 2);
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }

@@ -8,7 +8,7 @@ pub(crate) mod inspect;
 pub(crate) mod link_stats;
 pub(crate) mod operator;
 pub(crate) mod outbox;
-mod results;
+pub(crate) mod results;
 pub(crate) mod room;
 pub(crate) mod runner;
 pub(crate) mod scheduler;

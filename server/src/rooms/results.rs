@@ -21,7 +21,7 @@ impl From<MatchEnd> for EndReason {
 }
 
 /// Milliseconds since the Unix epoch, as matches are stamped.
-pub(super) fn unix_ms_now() -> i64 {
+pub(crate) fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {

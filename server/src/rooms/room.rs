@@ -246,7 +246,12 @@ impl Room {
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
         self.announce_saves();
-        if self.world.tick.0 % u32::from(self.settings.tick_hz.max(1)) == 0 {
+        if self
+            .world
+            .tick
+            .0
+            .is_multiple_of(u32::from(self.settings.tick_hz.max(1)))
+        {
             self.roll_rate_windows();
         }
     }

@@ -969,8 +969,15 @@ fn an_operators_kick_closes_with_4008_and_holds_no_seat() {
         reply,
     });
     room.tick();
-    assert_eq!(kicked.try_recv(), Ok(true), "the room says the player was there");
-    let kick = victim.kicked.try_recv().expect("the connection is told to close");
+    assert_eq!(
+        kicked.try_recv(),
+        Ok(true),
+        "the room says the player was there"
+    );
+    let kick = victim
+        .kicked
+        .try_recv()
+        .expect("the connection is told to close");
     assert_eq!(kick.reason, CloseReason::Kicked);
     assert_eq!(kick.reason.close_code(), 4008);
     assert_eq!(
@@ -978,7 +985,11 @@ fn an_operators_kick_closes_with_4008_and_holds_no_seat() {
         Some("kicked by an operator: spamming"),
         "the client is told who removed it, and why"
     );
-    assert_eq!(room.runner.players(), 1, "the kicked player's seat is gone, not held");
+    assert_eq!(
+        room.runner.players(),
+        1,
+        "the kicked player's seat is gone, not held"
+    );
     room.until_snapshot();
     let told = watcher.received();
     assert!(
@@ -1073,7 +1084,10 @@ fn a_draining_room_finishes_its_match_then_lets_everyone_go() {
     let rules = MatchRules::new(20, 1.0, 1.0, TICK_HZ);
     let mut room = TestRoom::with_rules(rules);
     let mut ann = room.join("ann");
-    room.runner.settings().draining.store(true, Ordering::Relaxed);
+    room.runner
+        .settings()
+        .draining
+        .store(true, Ordering::Relaxed);
     room.ticks(usize::from(TICK_HZ) / 2);
     assert_eq!(ann.kick_reason(), None, "the match being played goes on");
     room.ticks(2 * usize::from(TICK_HZ) + 5);
@@ -1082,6 +1096,10 @@ fn a_draining_room_finishes_its_match_then_lets_everyone_go() {
         Some(CloseReason::ServerShutdown),
         "the room closes where the next match would start"
     );
-    assert_eq!(room.store.results.lock().len(), 1, "the finished match was recorded");
+    assert_eq!(
+        room.store.results.lock().len(),
+        1,
+        "the finished match was recorded"
+    );
     assert_eq!(room.tick(), Ticked::Expired, "then it closes at once");
 }

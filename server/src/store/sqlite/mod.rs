@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 use crate::Metrics;
 use crate::store::sqlite::writer::{Backoff, Job, Progress, StoreMetrics};
 use crate::store::{
-    AuditEntry, AuditLog, AuditRecord, LeaderboardCursor, LeaderboardPage, MatchId, MatchPage, MatchRecord, MatchResult, MatchStore,
-    PlayerRecord, ResultSink, StoreError,
+    AuditEntry, AuditLog, AuditRecord, LeaderboardCursor, LeaderboardPage, MatchId, MatchPage,
+    MatchRecord, MatchResult, MatchStore, PlayerRecord, ResultSink, StoreError,
 };
 
 /// The database's file name inside the data directory.
@@ -204,7 +204,9 @@ impl AuditLog for SqliteStore {
     }
 
     fn recent_audit(&self, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read("read the audit log", |conn| reads::recent_audit(conn, limit))
+        self.read("read the audit log", |conn| {
+            reads::recent_audit(conn, limit)
+        })
     }
 }
 

@@ -6,8 +6,9 @@ use rusqlite::{Connection, Row, params};
 use shared::ProfileId;
 
 use crate::store::{
-    AuditEntry, AuditRecord, EndReason, LeaderboardCursor, LeaderboardEntry, LeaderboardPage, LifetimeStats, MatchId,
-    MatchPage, MatchRecord, MatchResult, PlayerMatch, PlayerRecord, PlayerResult, Rating,
+    AuditEntry, AuditRecord, EndReason, LeaderboardCursor, LeaderboardEntry, LeaderboardPage,
+    LifetimeStats, MatchId, MatchPage, MatchRecord, MatchResult, PlayerMatch, PlayerRecord,
+    PlayerResult, Rating,
 };
 
 /// Up to `limit` matches with ids below `before`, newest first, with their lines.
@@ -294,7 +295,10 @@ fn end_reason(row: &Row<'_>, index: usize) -> rusqlite::Result<EndReason> {
 }
 
 /// The newest `limit` audit entries, newest first.
-pub(super) fn recent_audit(conn: &mut Connection, limit: u32) -> rusqlite::Result<Vec<AuditRecord>> {
+pub(super) fn recent_audit(
+    conn: &mut Connection,
+    limit: u32,
+) -> rusqlite::Result<Vec<AuditRecord>> {
     conn.prepare_cached(
         "SELECT id, at_ms, who, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
     )?

@@ -639,7 +639,10 @@ fn audit_entries_are_kept_and_read_back_newest_first() {
     }
     let recent = store.recent_audit(10).expect("the log reads");
     assert_eq!(
-        recent.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(),
+        recent
+            .iter()
+            .map(|r| r.entry.action.as_str())
+            .collect::<Vec<_>>(),
         ["broadcast", "kick"],
         "newest first"
     );
