@@ -471,7 +471,7 @@ async fn a_damaged_database_stops_the_server_at_start_and_is_kept() {
 #[tokio::test]
 async fn the_store_reports_its_queue_and_its_losses_in_metrics() {
     let server = start_server(|_| {}).await;
-    let (status, body) = http_get(&server, "/metrics").await;
+    let (status, body) = http_get_at(server.admin_addr(), "/metrics").await;
     assert_eq!(status, 200);
     for name in [
         "skirmish_store_queue_depth 0\n",

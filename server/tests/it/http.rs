@@ -31,7 +31,7 @@ async fn metrics_expose_ticks_occupancy_and_traffic() {
     let mut conn = join(&server, "ann").await;
     next_snapshot(&mut conn).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, body) = http_get(&server, "/metrics").await;
+    let (status, body) = http_get_at(server.admin_addr(), "/metrics").await;
     assert_eq!(status, 200);
     for name in [
         "skirmish_tick_duration_seconds_bucket",
@@ -50,6 +50,19 @@ async fn metrics_expose_ticks_occupancy_and_traffic() {
             "metrics should include {name}:\n{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_public_port_does_not_answer_metrics_by_default() {
+    let server = start_server(|_| {}).await;
+    let (status, _) = http_get(&server, "/metrics").await;
+    assert_eq!(status, 404, "/metrics is on the admin listener only");
+    let (status, body) = http_get_at(server.admin_addr(), "/metrics").await;
+    assert_eq!(status, 200, "the admin listener answers it");
+    assert!(body.contains("skirmish_connections"));
+    let kept = start_server(|config| config.public_metrics = true).await;
+    let (status, _) = http_get(&kept, "/metrics").await;
+    assert_eq!(status, 200, "--public-metrics keeps it on the public port");
 }
 
 #[tokio::test]

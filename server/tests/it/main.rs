@@ -1,5 +1,6 @@
 //! Integration tests: the real server on 127.0.0.1:0, real WebSockets, real HTTP.
 
+mod admin;
 mod bad_input;
 mod bots;
 mod cheats;

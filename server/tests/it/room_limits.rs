@@ -44,7 +44,7 @@ async fn opening_rooms_by_name_is_rate_limited_per_address() {
         "three named rooms and one quick-play room"
     );
 
-    let (_, metrics) = http_get(&server, "/metrics").await;
+    let (_, metrics) = http_get_at(server.admin_addr(), "/metrics").await;
     assert!(
         metrics.contains(r#"skirmish_disconnects_total{reason="too_many_new_rooms"} 1"#),
         "refusals are counted under a snake_case reason:\n{metrics}"

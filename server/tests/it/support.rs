@@ -341,16 +341,29 @@ pub async fn http_request(
     path: &str,
     extra: &[(&str, &str)],
 ) -> RawResponse {
+    http_send(addr, method, path, extra, b"").await
+}
+
+/// `METHOD path` with `extra` header lines and `body` (its length said), read to its end.
+pub async fn http_send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in extra {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send request");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await.expect("send request");
     let mut response = Vec::new();
     timeout(PATIENCE, stream.read_to_end(&mut response))
         .await
@@ -397,7 +410,7 @@ impl ServerProcess {
     pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra_args)

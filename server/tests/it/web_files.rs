@@ -150,7 +150,12 @@ async fn the_page_is_revalidated_by_etag_and_unchanged_is_304() {
 #[tokio::test]
 async fn head_answers_every_get_route_with_headers_and_no_body() {
     let (root, _) = bundle();
-    let server = start_server(|config| config.web_root = Some(root)).await;
+    let server = start_server(|config| {
+        config.web_root = Some(root);
+        // `/metrics` is a GET route of the public port only with this flag.
+        config.public_metrics = true;
+    })
+    .await;
     for path in [
         "/",
         "/index.html",
