@@ -30,12 +30,17 @@ pub enum LaunchError {
     /// It exited, or printed something else, before saying where it listens.
     #[error("the server did not say where it listens; its first line was {0:?}")]
     UnexpectedFirstLine(String),
+    /// It said where it listens but not where its admin listener does.
+    #[error("the server did not say where its admin listener is; its second line was {0:?}")]
+    UnexpectedSecondLine(String),
 }
 
 #[derive(Debug)]
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    /// The admin listener, which serves `/metrics`.
+    admin_addr: SocketAddr,
     data_dir: DataDir,
 }
 
@@ -73,9 +78,10 @@ impl DataDir {
 
 impl ServerProcess {
     /// Runs `command` (the server binary with the caller's flags, environment and
-    /// stderr) with `--addr 127.0.0.1:0` and a fresh `--data-dir` added, and waits for
-    /// the first line of its stdout, `listening on http://ADDR`, which names the port it
-    /// got. Each run starts with no matches and no players on record.
+    /// stderr) with `--addr 127.0.0.1:0`, `--admin-addr 127.0.0.1:0` and a fresh
+    /// `--data-dir` added, and waits for the first two lines of its stdout, `listening
+    /// on http://ADDR` and `admin on http://ADDR`, which name the ports it got. Each run
+    /// starts with no matches and no players on record.
     pub fn start(command: Command) -> Result<ServerProcess, LaunchError> {
         ServerProcess::launch(command, DataDir::fresh())
     }
@@ -93,28 +99,40 @@ impl ServerProcess {
     fn launch(mut command: Command, data_dir: DataDir) -> Result<ServerProcess, LaunchError> {
         let program = command.get_program().to_string_lossy().into_owned();
         let mut child = command
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir.path())
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|source| LaunchError::Spawn { program, source })?;
-        let mut first_line = String::new();
+        let (mut first_line, mut second_line) = (String::new(), String::new());
         let read = match child.stdout.take() {
-            Some(stdout) => BufReader::new(stdout).read_line(&mut first_line),
+            Some(stdout) => {
+                let mut stdout = BufReader::new(stdout);
+                stdout
+                    .read_line(&mut first_line)
+                    .and_then(|_| stdout.read_line(&mut second_line))
+            }
             None => Ok(0),
         };
-        let addr = read.map_err(LaunchError::ReadFirstLine).and_then(|_| {
-            first_line
+        let addrs = read.map_err(LaunchError::ReadFirstLine).and_then(|_| {
+            let addr = first_line
                 .trim()
                 .strip_prefix("listening on http://")
                 .and_then(|addr| addr.parse().ok())
-                .ok_or_else(|| LaunchError::UnexpectedFirstLine(first_line.clone()))
+                .ok_or_else(|| LaunchError::UnexpectedFirstLine(first_line.clone()))?;
+            let admin_addr = second_line
+                .trim()
+                .strip_prefix("admin on http://")
+                .and_then(|addr| addr.parse().ok())
+                .ok_or_else(|| LaunchError::UnexpectedSecondLine(second_line.clone()))?;
+            Ok((addr, admin_addr))
         });
-        match addr {
-            Ok(addr) => Ok(ServerProcess {
+        match addrs {
+            Ok((addr, admin_addr)) => Ok(ServerProcess {
                 child,
                 addr,
+                admin_addr,
                 data_dir,
             }),
             Err(err) => {
@@ -129,6 +147,11 @@ impl ServerProcess {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener: `/metrics`, and the console when the server has a token.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// The WebSocket URL of `path` on this server, e.g. `ws_url("/ws")`.
@@ -150,9 +173,9 @@ impl ServerProcess {
         http::get(self.addr, path)
     }
 
-    /// A scrape of `/metrics`.
+    /// A scrape of `/metrics`, from the admin listener.
     pub fn metrics(&self) -> Result<Metrics, HttpError> {
-        Ok(Metrics::parse(&self.get("/metrics")?))
+        Ok(Metrics::parse(&http::get(self.admin_addr, "/metrics")?))
     }
 
     /// Sends SIGTERM and waits for the exit; true if the server exited cleanly within
