@@ -230,6 +230,34 @@ impl Page {
         }
     }
 
+    /// What `script` (the body of a function) returns in the page.
+    pub async fn eval(&self, script: &str) -> anyhow::Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// Polls `script` until `ready` holds for what it returns, and returns that.
+    pub async fn wait_for_eval(
+        &self,
+        what: &str,
+        script: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = self.eval(script).await?;
+            if ready(&value) {
+                return Ok(value);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{}: timed out waiting for {what}; last saw: {value}",
+                    self.label
+                );
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The rendered text of every element matching a CSS selector. Read in one script,
     /// because the HUD replaces its elements as it updates: element handles found by one
     /// command may be gone by the next.

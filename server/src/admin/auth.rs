@@ -30,6 +30,7 @@ pub(crate) struct Auth {
     token_mac: [u8; 32],
     /// Open sessions by the SHA-256 of their id: a lookup's timing tells nothing of ids.
     sessions: Mutex<HashMap<[u8; 32], Session>>,
+    logins: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -45,6 +46,8 @@ struct Session {
     /// The operator's name, as given at login.
     who: String,
     expires: Instant,
+    /// Counts up with each login, so the oldest is known even within one clock tick.
+    opened: u64,
 }
 
 impl Auth {
@@ -67,6 +70,7 @@ impl Auth {
             key,
             token_mac: [0; 32],
             sessions: Mutex::new(HashMap::new()),
+            logins: std::sync::atomic::AtomicU64::new(0),
         };
         auth.token_mac = auth.mac(token.as_bytes()).finalize().into_bytes().into();
         Ok(auth)
@@ -100,7 +104,7 @@ impl Auth {
         if sessions.len() >= MAX_SESSIONS
             && let Some(oldest) = sessions
                 .iter()
-                .min_by_key(|(_, session)| session.expires)
+                .min_by_key(|(_, session)| session.opened)
                 .map(|(key, _)| *key)
         {
             sessions.remove(&oldest);
@@ -110,6 +114,9 @@ impl Auth {
             Session {
                 who,
                 expires: now + SESSION_TTL,
+                opened: self
+                    .logins
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
         );
         id

@@ -34,6 +34,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("console/vendor/uPlot.min.css"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../../assets/favicon.svg"),
+    ),
 ];
 
 /// Everything the console's pages load comes from here; nothing may frame them.

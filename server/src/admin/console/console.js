@@ -315,6 +315,9 @@ $("drain").addEventListener("click", () => {
 // ---- The socket ----------------------------------------------------------------------
 
 let socket = null;
+// Sockets that closed before they opened: a session that ended (logged out elsewhere,
+// or expired) is refused, and the login form is what the page should show then.
+let refusedInARow = 0;
 
 function send(msg) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
@@ -347,12 +350,20 @@ function received(msg) {
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/admin/ws`);
+  let opened = false;
   socket.addEventListener("open", () => {
+    opened = true;
+    refusedInARow = 0;
     setLink(true, "live");
     if (state.inspected != null) send({ inspect: state.inspected });
   });
   socket.addEventListener("message", (event) => received(JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
+    refusedInARow = opened ? 0 : refusedInARow + 1;
+    if (refusedInARow >= 3) {
+      location.reload();
+      return;
+    }
     setLink(false, `disconnected (${event.code}); retrying…`);
     setTimeout(connect, 2000);
   });
