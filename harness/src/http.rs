@@ -44,8 +44,23 @@ pub struct Response {
 
 /// `GET path` from `addr` on a connection of its own; the body, if the status was 200.
 pub fn get(addr: SocketAddr, path: &str) -> Result<String, HttpError> {
+    get_checked(addr, path, "")
+}
+
+/// `GET path` with one header more (`Authorization`, say), on a connection of its own;
+/// the body, if the status was 200.
+pub fn get_with_header(
+    addr: SocketAddr,
+    path: &str,
+    (name, value): (&str, &str),
+) -> Result<String, HttpError> {
+    get_checked(addr, path, &format!("{name}: {value}\r\n"))
+}
+
+/// `GET path` with `extra` header lines (each ending in CRLF); the body, if 200.
+fn get_checked(addr: SocketAddr, path: &str, extra: &str) -> Result<String, HttpError> {
     let mut connection = Connection::open(addr)?;
-    let response = connection.request(path, "close")?;
+    let response = connection.request_with(path, "close", extra)?;
     if response.status != 200 {
         return Err(HttpError::Status {
             path: path.to_owned(),
@@ -86,6 +101,16 @@ impl Connection {
     }
 
     fn request(&mut self, path: &str, connection_header: &str) -> Result<Response, HttpError> {
+        self.request_with(path, connection_header, "")
+    }
+
+    /// A `GET` with `extra` header lines (each ending in CRLF).
+    fn request_with(
+        &mut self,
+        path: &str,
+        connection_header: &str,
+        extra: &str,
+    ) -> Result<Response, HttpError> {
         let addr = self.addr;
         let io_error = |source| HttpError::Io {
             addr,
@@ -94,7 +119,7 @@ impl Connection {
         };
         write!(
             self.reader.get_mut(),
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection_header}\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection_header}\r\n{extra}\r\n"
         )
         .map_err(io_error)?;
         read_response(&mut self.reader).map_err(|err| match err {

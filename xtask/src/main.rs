@@ -56,6 +56,9 @@ enum Task {
     /// in flight, and room ticks while a second process writes 1,000 results a second
     /// into the same database; JSON report (`harness store-bench`).
     StoreBench(harness::Args),
+    /// What the operations console costs: server CPU with and without consoles open
+    /// while 1,000 bots play; JSON report (`harness console-cost`).
+    ConsoleCost(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -83,5 +86,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Soak(args) => harness::run(harness::Run::Soak, args),
         Task::Flood(args) => harness::run(harness::Run::Flood, args),
         Task::StoreBench(args) => harness::run(harness::Run::StoreBench, args),
+        Task::ConsoleCost(args) => harness::run(harness::Run::ConsoleCost, args),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bench_net;
 pub mod bots;
+pub mod console_cost;
 pub mod flood;
 pub mod load;
 pub mod soak;

@@ -138,6 +138,7 @@ pub(crate) async fn sample_loop(
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
+        let work = Instant::now();
         let figures = server_figures(&console.metrics, &mut previous, started);
         {
             let mut history = console.history.lock();
@@ -146,15 +147,22 @@ pub(crate) async fn sample_loop(
             }
             history.push_back(figures.clone());
         }
+        let mut worked = work.elapsed();
         // The rooms are asked only while someone looks.
         let reports = if console.n_open() > 0 {
             inspect_rooms(&console).await
         } else {
             Vec::new()
         };
+        let work = Instant::now();
         seq += 1;
         let published = publish_sample(&console, seq, &figures, &reports);
         let _ = publish.send(Arc::new(published));
+        worked += work.elapsed();
+        console
+            .metrics
+            .console_work_seconds
+            .inc_by(worked.as_secs_f64());
     }
 }
 

@@ -112,6 +112,7 @@ async fn serve(
                 if changed.is_err() {
                     return close(&mut socket, CloseCode::Away, "server is shutting down").await;
                 }
+                let work = Instant::now();
                 let published = Arc::clone(&samples.borrow_and_update());
                 let detail = inspected.as_ref().and_then(|room| {
                     published.inspected.iter().find(|(id, _)| id == room).map(|(_, json)| json.as_str())
@@ -126,7 +127,9 @@ async fn serve(
                     detail.unwrap_or("null"),
                     audit,
                 );
-                send(&mut socket, frame).await?;
+                let sent = send(&mut socket, frame).await;
+                console.metrics.console_work_seconds.inc_by(work.elapsed().as_secs_f64());
+                sent?;
             }
             _ = pings.tick() => {
                 if socket.send(Message::Ping(Bytes::new())).await.is_err() {

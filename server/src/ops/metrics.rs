@@ -199,6 +199,10 @@ pub struct Metrics {
     pub resumes_refused: Counter,
     /// Held seats whose grace window ended before their player came back.
     pub seats_given_up: Counter,
+    /// Seconds the operations console spent on its own work: sampling, serializing and
+    /// pushing samples (waits not included), so its cost can be read against the
+    /// process's CPU.
+    pub console_work_seconds: Counter<f64, AtomicU64>,
     disconnects: Family<ReasonLabel, Counter>,
     /// Tick timing per room thread, by thread name.
     room_thread_duration: Family<ThreadLabel, Buckets>,
@@ -242,6 +246,7 @@ impl Metrics {
             resumes: Counter::default(),
             resumes_refused: Counter::default(),
             seats_given_up: Counter::default(),
+            console_work_seconds: Counter::default(),
             disconnects: Family::default(),
             room_thread_duration: Family::default(),
             room_thread_lateness: Family::default(),
@@ -344,6 +349,12 @@ impl Metrics {
             "seats_given_up",
             "Held seats whose grace window ended before their player came back",
             m.seats_given_up.clone(),
+        );
+        registry.register_with_unit(
+            "console_work",
+            "Time the operations console spent sampling, serializing and pushing",
+            Unit::Seconds,
+            m.console_work_seconds.clone(),
         );
         registry.register(
             "store_queue_depth",
