@@ -139,6 +139,9 @@ async fn serve(
             frame = timeout_at(deadline, socket.next()) => {
                 let msg = match frame {
                     Err(_) => return close(&mut socket, CloseCode::Policy, "idle").await,
+                    Ok(Some(Err(tungstenite::Error::Capacity(_)))) => {
+                        return close(&mut socket, CloseCode::Size, "message too big").await;
+                    }
                     Ok(None | Some(Err(_))) => return Err("the console went away"),
                     Ok(Some(Ok(msg))) => msg,
                 };

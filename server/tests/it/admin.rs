@@ -511,3 +511,54 @@ async fn draining_refuses_newcomers_and_closes_rooms_as_their_matches_end() {
         .await
         .expect("the server says it is drained once its last room closed");
 }
+
+#[tokio::test]
+async fn the_binary_names_its_admin_listener_on_its_second_line() {
+    let _turn = serial().await;
+    let token = token_file();
+    let token = token.to_str().expect("a UTF-8 path");
+    let server = ServerProcess::start(&["--admin-token-file", token]);
+    let rooms = http_request(
+        server.admin_addr,
+        "GET",
+        "/admin/api/rooms",
+        &[("Authorization", &bearer())],
+    )
+    .await;
+    assert_eq!(
+        rooms.status, 200,
+        "the second line names the admin listener"
+    );
+    let (status, _) = http_get_at(server.addr, "/metrics").await;
+    assert_eq!(status, 404, "the public port does not serve /metrics");
+}
+
+#[tokio::test]
+async fn a_console_message_over_the_size_limit_closes_the_socket_with_1009() {
+    let server = console_server(|_| {}).await;
+    let mut socket = open_console(&server, &[("Authorization", &bearer())])
+        .await
+        .expect("the token opens it");
+    use futures_util::SinkExt;
+    let huge = format!("{{\"inspect\":\"{}\"}}", "a".repeat(4 * 1024));
+    socket
+        .send(tungstenite::Message::text(huge))
+        .await
+        .expect("send");
+    let closed = timeout(PATIENCE, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within the patience");
+    assert_eq!(
+        closed.map(|frame| u16::from(frame.code)),
+        Some(1009),
+        "the game socket's size limit holds here too"
+    );
+}

@@ -60,6 +60,8 @@ async fn the_public_port_does_not_answer_metrics_by_default() {
     let (status, body) = http_get_at(server.admin_addr(), "/metrics").await;
     assert_eq!(status, 200, "the admin listener answers it");
     assert!(body.contains("skirmish_connections"));
+    // One test server at a time: each holds the tests' turn.
+    drop(server);
     let kept = start_server(|config| config.public_metrics = true).await;
     let (status, _) = http_get(&kept, "/metrics").await;
     assert_eq!(status, 200, "--public-metrics keeps it on the public port");

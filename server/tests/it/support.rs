@@ -397,6 +397,8 @@ pub async fn http_send(
 pub struct ServerProcess {
     child: std::process::Child,
     pub addr: std::net::SocketAddr,
+    /// The admin listener, from the second line.
+    pub admin_addr: std::net::SocketAddr,
     pub ws_url: String,
 }
 
@@ -419,18 +421,26 @@ impl ServerProcess {
             .spawn()
             .expect("start the server binary");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut first_line = String::new();
-        std::io::BufReader::new(stdout)
+        let (mut first_line, mut second_line) = (String::new(), String::new());
+        let mut stdout = std::io::BufReader::new(stdout);
+        stdout
             .read_line(&mut first_line)
-            .expect("read the first line");
+            .and_then(|_| stdout.read_line(&mut second_line))
+            .expect("read the first two lines");
         let addr: std::net::SocketAddr = first_line
             .trim()
             .strip_prefix("listening on http://")
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| panic!("the first line names the address: {first_line:?}"));
+        let admin_addr = second_line
+            .trim()
+            .strip_prefix("admin on http://")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("the second line names the admin address: {second_line:?}"));
         ServerProcess {
             child,
             addr,
+            admin_addr,
             ws_url: format!("ws://{addr}/ws"),
         }
     }
