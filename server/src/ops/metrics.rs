@@ -73,6 +73,9 @@ pub struct Metrics {
     /// Rooms whose tick panicked; each was closed and its players let go.
     pub room_failures: Counter,
     disconnects: Family<ReasonLabel, Counter>,
+    /// TLS handshakes that did not complete: `refused` (not TLS, or TLS the server
+    /// will not speak) or `timeout`.
+    tls_handshake_failures: Family<ReasonLabel, Counter>,
     /// Finished matches accepted by the store and not yet written (or given up on).
     pub store_queue_depth: Gauge,
     /// Finished matches durably written.
@@ -108,6 +111,7 @@ impl Metrics {
             snapshot_bodies: Counter::default(),
             room_failures: Counter::default(),
             disconnects: Family::default(),
+            tls_handshake_failures: Family::default(),
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
@@ -217,6 +221,11 @@ impl Metrics {
             "Game connections closed, by reason",
             m.disconnects.clone(),
         );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            m.tls_handshake_failures.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -228,6 +237,19 @@ impl Metrics {
         self.disconnects
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    pub(crate) fn count_tls_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// TLS handshakes that failed for `reason` so far.
+    pub fn tls_failures(&self, reason: &'static str) -> u64 {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .get()
     }
 
     /// The OpenMetrics text exposition, which Prometheus scrapes.
