@@ -14,7 +14,7 @@ use shared::protocol::{ClientMsg, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::core::{RoomView, SnapshotStats};
-use crate::native::{Connection, Hello, NetError};
+use crate::native::{Connection, Hello, NetError, Trust};
 use brain::Brain;
 use failure::LastWord;
 
@@ -29,6 +29,8 @@ const MIN_PLAYED_FOR_RATE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct BotsConfig {
     pub url: String,
+    /// The certificate authorities a `wss://` server is verified against.
+    pub trust: Trust,
     pub count: usize,
     pub duration: Duration,
     pub room: Option<String>,
@@ -133,7 +135,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let mut stats = BotStats::default();
     let mut hello = Hello::new(format!("{}{bot_idx}", config.name_prefix));
     hello.room = config.room.clone();
-    let mut conn = match Connection::join(&config.url, hello).await {
+    let mut conn = match Connection::join_trusting(&config.url, hello, &config.trust).await {
         Ok(conn) => conn,
         Err(err) => {
             stats.failed = true;
@@ -330,6 +332,7 @@ mod tests {
     fn config(count: usize, duration: Duration) -> BotsConfig {
         BotsConfig {
             url: "ws://127.0.0.1:1/ws".into(),
+            trust: Trust::public(),
             count,
             duration,
             room: None,

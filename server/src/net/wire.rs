@@ -524,11 +524,17 @@ impl AsyncWrite for WireIo {
 
 #[cfg(test)]
 mod tests {
-    use crate::net::frame::binary_payloads;
-    use tokio::io::AsyncReadExt;
+    use client::native::Trust;
+    use harness::certs::Authority;
+    use rustls_pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::client::TlsStream;
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     use super::*;
+    use crate::net::frame::binary_payloads;
+    use crate::net::tls::{Certificates, TlsFiles, server_config};
 
     /// A wire on one end of a real loopback connection, and the peer's end.
     async fn wire_and_peer() -> (Arc<Wire>, TcpStream) {
@@ -550,9 +556,66 @@ mod tests {
         }
     }
 
+    /// A wire over TLS on one end of a real loopback connection, the socket as the
+    /// WebSocket layer reads it, and the peer's end (a TLS client trusting a test CA).
+    async fn tls_wire_and_peer() -> (Arc<Wire>, WireIo, TlsStream<TcpStream>) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "skirmish-wire-tls-{}-{n}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a folder for the certificates");
+        let authority = Authority::new("wire test CA", Duration::from_secs(86_400)).expect("a CA");
+        let leaf = authority
+            .issue_localhost(1, Duration::from_secs(86_400))
+            .expect("a certificate");
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, &leaf.cert_pem).expect("write the certificate");
+        std::fs::write(&files.key, &leaf.key_pem).expect("write the key");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &authority.cert_pem).expect("write the CA");
+        let (certificates, _) = Certificates::load(files).expect("load the certificate");
+        let acceptor = TlsAcceptor::from(server_config(Arc::new(certificates)).expect("config"));
+        let connector = TlsConnector::from(
+            Trust::with_ca_file(&ca_file)
+                .expect("trust the CA")
+                .client_config(),
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = ServerName::try_from("localhost").expect("a name");
+            connector.connect(name, tcp).await.expect("client handshake")
+        });
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let (tcp, session) = acceptor
+            .accept(tcp)
+            .await
+            .expect("server handshake")
+            .into_inner();
+        let peer = client.await.expect("client task");
+        let (read, write) = tcp.into_split();
+        let wire = Arc::new(Wire::new(
+            write,
+            Some(Box::new(session)),
+            Arc::new(Metrics::new()),
+        ));
+        let io = WireIo::new(read, Arc::clone(&wire));
+        (wire, io, peer)
+    }
+
     /// Drives the wire until everything it holds has gone out, then closes it and
     /// returns the payloads of every frame the peer received.
-    async fn frames_received(wire: Arc<Wire>, mut peer: TcpStream) -> Vec<Vec<u8>> {
+    async fn frames_received<P>(wire: Arc<Wire>, mut peer: P) -> Vec<Vec<u8>>
+    where
+        P: AsyncRead + Unpin + Send + 'static,
+    {
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();
             peer.read_to_end(&mut received).await.expect("read");
@@ -564,7 +627,7 @@ mod tests {
         };
         while {
             let state = wire.state.lock();
-            !state.backlog.is_empty() || !state.snapshot.is_empty()
+            state.backed_up() || !state.snapshot.is_empty()
         } {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -605,6 +668,58 @@ mod tests {
         queued.push(b"must arrive");
         wire.send_snapshot(&queued, b"new-", b"snapshot")
             .expect("send");
+        let frames = frames_received(wire, peer).await;
+        let tail: Vec<&[u8]> = frames[frames.len() - 2..]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(tail, [&b"must arrive"[..], &b"new-snapshot"[..]]);
+        assert!(
+            !frames.iter().any(|f| f.as_slice() == b"old-snapshot"),
+            "the older snapshot was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_tls_frames_arrive_whole_and_in_order_and_reads_are_opened() {
+        let (wire, mut io, mut peer) = tls_wire_and_peer().await;
+        peer.write_all(b"from the client").await.expect("send");
+        peer.flush().await.expect("flush");
+        let mut heard = [0u8; 15];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut heard))
+            .await
+            .expect("the record arrives")
+            .expect("read through the session");
+        assert_eq!(&heard, b"from the client");
+
+        let mut queued = Queued::default();
+        queued.push(b"welcome");
+        wire.send_snapshot(&queued, b"head-", b"shared body")
+            .expect("send");
+        wire.send_message(&[1u8; 300]).expect("send");
+        drop(io);
+        assert_eq!(
+            frames_received(wire, peer).await,
+            vec![
+                b"welcome".to_vec(),
+                b"head-shared body".to_vec(),
+                vec![1u8; 300]
+            ],
+            "the frames, then a close_notify that ends the stream cleanly"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_tls_a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
+        let (wire, io, peer) = tls_wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
+            .expect("send");
+        let mut queued = Queued::default();
+        queued.push(b"must arrive");
+        wire.send_snapshot(&queued, b"new-", b"snapshot")
+            .expect("send");
+        drop(io);
         let frames = frames_received(wire, peer).await;
         let tail: Vec<&[u8]> = frames[frames.len() - 2..]
             .iter()

@@ -15,3 +15,4 @@ mod matches;
 mod room_limits;
 mod slow_clients;
 mod support;
+mod tls;
