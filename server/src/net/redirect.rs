@@ -47,8 +47,13 @@ pub(crate) fn routes(
 /// `None` when the Host header is not a host.
 pub(crate) fn location(host: &str, https_port: u16, path: &str, query: &str) -> Option<String> {
     let authority: Authority = host.trim().parse().ok()?;
-    // Authority also takes `user@host`, which a Host header never holds.
-    if authority.as_str().contains('@') || authority.host().is_empty() {
+    // Authority also takes `user@host` and a port that is not a number, which a Host
+    // header never holds.
+    let has_port = authority.as_str().len() > authority.host().len();
+    if authority.as_str().contains('@')
+        || authority.host().is_empty()
+        || (has_port && authority.port_u16().is_none())
+    {
         return None;
     }
     let port = if https_port == 443 {
