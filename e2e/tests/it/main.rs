@@ -7,3 +7,4 @@ mod history;
 mod reconnect;
 mod refusal;
 mod two_pages;
+mod wss;
