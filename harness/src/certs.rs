@@ -49,7 +49,9 @@ impl Authority {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);
-        params.distinguished_name.push(DnType::OrganizationName, "Skirmish development");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Skirmish development");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         set_validity(&mut params, valid_for);
@@ -77,7 +79,9 @@ impl Authority {
     pub fn issue_localhost(&self, serial: u64, valid_for: Duration) -> Result<Leaf, CertsError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "localhost");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
         params.subject_alt_names = vec![
             SanType::DnsName("localhost".try_into()?),
             SanType::IpAddress([127, 0, 0, 1].into()),
@@ -107,13 +111,15 @@ fn set_validity(params: &mut CertificateParams, valid_for: Duration) {
 
 /// How long the PEM certificate `cert_pem` has left at `now`: zero once expired.
 pub fn time_left(cert_pem: &str, now: std::time::SystemTime) -> Result<Duration, CertsError> {
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|_| CertsError::Unreadable)?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|_| CertsError::Unreadable)?;
     let cert = pem.parse_x509().map_err(|_| CertsError::Unreadable)?;
     let not_after = cert.validity().not_after.timestamp();
     let now = now
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        });
     Ok(Duration::from_secs(
         u64::try_from(not_after.saturating_sub(now)).unwrap_or(0),
     ))

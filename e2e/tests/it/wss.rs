@@ -50,8 +50,12 @@ async fn two_pages_play_over_wss() -> anyhow::Result<()> {
         eprintln!("screenshot: {}", shot.display());
     }
     let protocols = [
-        ann.client.execute("return location.protocol;", vec![]).await?,
-        bob.client.execute("return location.protocol;", vec![]).await?,
+        ann.client
+            .execute("return location.protocol;", vec![])
+            .await?,
+        bob.client
+            .execute("return location.protocol;", vec![])
+            .await?,
     ];
     let errors = [ann.errors().await?, bob.errors().await?];
     let players = server.metrics().players.get();

@@ -97,9 +97,7 @@ pub(crate) async fn accept_loop<F>(
         let serving = serving.clone();
         tasks.spawn(async move {
             let served = match &serving.tls {
-                None => {
-                    serve_http(stream, hyper_service, serving.header_timeout, &shutdown).await
-                }
+                None => serve_http(stream, hyper_service, serving.header_timeout, &shutdown).await,
                 Some(tls) => {
                     let handshake = tokio::select! {
                         () = shutdown.cancelled() => return,

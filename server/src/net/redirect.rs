@@ -16,11 +16,7 @@ pub(crate) fn routes(
     warp::any()
         .and(warp::header::optional::<String>("host"))
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(move |host: Option<String>, path: FullPath, query: String| {
             let target = host
                 .as_deref()
@@ -28,8 +24,7 @@ pub(crate) fn routes(
             match target.and_then(|target| HeaderValue::from_str(&target).ok()) {
                 Some(target) => {
                     let mut response =
-                        warp::reply::with_status("", StatusCode::MOVED_PERMANENTLY)
-                            .into_response();
+                        warp::reply::with_status("", StatusCode::MOVED_PERMANENTLY).into_response();
                     response.headers_mut().insert(LOCATION, target);
                     response
                 }

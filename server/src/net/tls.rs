@@ -182,7 +182,9 @@ impl CertSummary {
     pub(crate) fn remaining(&self, now: SystemTime) -> Option<Duration> {
         let now = now
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
         u64::try_from(self.not_after.saturating_sub(now))
             .ok()
             .filter(|&secs| secs > 0)

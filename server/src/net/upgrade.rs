@@ -12,8 +12,8 @@ use headers::{Connection, HeaderMapExt, SecWebsocketAccept, SecWebsocketKey, Upg
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite};
 use rustls::ServerConnection;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;

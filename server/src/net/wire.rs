@@ -544,7 +544,10 @@ mod tests {
             .expect("connect");
         let (server_end, _) = listener.accept().await.expect("accept");
         let (_read, write) = server_end.into_split();
-        (Arc::new(Wire::new(write, None, Arc::new(Metrics::new()))), peer)
+        (
+            Arc::new(Wire::new(write, None, Arc::new(Metrics::new()))),
+            peer,
+        )
     }
 
     /// Sends messages the peer does not read until the socket refuses more, so the
@@ -561,10 +564,8 @@ mod tests {
     async fn tls_wire_and_peer() -> (Arc<Wire>, WireIo, TlsStream<TcpStream>) {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "skirmish-wire-tls-{}-{n}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("skirmish-wire-tls-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a folder for the certificates");
         let authority = Authority::new("wire test CA", Duration::from_secs(86_400)).expect("a CA");
         let leaf = authority
@@ -591,7 +592,10 @@ mod tests {
         let client = tokio::spawn(async move {
             let tcp = TcpStream::connect(addr).await.expect("connect");
             let name = ServerName::try_from("localhost").expect("a name");
-            connector.connect(name, tcp).await.expect("client handshake")
+            connector
+                .connect(name, tcp)
+                .await
+                .expect("client handshake")
         });
         let (tcp, _) = listener.accept().await.expect("accept");
         let (tcp, session) = acceptor

@@ -144,11 +144,21 @@ pub struct Config {
 
     /// Certificate chain (PEM, the server's certificate first) to serve HTTPS and WSS on
     /// `--addr`. Reread, with the key, on SIGHUP.
-    #[arg(long, value_name = "FILE", requires = "tls_key", env = "SKIRMISH_TLS_CERT")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "SKIRMISH_TLS_CERT"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// Private key (PEM) of the `--tls-cert` certificate.
-    #[arg(long, value_name = "FILE", requires = "tls_cert", env = "SKIRMISH_TLS_KEY")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "SKIRMISH_TLS_KEY"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Seconds a client has to finish the TLS handshake before its socket is dropped.

@@ -469,7 +469,10 @@ impl ServerProcess {
         let line = first_line.trim();
         let (ws_scheme, addr) = match line.strip_prefix("listening on https://") {
             Some(addr) => ("wss", addr),
-            None => ("ws", line.strip_prefix("listening on http://").unwrap_or(line)),
+            None => (
+                "ws",
+                line.strip_prefix("listening on http://").unwrap_or(line),
+            ),
         };
         let addr: std::net::SocketAddr = addr
             .parse()

@@ -98,9 +98,10 @@ async fn a_sighup_swaps_the_certificate_for_new_connections_while_open_ones_keep
         sleep(Duration::from_millis(50)).await;
     }
     still_playing(&mut before).await;
-    let mut after = Client::connect_trusting(&server.ws_url, Hello::new("late").in_room("r"), &trust)
-        .await
-        .expect("join after the reload");
+    let mut after =
+        Client::connect_trusting(&server.ws_url, Hello::new("late").in_room("r"), &trust)
+            .await
+            .expect("join after the reload");
     next_snapshot(&mut after).await;
 
     // A key that is not the certificate's: the reload fails, and the pair before stays.
@@ -206,13 +207,19 @@ async fn garbage_and_plain_http_on_the_tls_port_leave_eight_playing_bots_undistu
     let addr = server.addr;
     let mut attacks = Vec::new();
     for n in 0..20 {
-        attacks.push((Garbage::PlainHttp, tokio::spawn(throw(addr, Garbage::PlainHttp))));
+        attacks.push((
+            Garbage::PlainHttp,
+            tokio::spawn(throw(addr, Garbage::PlainHttp)),
+        ));
         let random = Garbage::RandomBytes(n);
         attacks.push((random, tokio::spawn(throw(addr, random))));
     }
     for _ in 0..5 {
         attacks.push((Garbage::Silent, tokio::spawn(throw(addr, Garbage::Silent))));
-        attacks.push((Garbage::HalfHello, tokio::spawn(throw(addr, Garbage::HalfHello))));
+        attacks.push((
+            Garbage::HalfHello,
+            tokio::spawn(throw(addr, Garbage::HalfHello)),
+        ));
     }
     for (garbage, attack) in attacks {
         let took = attack.await.expect("the attack ran");
@@ -348,8 +355,7 @@ async fn the_redirect_port_answers_301_to_the_same_path_over_https_and_stops_wit
     .await;
     let redirect = server.redirect_addr().expect("a redirect listener");
     let mut stream = TcpStream::connect(redirect).await.expect("connect");
-    let request =
-        "GET /?room=duel&name=ann HTTP/1.1\r\nHost: play.example.test:8080\r\nConnection: close\r\n\r\n";
+    let request = "GET /?room=duel&name=ann HTTP/1.1\r\nHost: play.example.test:8080\r\nConnection: close\r\n\r\n";
     stream.write_all(request.as_bytes()).await.expect("send");
     let mut response = Vec::new();
     timeout(PATIENCE, stream.read_to_end(&mut response))
