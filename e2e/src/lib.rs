@@ -116,27 +116,39 @@ impl Driver {
 
     /// A fresh headless Chromium (its own profile) showing `url`.
     pub async fn open(&self, label: &str, url: &str) -> anyhow::Result<Page> {
+        self.open_with(label, url, &[]).await
+    }
+
+    /// As `open`, with `extra_args` added to Chromium's command line.
+    pub async fn open_with(
+        &self,
+        label: &str,
+        url: &str,
+        extra_args: &[String],
+    ) -> anyhow::Result<Page> {
         let profile =
             std::env::temp_dir().join(format!("skirmish-e2e-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-background-timer-throttling".to_owned(),
+            "--disable-renderer-backgrounding".to_owned(),
+            "--window-size=1280,800".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        args.extend_from_slice(extra_args);
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.setup.chromium,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-background-timer-throttling",
-                    "--disable-renderer-backgrounding",
-                    "--window-size=1280,800",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
             },
             "goog:loggingPrefs": { "browser": "ALL" },
         });

@@ -1,7 +1,8 @@
 //! `harness`: runs a release server under measured load and reports in JSON. `soak` for
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
 //! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
-//! `store-bench` for the match store's reads and writes. `cargo xtask` builds and runs it.
+//! `store-bench` for the match store's reads and writes, `tls-memory` for what TLS adds
+//! to an idle connection. `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -52,6 +53,8 @@ enum Command {
     /// The match store: REST reads of a 100,000-player database under load, and room
     /// ticks while a second process writes 1,000 results a second into it.
     StoreBench(commands::store_bench::Args),
+    /// Memory per idle connection over wss:// against ws://, measured in one run.
+    TlsMemory(commands::tls_memory::Args),
 }
 
 /// The resolved paths every command works with.
@@ -89,5 +92,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bots(args) => commands::bots::run(&args, &binaries),
         Command::Flood(args) => commands::flood::run(&args, &binaries),
         Command::StoreBench(args) => commands::store_bench::run(&args, &binaries),
+        Command::TlsMemory(args) => commands::tls_memory::run(&args, &binaries),
     }
 }

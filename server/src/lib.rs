@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::net::inbound;
+pub use crate::net::tls::CertError;
 pub use crate::ops::config::Config;
 pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
@@ -28,7 +29,9 @@ use crate::net::caps::ConnCaps;
 use crate::net::client_addr::TrustedProxies;
 use crate::net::conn::ConnLimits;
 use crate::net::identity::Identities;
+use crate::net::listener::Serving;
 use crate::net::origin::OriginPolicy;
+use crate::net::tls::{Certificates, Handshaker, TlsFiles};
 use crate::net::web_files::WebFiles;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
@@ -72,14 +75,25 @@ struct AppState {
     store: Arc<dyn MatchStore>,
 }
 
-/// A running server. Dropping it stops the room threads and the accept loop;
+/// A running server. Dropping it stops the room threads and the accept loops;
 /// `shutdown` also lets every connection finish its close handshake first.
 #[derive(Debug)]
 pub struct Server {
     pub addr: SocketAddr,
     app: Arc<AppState>,
     accept_task: JoinHandle<()>,
+    /// The certificate served, when the port speaks TLS.
+    certificates: Option<Arc<Certificates>>,
+    /// The plain-HTTP listener that redirects to HTTPS, when there is one.
+    redirect: Option<Redirect>,
     scheduler: Scheduler,
+}
+
+/// The `--redirect-http` listener's address and its accept loop.
+#[derive(Debug)]
+struct Redirect {
+    addr: SocketAddr,
+    accept_task: JoinHandle<()>,
 }
 
 /// The arena every room plays on unless `--map` names another.
@@ -108,6 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let map = load_map(config.map.as_deref())?;
     let web_files = Arc::new(web_files(&config)?);
     let metrics = Arc::new(Metrics::new());
+    let certificates = load_certificates(&config)?;
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
     let store = Arc::new(
         SqliteStore::open(&config.data_dir, &metrics)
@@ -158,10 +173,26 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
     let routes = net::routes::routes(Arc::clone(&app));
+    let tls = match &certificates {
+        Some(certificates) => Some(Handshaker::new(
+            net::tls::server_config(Arc::clone(certificates)).context("set up TLS")?,
+            config.tls_handshake_timeout(),
+            Arc::clone(&app.metrics),
+        )),
+        None => None,
+    };
+    let serving = Serving {
+        header_timeout: config.header_timeout(),
+        tls,
+    };
+    let redirect = match config.redirect_http {
+        Some(redirect_addr) => Some(start_redirect(redirect_addr, addr.port(), &config, &app)?),
+        None => None,
+    };
     let accept_task = tokio::spawn(net::listener::accept_loop(
         listener,
         routes,
-        config.header_timeout(),
+        serving,
         app.shutdown.clone(),
         app.tasks.clone(),
     ));
@@ -169,8 +200,53 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         addr,
         app,
         accept_task,
+        certificates,
+        redirect,
         scheduler,
     })
+}
+
+/// The certificate and key of `--tls-cert` and `--tls-key`, checked; `None` without
+/// them. Any file that cannot be used stops the start, named in the error.
+fn load_certificates(config: &Config) -> anyhow::Result<Option<Arc<Certificates>>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let (certificates, summary) = Certificates::load(files).context("load the TLS certificate")?;
+    summary.log(cert, "serving TLS");
+    Ok(Some(Arc::new(certificates)))
+}
+
+/// Binds `--redirect-http` and answers there, until shutdown, with redirects to the
+/// HTTPS port, under the same header timeout as the game's port.
+fn start_redirect(
+    redirect_addr: SocketAddr,
+    https_port: u16,
+    config: &Config,
+    app: &AppState,
+) -> anyhow::Result<Redirect> {
+    let listener = net::listener::bind(redirect_addr)
+        .with_context(|| format!("bind {redirect_addr} for --redirect-http"))?;
+    let addr = listener
+        .local_addr()
+        .context("read the redirect's bound address")?;
+    let serving = Serving {
+        header_timeout: config.header_timeout(),
+        tls: None,
+    };
+    let accept_task = tokio::spawn(net::listener::accept_loop(
+        listener,
+        net::redirect::routes(https_port),
+        serving,
+        app.shutdown.clone(),
+        app.tasks.clone(),
+    ));
+    tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
+    Ok(Redirect { addr, accept_task })
 }
 
 /// The files of the web root, if it holds a page to serve, or else the placeholder.
@@ -221,12 +297,41 @@ fn conn_limits(config: &Config) -> ConnLimits {
 }
 
 impl Server {
+    /// The address of the page: `https://` when the port speaks TLS.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
+    /// The game's WebSocket: `wss://` when the port speaks TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        let scheme = if self.certificates.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws", self.addr)
+    }
+
+    /// Where `--redirect-http` listens, if it was given.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|redirect| redirect.addr)
+    }
+
+    /// Reads the certificate and key files again and gives new handshakes the new pair;
+    /// connections already open keep theirs. On any error the pair in use stays.
+    /// `Ok(false)`: the server does not speak TLS, so there is nothing to reload.
+    pub fn reload_certificate(&self) -> Result<bool, CertError> {
+        let Some(certificates) = &self.certificates else {
+            return Ok(false);
+        };
+        let summary = certificates.reload()?;
+        summary.log(certificates.cert_path(), "reloaded the TLS certificate");
+        Ok(true)
     }
 
     /// Every open room, as `GET /api/rooms` lists them.
@@ -247,6 +352,9 @@ impl Server {
         self.scheduler.stop();
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;
+        if let Some(redirect) = &mut self.redirect {
+            let _ = (&mut redirect.accept_task).await;
+        }
         self.app.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.app.tasks.wait())
             .await
@@ -275,6 +383,9 @@ impl Drop for Server {
         self.scheduler.stop();
         self.app.shutdown.cancel();
         self.accept_task.abort();
+        if let Some(redirect) = &self.redirect {
+            redirect.accept_task.abort();
+        }
     }
 }
 

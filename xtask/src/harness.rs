@@ -1,4 +1,4 @@
-//! `cargo xtask soak|load|bench-net|bots|flood|store-bench`: release builds of the server, the bots and
+//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|tls-memory`: release builds of the server, the bots and
 //! the harness, then `harness SUBCOMMAND` with the flags exactly as given (so
 //! `cargo xtask load --help` shows the harness's own help). Reports go to `target/`.
 
@@ -24,6 +24,7 @@ pub enum Run {
     Bots,
     Flood,
     StoreBench,
+    TlsMemory,
 }
 
 impl Run {
@@ -35,6 +36,7 @@ impl Run {
             Run::Bots => "bots",
             Run::Flood => "flood",
             Run::StoreBench => "store-bench",
+            Run::TlsMemory => "tls-memory",
         }
     }
 }
@@ -82,7 +84,8 @@ mod tests {
             | Task::BenchNet(args)
             | Task::Bots(args)
             | Task::Flood(args)
-            | Task::StoreBench(args) => args.harness_args,
+            | Task::StoreBench(args)
+            | Task::TlsMemory(args) => args.harness_args,
             other => panic!("{other:?} is not a harness task"),
         }
     }

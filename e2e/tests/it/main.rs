@@ -10,3 +10,4 @@ mod reconnect;
 mod refusal;
 mod resume;
 mod two_pages;
+mod wss;

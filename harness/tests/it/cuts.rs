@@ -52,6 +52,7 @@ async fn every_cut_player_resumes_into_its_own_seat_and_nobody_else_notices() {
         seed: 5,
         ramp: Duration::from_secs(1),
         idle: false,
+        trust: client::native::Trust::public(),
     }));
     let started = Instant::now();
     let watch_until = started + Duration::from_secs(14);

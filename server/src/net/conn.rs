@@ -65,10 +65,8 @@ pub(crate) fn socket_config() -> WebSocketConfig {
 
 pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
     app.metrics.connections.inc();
-    let (read, write) = handover.stream.into_split();
-    let wire = Arc::new(Wire::new(write, Arc::clone(&app.metrics)));
-    let io = WireIo::new(read, Arc::clone(&wire));
-    let socket = websocket(io, handover.read_ahead, socket_config()).await;
+    let (wire, io, read_ahead) = handover.into_wire(Arc::clone(&app.metrics));
+    let socket = websocket(io, read_ahead, socket_config()).await;
     let (kick_tx, kick_rx) = oneshot::channel();
     let mut conn = Conn::new(socket, wire, &app, kick_rx);
 

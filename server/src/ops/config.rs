@@ -154,6 +154,34 @@ pub struct Config {
     #[arg(long, hide = true)]
     pub echo_route: bool,
 
+    /// Certificate chain (PEM, the server's certificate first) to serve HTTPS and WSS on
+    /// `--addr`. Reread, with the key, on SIGHUP.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "SKIRMISH_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the `--tls-cert` certificate.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "SKIRMISH_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds a client has to finish the TLS handshake before its socket is dropped.
+    #[arg(long, default_value_t = 10.0)]
+    pub tls_handshake_timeout_secs: f64,
+
+    /// Also listen on this address for plain HTTP, and answer every request there with
+    /// a 301 to the same path over HTTPS (needs `--tls-cert`).
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    pub redirect_http: Option<SocketAddr>,
+
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
@@ -217,6 +245,10 @@ impl Config {
         seconds(self.idle_timeout_secs, 0.1)
     }
 
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        seconds(self.tls_handshake_timeout_secs, 0.1)
+    }
+
     /// The rules every room's matches follow.
     pub fn match_rules(&self) -> shared::game::MatchRules {
         shared::game::MatchRules::new(
@@ -228,7 +260,7 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 9] {
+    fn durations(&self) -> [(&'static str, f64, f64); 10] {
         [
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
@@ -239,6 +271,11 @@ impl Config {
             ("--header-timeout-secs", self.header_timeout_secs, 0.1),
             ("--ping-interval-secs", self.ping_interval_secs, 0.05),
             ("--idle-timeout-secs", self.idle_timeout_secs, 0.1),
+            (
+                "--tls-handshake-timeout-secs",
+                self.tls_handshake_timeout_secs,
+                0.1,
+            ),
         ]
     }
 
@@ -279,6 +316,14 @@ impl Config {
             "--msg-rate ({}) must leave room for one input per tick at --tick-hz {}",
             self.msg_rate(),
             self.tick_hz
+        );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "--tls-cert and --tls-key go together"
+        );
+        anyhow::ensure!(
+            self.redirect_http.is_none() || self.tls_cert.is_some(),
+            "--redirect-http redirects to HTTPS, which needs --tls-cert and --tls-key"
         );
         anyhow::ensure!(
             self.byte_burst as usize >= shared::consts::MAX_CLIENT_MSG_BYTES,
@@ -325,6 +370,7 @@ mod tests {
             "--header-timeout-secs",
             "--ping-interval-secs",
             "--idle-timeout-secs",
+            "--tls-handshake-timeout-secs",
         ] {
             for value in ["1e300", "inf", "NaN", "-1"] {
                 let odd = config(&[&format!("{flag}={value}")]);
@@ -341,6 +387,7 @@ mod tests {
                     odd.header_timeout(),
                     odd.ping_interval(),
                     odd.idle_timeout(),
+                    odd.tls_handshake_timeout(),
                 );
             }
         }
@@ -361,6 +408,26 @@ mod tests {
         );
         assert!(config(&[]).trusted_proxies.is_empty(), "none by default");
         assert!(Config::try_parse_from(["server", "--trusted-proxy", "10.0.0.0/40"]).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_redirect_needs_tls() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+        };
+        assert!(parse(&["--tls-cert", "cert.pem"]).is_err());
+        assert!(parse(&["--tls-key", "key.pem"]).is_err());
+        assert!(parse(&["--redirect-http", "127.0.0.1:8081"]).is_err());
+        let tls = parse(&[
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--redirect-http",
+            "127.0.0.1:8081",
+        ])
+        .expect("a certificate, its key and a redirect");
+        assert_eq!(tls.tls_handshake_timeout(), Duration::from_secs(10));
     }
 
     #[test]

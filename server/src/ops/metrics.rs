@@ -79,6 +79,9 @@ pub struct Metrics {
     /// Held seats whose grace window ended before their player came back.
     pub seats_given_up: Counter,
     disconnects: Family<ReasonLabel, Counter>,
+    /// TLS handshakes that did not complete: `refused` (not TLS, or TLS the server
+    /// will not speak) or `timeout`.
+    tls_handshake_failures: Family<ReasonLabel, Counter>,
     /// Finished matches accepted by the store and not yet written (or given up on).
     pub store_queue_depth: Gauge,
     /// Finished matches durably written.
@@ -117,6 +120,7 @@ impl Metrics {
             resumes_refused: Counter::default(),
             seats_given_up: Counter::default(),
             disconnects: Family::default(),
+            tls_handshake_failures: Family::default(),
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
@@ -241,6 +245,11 @@ impl Metrics {
             "Game connections closed, by reason",
             m.disconnects.clone(),
         );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            m.tls_handshake_failures.clone(),
+        );
         Metrics {
             registry,
             ..metrics
@@ -252,6 +261,19 @@ impl Metrics {
         self.disconnects
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    pub(crate) fn count_tls_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// TLS handshakes that failed for `reason` so far.
+    pub fn tls_failures(&self, reason: &'static str) -> u64 {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .get()
     }
 
     /// The OpenMetrics text exposition, which Prometheus scrapes.

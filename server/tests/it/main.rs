@@ -17,4 +17,5 @@ mod resume;
 mod room_limits;
 mod slow_clients;
 mod support;
+mod tls;
 mod web_files;
