@@ -1,10 +1,6 @@
 //! A private PostgreSQL for tests: a cluster of its own (initdb) under the target
 //! folder, run by pg_ctl as an unprivileged user on a free loopback port, with its unix
 //! socket in its data directory; stopped and removed when dropped.
-//!
-//! `cargo xtask test` installs PostgreSQL when it can and names its programs' folder in
-//! `SKIRMISH_POSTGRES_BIN`. Without that variable (a plain `cargo test`) the tests that
-//! need PostgreSQL say they skip; with it, a missing program fails them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 
 /// The environment variable naming the folder of `initdb`, `pg_ctl`, `postgres` and
-/// `psql` (on Debian, `/usr/lib/postgresql/<version>/bin`).
+/// `psql` (on Debian, `/usr/lib/postgresql/<version>/bin`). `cargo xtask test` installs
+/// PostgreSQL when it can and sets it; without it (a plain `cargo test`) the tests that
+/// need PostgreSQL say they skip, and with it a missing program fails them.
 pub const BIN_ENV: &str = "SKIRMISH_POSTGRES_BIN";
 
 /// The programs a private instance needs from the folder.

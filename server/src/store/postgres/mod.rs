@@ -1,7 +1,6 @@
-//! The PostgreSQL backend of `MatchStore`: one database that every server process
-//! writes its matches to, so any process's REST API shows the whole game's history. A
-//! writer task commits results in batches and keeps a spool in the data directory for
-//! when the database cannot take them; reads run on a small pool. All the SQL is here.
+//! The PostgreSQL backend of `MatchStore`: one database every server process writes
+//! to, so any process's REST API shows the whole game's history, with a spool in the
+//! data directory for when the database is down. All of its SQL is in this folder.
 
 mod reads;
 mod schema;
@@ -31,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Metrics;
 use crate::store::postgres::reads::ReadError;
 use crate::store::postgres::schema::MigrateError;
-use crate::store::postgres::writer::{Job, WriteError, Writer, WriterOptions};
+use crate::store::postgres::writer::{Chain, Job, WriteError, Writer, WriterOptions};
 use crate::store::spool::{ResultKey, Spool, SpoolGauges};
 use crate::store::writing::{Backoff, Progress, StoreMetrics};
 use crate::store::{
@@ -300,7 +299,7 @@ async fn store_thread(
         }
         Err(err) => tracing::warn!(
             database = %target,
-            error = %err,
+            error = %Chain(&err),
             "the database does not answer; the server starts, and finished matches wait in the spool until it does"
         ),
     }

@@ -1,7 +1,6 @@
-//! The PostgreSQL store against a real private PostgreSQL (test-postgres): the
-//! behaviour every backend shows, two writers at once on one database, the database
-//! stopped and restarted under the writer, the spool across restarts and crashes, and
-//! what happens at start when the database is down or refuses.
+//! The PostgreSQL store against a real private PostgreSQL: the behaviour every backend
+//! shows, two writers on one database, the database stopped under the writer, the spool
+//! across restarts and crashes, and a database down or refusing at start.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

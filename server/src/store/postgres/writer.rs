@@ -1,8 +1,6 @@
-//! The writer task, which alone writes to the shared database and alone owns the spool.
-//! Rooms hand it results over a bounded queue. It writes what waits in one transaction;
-//! when the database cannot take a batch, the batch goes to the spool on local disk,
-//! and so does everything after it until the spool has been flushed, oldest first, so
-//! results reach the database in the order they were played.
+//! The writer task, which alone writes to the shared database and alone owns the spool:
+//! a batch the database cannot take goes to the spool, and so does every later one
+//! until the spool is flushed, oldest first, so results arrive in the order played.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,6 +63,27 @@ impl WriteError {
                 .iter()
                 .any(|class| code.code().starts_with(class))
         })
+    }
+}
+
+/// An error with its causes, `outer: inner: innermost`, for log lines: the pool's and
+/// the driver's errors say what failed at the top and why (refused, timed out) below.
+#[derive(Debug)]
+pub(super) struct Chain<'a>(pub(super) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            let text = err.to_string();
+            // Some errors repeat their source in their own message.
+            if !self.0.to_string().ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            cause = err.source();
+        }
+        Ok(())
     }
 }
 
@@ -176,7 +195,7 @@ impl Writer {
                 }
                 Err(err) => {
                     self.metrics.write_failures.inc();
-                    tracing::warn!(error = %err, matches = pending.len(), "the database did not take finished matches; they go to the spool");
+                    tracing::warn!(error = %Chain(&err), matches = pending.len(), "the database did not take finished matches; they go to the spool");
                     failed = Err(());
                     self.spool_jobs(batch).await;
                 }
@@ -290,7 +309,7 @@ impl Writer {
             Ok(outcomes) => outcomes,
             Err(err) => {
                 self.metrics.write_failures.inc();
-                tracing::warn!(error = %err, waiting = self.spool.lock().depth(), "the database still does not take the spooled matches; will retry");
+                tracing::warn!(error = %Chain(&err), waiting = self.spool.lock().depth(), "the database still does not take the spooled matches; will retry");
                 return Err(());
             }
         };
@@ -338,7 +357,7 @@ impl Writer {
             }
             Outcome::Refused(err) => {
                 self.metrics.dropped.inc();
-                tracing::error!(error = %err, room, key = ?key, "the database refused a finished match; it is lost");
+                tracing::error!(error = %Chain(&err), room, key = ?key, "the database refused a finished match; it is lost");
             }
         }
     }

@@ -1,7 +1,6 @@
-//! A batch of results written in one transaction. Every player of the batch is locked
-//! first, in profile order, so writers in other processes neither deadlock nor lose an
-//! update; then each match is written under a savepoint of its own, or skipped if its
-//! key is already saved.
+//! A batch of results in one transaction: every player of the batch locked first, in
+//! profile order, so writers in several processes neither deadlock nor lose an update;
+//! then each match under a savepoint of its own, skipped if its key is already saved.
 
 use deadpool_postgres::{ClientWrapper, Transaction};
 use tokio_postgres::types::ToSql;
@@ -24,6 +23,8 @@ pub(super) enum Outcome {
 }
 
 /// Writes `batch` in one transaction; each result's fate is in its place in the answer.
+/// Statements are prepared once per connection (`prepare_cached`): one round trip each
+/// instead of two.
 /// Any failure that is not about one result (the connection, the server) fails the
 /// whole batch, and nothing of it is committed.
 pub(super) async fn save_batch(
@@ -55,7 +56,8 @@ pub(super) async fn save_batch(
     }
     // A player whose only match here was refused keeps no empty row.
     tx.execute(
-        "DELETE FROM profiles WHERE profile = ANY($1) AND matches = 0",
+        &tx.prepare_cached("DELETE FROM profiles WHERE profile = ANY($1) AND matches = 0")
+            .await?,
         &[&profiles],
     )
     .await?;
@@ -74,13 +76,16 @@ async fn lock_profiles(
 ) -> Result<(), tokio_postgres::Error> {
     let newcomer = Skill::newcomer();
     tx.execute(
-        "INSERT INTO profiles
+        &tx.prepare_cached(
+            "INSERT INTO profiles
              (profile, name, matches, wins, kills, deaths, shots, hits, score,
               skill, uncertainty, rating)
          SELECT profile, '', 0, 0, 0, 0, 0, 0, 0, $2, $3, $4
          FROM unnest($1::text[]) AS batch (profile)
          ORDER BY profile COLLATE \"C\"
          ON CONFLICT (profile) DO UPDATE SET name = profiles.name",
+        )
+        .await?,
         &[
             &profiles,
             &newcomer.mean,
@@ -101,10 +106,10 @@ async fn write_match(
 ) -> Result<Outcome, tokio_postgres::Error> {
     let inserted = tx
         .query_opt(
-            "INSERT INTO matches (result_key, room, map, started_at_ms, ended_at_ms, end_reason)
+            &tx.prepare_cached("INSERT INTO matches (result_key, room, map, started_at_ms, ended_at_ms, end_reason)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (result_key) DO NOTHING
-             RETURNING id",
+             RETURNING id").await?,
             &[
                 &&key.0[..],
                 &result.room,
@@ -118,7 +123,8 @@ async fn write_match(
     let Some(inserted) = inserted else {
         let earlier: MatchId = tx
             .query_one(
-                "SELECT id FROM matches WHERE result_key = $1",
+                &tx.prepare_cached("SELECT id FROM matches WHERE result_key = $1")
+                    .await?,
                 &[&&key.0[..]],
             )
             .await?
@@ -160,12 +166,15 @@ async fn insert_lines(
         &match_id, &lines, &profiles, &names, &kills, &deaths, &shots, &hits, &score, &placing,
     ];
     tx.execute(
-        "INSERT INTO match_players
+        &tx.prepare_cached(
+            "INSERT INTO match_players
              (match_id, line, profile, name, kills, deaths, shots, hits, score, \"placing\")
          SELECT $1, line, profile, name, kills, deaths, shots, hits, score, \"placing\"
          FROM unnest($2::integer[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
                      $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
               AS line_rows (line, profile, name, kills, deaths, shots, hits, score, \"placing\")",
+        )
+        .await?,
         &params,
     )
     .await?;
@@ -182,7 +191,10 @@ async fn update_profiles(
     let profiles: Vec<String> = totals.iter().map(|t| t.profile.to_hex()).collect();
     let rows = tx
         .query(
-            "SELECT profile, skill, uncertainty FROM profiles WHERE profile = ANY($1)",
+            &tx.prepare_cached(
+                "SELECT profile, skill, uncertainty FROM profiles WHERE profile = ANY($1)",
+            )
+            .await?,
             &[&profiles],
         )
         .await?;
@@ -225,7 +237,8 @@ async fn update_profiles(
         &conservative,
     ];
     tx.execute(
-        "UPDATE profiles AS p SET
+        &tx.prepare_cached(
+            "UPDATE profiles AS p SET
              name = u.name,
              matches = p.matches + 1,
              wins = p.wins + u.wins,
@@ -243,6 +256,8 @@ async fn update_profiles(
               AS u (profile, name, wins, kills, deaths, shots, hits, score, skill,
                     uncertainty, rating)
          WHERE p.profile = u.profile",
+        )
+        .await?,
         &params,
     )
     .await?;
