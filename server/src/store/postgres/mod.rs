@@ -70,7 +70,7 @@ impl Default for PostgresOptions {
                 longest: Duration::from_secs(10),
             },
             connect_timeout: Duration::from_secs(5),
-            write_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
             n_readers: 4,
             reader_wait: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
