@@ -114,7 +114,9 @@ async fn a_match_finished_on_one_process_shows_on_another() {
 #[tokio::test]
 async fn a_process_started_while_the_database_is_down_plays_on_and_saves_when_it_is_back() {
     let _turn = serial().await;
-    let Some((postgres, url)) = database("a_process_started_while_the_database_is_down") else {
+    let Some((postgres, url)) =
+        database("a_process_started_while_the_database_is_down_plays_on_and_saves_when_it_is_back")
+    else {
         return;
     };
     postgres.stop().expect("the database stops");
@@ -150,7 +152,9 @@ async fn a_process_started_while_the_database_is_down_plays_on_and_saves_when_it
 #[tokio::test]
 async fn a_database_that_refuses_the_server_stops_it_at_start_with_the_reason() {
     let _turn = serial().await;
-    let Some((postgres, _)) = database("a_database_that_refuses_the_server") else {
+    let Some((postgres, _)) =
+        database("a_database_that_refuses_the_server_stops_it_at_start_with_the_reason")
+    else {
         return;
     };
     let output = tokio::task::spawn_blocking(move || {

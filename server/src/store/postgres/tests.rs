@@ -130,7 +130,9 @@ fn regulars_match(n: u64) -> MatchResult {
 
 #[test]
 fn two_processes_writing_at_once_save_every_match_once_and_lose_no_update() {
-    let Some(db) = Database::start("two_writers") else {
+    let Some(db) =
+        Database::start("two_processes_writing_at_once_save_every_match_once_and_lose_no_update")
+    else {
         return;
     };
     let per_writer = 150u64;
@@ -233,7 +235,9 @@ fn two_processes_writing_at_once_save_every_match_once_and_lose_no_update() {
 
 #[test]
 fn a_stopped_database_sends_results_to_the_spool_and_a_restarted_one_gets_each_once() {
-    let Some(db) = Database::start("outage") else {
+    let Some(db) = Database::start(
+        "a_stopped_database_sends_results_to_the_spool_and_a_restarted_one_gets_each_once",
+    ) else {
         return;
     };
     let metrics = Metrics::new();
@@ -327,7 +331,9 @@ fn a_stopped_database_sends_results_to_the_spool_and_a_restarted_one_gets_each_o
 
 #[test]
 fn spooled_results_outlive_the_process_and_go_to_the_database_on_the_next_start() {
-    let Some(db) = Database::start("restart") else {
+    let Some(db) = Database::start(
+        "spooled_results_outlive_the_process_and_go_to_the_database_on_the_next_start",
+    ) else {
         return;
     };
     {
@@ -367,8 +373,48 @@ fn spooled_results_outlive_the_process_and_go_to_the_database_on_the_next_start(
 }
 
 #[test]
+fn closing_the_store_while_the_database_is_down_spools_everything_queued() {
+    let Some(db) =
+        Database::start("closing_the_store_while_the_database_is_down_spools_everything_queued")
+    else {
+        return;
+    };
+    let store = db.open(&Metrics::new());
+    save(
+        &store,
+        result("before", vec![line(1, 1, 0, 1), line(2, 0, 1, 2)]),
+    );
+    db.postgres.stop().expect("the database stops");
+    for n in 0..20 {
+        store.submit(
+            result(&format!("r{n}"), vec![line(1, 1, 0, 1), line(2, 0, 1, 2)]),
+            oneshot::channel().0,
+        );
+    }
+    let closing = std::time::Instant::now();
+    drop(store);
+    assert!(
+        closing.elapsed() < Duration::from_secs(10),
+        "closing does not wait out the database: {:?}",
+        closing.elapsed()
+    );
+    let spool = Spool::open(&db.data_dir.0, 1 << 20, SpoolGauges::default()).expect("the spool");
+    let rooms: Vec<String> = spool
+        .peek(100)
+        .expect("the records")
+        .into_iter()
+        .map(|record| record.result.room)
+        .collect();
+    let expected: Vec<String> = (0..20).map(|n| format!("r{n}")).collect();
+    assert_eq!(
+        rooms, expected,
+        "every queued result is in the spool, in order"
+    );
+}
+
+#[test]
 fn a_result_sent_again_after_a_crash_is_saved_once() {
-    let Some(db) = Database::start("resend") else {
+    let Some(db) = Database::start("a_result_sent_again_after_a_crash_is_saved_once") else {
         return;
     };
     let results: Vec<(ResultKey, MatchResult)> = (0..3)
@@ -440,7 +486,7 @@ fn a_result_sent_again_after_a_crash_is_saved_once() {
 
 #[test]
 fn a_full_spool_drops_and_counts_without_waiting() {
-    let Some(db) = Database::start("full_spool") else {
+    let Some(db) = Database::start("a_full_spool_drops_and_counts_without_waiting") else {
         return;
     };
     let played = |n: u32| result(&format!("r{n}"), vec![line(1, n, 0, 1), line(2, 0, n, 2)]);
@@ -474,7 +520,9 @@ fn a_full_spool_drops_and_counts_without_waiting() {
 
 #[test]
 fn a_database_down_at_start_is_ridden_out_and_migrated_when_it_is_back() {
-    let Some(db) = Database::start("down_at_start") else {
+    let Some(db) =
+        Database::start("a_database_down_at_start_is_ridden_out_and_migrated_when_it_is_back")
+    else {
         return;
     };
     db.postgres.stop().expect("the database stops");
@@ -500,7 +548,7 @@ fn a_database_down_at_start_is_ridden_out_and_migrated_when_it_is_back() {
 
 #[test]
 fn a_database_that_answers_no_stops_the_store_at_open() {
-    let Some(db) = Database::start("refuses") else {
+    let Some(db) = Database::start("a_database_that_answers_no_stops_the_store_at_open") else {
         return;
     };
     let url = db.postgres.url("no_such_database");
@@ -533,7 +581,7 @@ fn a_database_that_answers_no_stops_the_store_at_open() {
 
 #[test]
 fn a_result_the_database_refuses_is_dropped_alone() {
-    let Some(db) = Database::start("refused_result") else {
+    let Some(db) = Database::start("a_result_the_database_refuses_is_dropped_alone") else {
         return;
     };
     let metrics = Metrics::new();

@@ -87,6 +87,11 @@ impl std::fmt::Display for Chain<'_> {
     }
 }
 
+/// The longest a batch's transaction may take once the store is closing: a database
+/// that stopped answering must not hold the process's exit for the whole write timeout,
+/// and what it does not take in time goes to the spool instead.
+const CLOSING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How the writer paces itself.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct WriterOptions {
@@ -225,7 +230,11 @@ impl Writer {
             }
             self.migrated = true;
         }
-        let timeout = self.options.write_timeout;
+        let timeout = if self.progress.stopping() {
+            self.options.write_timeout.min(CLOSING_WRITE_TIMEOUT)
+        } else {
+            self.options.write_timeout
+        };
         match tokio::time::timeout(timeout, writes::save_batch(&mut client, batch)).await {
             Ok(Ok(outcomes)) => Ok(outcomes),
             Ok(Err(err)) => {
