@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::net::inbound;
 pub use crate::net::tls::CertError;
-pub use crate::ops::config::Config;
+pub use crate::ops::config::{Config, DatabaseUrl};
 pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
@@ -37,7 +37,7 @@ use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
-use crate::store::{MatchStore, ResultSink, SqliteStore};
+use crate::store::{MatchStore, PostgresStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -124,15 +124,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let metrics = Arc::new(Metrics::new());
     let certificates = load_certificates(&config)?;
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
-    let store = Arc::new(
-        SqliteStore::open(&config.data_dir, &metrics)
-            .with_context(|| format!("open the match store in {}", config.data_dir.display()))?,
-    );
+    let store = open_store(&config, &metrics).await?;
     let seat_tokens = Arc::new(SeatTokens::new(identities.derive_key("seat tokens")));
     let settings = Arc::new(room_settings(
         &config,
         map,
-        Arc::clone(&store) as Arc<_>,
+        Arc::clone(&store) as Arc<dyn ResultSink>,
         Arc::clone(&seat_tokens),
     ));
     let limits = RoomLimits {
@@ -247,6 +244,30 @@ fn start_redirect(
     ));
     tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
     Ok(Redirect { addr, accept_task })
+}
+
+/// The match store the flags name: PostgreSQL with `--database`, else SQLite in the
+/// data directory.
+async fn open_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn MatchStore>> {
+    let data_dir = config.data_dir.clone();
+    let metrics = Arc::clone(metrics);
+    let Some(url) = config.database.clone() else {
+        let store = SqliteStore::open(&data_dir, &metrics)
+            .with_context(|| format!("open the match store in {}", data_dir.display()))?;
+        return Ok(Arc::new(store));
+    };
+    let spool_max_bytes = config.spool_max_bytes();
+    // Opening waits for the database to answer (or not): off the runtime's workers.
+    let store = tokio::task::spawn_blocking(move || {
+        PostgresStore::open(url.as_str(), &data_dir, spool_max_bytes, &metrics)
+    })
+    .await
+    .context("open the match store")?
+    .context("open the match store in PostgreSQL (--database)")?;
+    Ok(Arc::new(store))
 }
 
 /// The files of the web root, if it holds a page to serve, or else the placeholder.

@@ -97,6 +97,23 @@ pub struct Config {
     #[arg(long, default_value = "data", env = "SKIRMISH_DATA_DIR")]
     pub data_dir: PathBuf,
 
+    /// PostgreSQL to keep finished matches, players and ratings in, shared by every
+    /// server process given the same URL: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+    /// Without it they are kept in SQLite in the data directory. While the database is
+    /// down, finished matches wait in `<data-dir>/spool/` and are sent on when it is back.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKIRMISH_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<DatabaseUrl>,
+
+    /// The most disk, in MiB, the spool of finished matches may use while the
+    /// `--database` is down; past it, finished matches are dropped and counted.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub spool_max_mib: u32,
+
     /// File holding the key (at least 32 bytes) that signs players' identity tokens.
     /// Without it, a key is made on first start and kept in the data directory.
     #[arg(long)]
@@ -188,6 +205,42 @@ pub struct Config {
     pub web_root: Option<PathBuf>,
 }
 
+/// A database URL, which may hold a password: shown only as `user@host:port/name`
+/// (parsed no further here; the store does that and says what is wrong).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<DatabaseUrl, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl(url.to_owned()))
+        } else {
+            Err("expected a postgres:// URL".into())
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything between the scheme and the '@' may be a password.
+        match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => write!(f, "{scheme}://…@{host}"),
+                None => write!(f, "{scheme}://{rest}"),
+            },
+            None => f.write_str("…"),
+        }
+    }
+}
+
 /// The longest any flag in seconds may be: a day. Longer is a typo, and far longer does
 /// not fit a `Duration`.
 const MAX_SECONDS: f64 = 86_400.0;
@@ -208,6 +261,11 @@ impl Config {
         let mut config = Config::parse_from(["server"]);
         config.addr = addr;
         config
+    }
+
+    /// The spool's bound in bytes.
+    pub fn spool_max_bytes(&self) -> u64 {
+        u64::from(self.spool_max_mib) << 20
     }
 
     pub fn room_grace(&self) -> Duration {
@@ -428,6 +486,29 @@ mod tests {
         ])
         .expect("a certificate, its key and a redirect");
         assert_eq!(tls.tls_handshake_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_database_url_is_read_and_never_shows_its_password() {
+        assert!(config(&[]).database.is_none(), "SQLite unless asked");
+        let flagged = config(&[
+            "--database",
+            "postgres://game:s3cret@db.internal:5433/skirmish",
+        ]);
+        let url = flagged.database.clone().expect("the flag is read");
+        assert_eq!(
+            url.as_str(),
+            "postgres://game:s3cret@db.internal:5433/skirmish"
+        );
+        let shown = format!("{url:?} {flagged:?}");
+        assert!(
+            !shown.contains("s3cret"),
+            "the password is never shown: {shown}"
+        );
+        assert!(shown.contains("db.internal:5433/skirmish"), "{shown}");
+        assert!(Config::try_parse_from(["server", "--database", "mysql://x@y/z"]).is_err());
+        assert_eq!(config(&["--spool-max-mib", "2"]).spool_max_bytes(), 2 << 20);
+        assert!(Config::try_parse_from(["server", "--spool-max-mib", "0"]).is_err());
     }
 
     #[test]

@@ -92,6 +92,13 @@ pub struct Metrics {
     /// Failed tries to write a match (disk full, I/O error, a lock held elsewhere);
     /// each is retried.
     pub store_write_failures: Counter,
+    /// Finished matches waiting in the spool for the shared database (PostgreSQL only).
+    pub store_spool_depth: Gauge,
+    /// Bytes the spool file holds on disk (PostgreSQL only).
+    pub store_spool_bytes: Gauge,
+    /// Finished matches that went to the spool because the shared database could not
+    /// take them, or older ones were still waiting there (PostgreSQL only).
+    pub store_results_spooled: Counter,
 }
 
 impl Metrics {
@@ -125,6 +132,9 @@ impl Metrics {
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
             store_write_failures: Counter::default(),
+            store_spool_depth: Gauge::default(),
+            store_spool_bytes: Gauge::default(),
+            store_results_spooled: Counter::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -239,6 +249,22 @@ impl Metrics {
             "store_write_failures",
             "Failed tries to write a finished match; each is retried",
             m.store_write_failures.clone(),
+        );
+        registry.register(
+            "store_spool_depth",
+            "Finished matches waiting in the local spool for the shared database",
+            m.store_spool_depth.clone(),
+        );
+        registry.register_with_unit(
+            "store_spool",
+            "Size of the local spool file of finished matches",
+            Unit::Bytes,
+            m.store_spool_bytes.clone(),
+        );
+        registry.register(
+            "store_results_spooled",
+            "Finished matches that went to the local spool instead of straight to the shared database",
+            m.store_results_spooled.clone(),
         );
         registry.register(
             "disconnects",

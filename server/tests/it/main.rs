@@ -12,6 +12,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod matches;
+mod postgres;
 mod proxy;
 mod resume;
 mod room_limits;
