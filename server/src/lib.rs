@@ -31,6 +31,7 @@ use crate::net::identity::Identities;
 use crate::net::origin::OriginPolicy;
 use crate::net::web_files::WebFiles;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
+use crate::rooms::listing::{self, Listings};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
@@ -60,7 +61,8 @@ struct AppState {
     web_files: Arc<WebFiles>,
     /// Cancelled when the server shuts down; connections close with 1001.
     shutdown: CancellationToken,
-    /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
+    /// Every HTTP connection and WebSocket task, and the lobby's listing publisher, so
+    /// shutdown can wait for them.
     tasks: TaskTracker,
     /// Issues and checks players' identity tokens.
     identities: Identities,
@@ -70,6 +72,8 @@ struct AppState {
     next_link: AtomicU64,
     /// Finished matches, stats and ratings.
     store: Arc<dyn MatchStore>,
+    /// The newest room listing, for the lobby feed's sockets.
+    listings: Listings,
 }
 
 /// A running server. Dropping it stops the room threads and the accept loop;
@@ -138,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             !config.no_realtime_rooms,
         )
         .context("start the room threads")?;
+    let (publish_listings, listings) = listing::channel();
     let app = Arc::new(AppState {
         directory,
         metrics,
@@ -153,7 +158,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         seat_tokens,
         next_link: AtomicU64::new(1),
         store,
+        listings,
     });
+    // One of the tracked tasks, so shutdown waits for it as for the connections.
+    app.tasks.spawn(listing::publish(
+        Arc::clone(&app.directory),
+        publish_listings,
+        app.shutdown.clone(),
+    ));
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
@@ -227,6 +239,11 @@ impl Server {
 
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// The lobby feed's WebSocket.
+    pub fn lobby_url(&self) -> String {
+        format!("ws://{}/lobby", self.addr)
     }
 
     /// Every open room, as `GET /api/rooms` lists them.

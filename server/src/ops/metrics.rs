@@ -89,6 +89,8 @@ pub struct Metrics {
     /// Failed tries to write a match (disk full, I/O error, a lock held elsewhere);
     /// each is retried.
     pub store_write_failures: Counter,
+    /// Open lobby feed WebSockets; they take connection slots as game sockets do.
+    pub lobby_connections: Gauge,
 }
 
 impl Metrics {
@@ -121,6 +123,7 @@ impl Metrics {
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
             store_write_failures: Counter::default(),
+            lobby_connections: Gauge::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -235,6 +238,11 @@ impl Metrics {
             "store_write_failures",
             "Failed tries to write a finished match; each is retried",
             m.store_write_failures.clone(),
+        );
+        registry.register(
+            "lobby_connections",
+            "Open lobby feed WebSocket connections",
+            m.lobby_connections.clone(),
         );
         registry.register(
             "disconnects",
