@@ -23,25 +23,47 @@ fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
     warp::reply::with_status(format!("{text}\n"), status).into_response()
 }
 
+/// Why a WebSocket was not admitted, as its HTTP answer says.
+#[derive(Clone, Copy, Debug)]
+struct NotAdmitted {
+    status: StatusCode,
+    text: &'static str,
+}
+
+impl NotAdmitted {
+    fn into_response(self) -> warp::reply::Response {
+        refuse(self.status, self.text)
+    }
+}
+
 /// Admits a WebSocket (the game's or the lobby's) before its 101: a page of an allowed
-/// origin, and a free connection slot, or else the refusal to answer with.
+/// origin, and a free connection slot.
 fn admit(
     app: &Arc<AppState>,
     origin: Option<&str>,
     host: Option<&str>,
     client: IpAddr,
-) -> Result<ConnSlot, warp::reply::Response> {
+) -> Result<ConnSlot, NotAdmitted> {
     if !app.origins.allows(origin, host) {
         tracing::debug!(?origin, %client, "websocket from a foreign origin refused");
-        return Err(refuse(StatusCode::FORBIDDEN, "origin not allowed"));
+        return Err(NotAdmitted {
+            status: StatusCode::FORBIDDEN,
+            text: "origin not allowed",
+        });
     }
     app.caps
         .try_take(client)
         .map_err(|exceeded| match exceeded {
-            CapExceeded::Global => refuse(StatusCode::SERVICE_UNAVAILABLE, "server full"),
+            CapExceeded::Global => NotAdmitted {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                text: "server full",
+            },
             CapExceeded::PerIp => {
                 tracing::debug!(%client, "websocket over the per-address cap refused");
-                refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections")
+                NotAdmitted {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    text: "too many connections",
+                }
             }
         })
 }
@@ -71,7 +93,7 @@ pub(crate) fn routes(
              app: Arc<AppState>| {
                 let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
                     Ok(slot) => slot,
-                    Err(refusal) => return refusal,
+                    Err(refused) => return refused.into_response(),
                 };
                 let tasks = app.tasks.clone();
                 let span = tracing::debug_span!("conn", %client);
@@ -97,7 +119,7 @@ pub(crate) fn routes(
              app: Arc<AppState>| {
                 let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
                     Ok(slot) => slot,
-                    Err(refusal) => return refusal,
+                    Err(refused) => return refused.into_response(),
                 };
                 let tasks = app.tasks.clone();
                 let span = tracing::debug_span!("lobby", %client);
