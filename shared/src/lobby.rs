@@ -2,8 +2,6 @@
 //! then as changes, and `RoomList`, which both ends keep and which applies them. It is
 //! not the game protocol: a lobby socket carries nothing else, and the client sends none.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// One open room as the lobby lists it.
@@ -35,22 +33,47 @@ pub enum LobbyMsg {
 /// page keeps one and applies what the feed sends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RoomList {
-    rooms: BTreeMap<String, RoomSummary>,
+    /// Sorted by name, one per name. A sorted `Vec` rather than a map: the browser
+    /// module carries code for every map type it uses, and this is the lighter.
+    rooms: Vec<RoomSummary>,
 }
 
 impl RoomList {
     pub fn new(rooms: impl IntoIterator<Item = RoomSummary>) -> RoomList {
-        RoomList {
-            rooms: rooms
-                .into_iter()
-                .map(|room| (room.id.clone(), room))
-                .collect(),
+        let mut list = RoomList::default();
+        for room in rooms {
+            list.upsert(room);
         }
+        list
     }
 
     /// Every room, by name.
     pub fn rooms(&self) -> impl Iterator<Item = &RoomSummary> {
-        self.rooms.values()
+        self.rooms.iter()
+    }
+
+    /// The room of this name, if it is listed.
+    pub fn get(&self, id: &str) -> Option<&RoomSummary> {
+        let at = self.find(id).ok()?;
+        self.rooms.get(at)
+    }
+
+    /// Where the room of this name is, or where it would go.
+    fn find(&self, id: &str) -> Result<usize, usize> {
+        self.rooms.binary_search_by(|room| room.id.as_str().cmp(id))
+    }
+
+    fn upsert(&mut self, room: RoomSummary) {
+        match self.find(&room.id) {
+            Ok(at) => self.rooms[at] = room,
+            Err(at) => self.rooms.insert(at, room),
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Ok(at) = self.find(id) {
+            self.rooms.remove(at);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -67,10 +90,10 @@ impl RoomList {
             LobbyMsg::Rooms(rooms) => *self = RoomList::new(rooms),
             LobbyMsg::Changes { updated, closed } => {
                 for id in closed {
-                    self.rooms.remove(&id);
+                    self.remove(&id);
                 }
                 for room in updated {
-                    self.rooms.insert(room.id.clone(), room);
+                    self.upsert(room);
                 }
             }
         }
@@ -78,22 +101,20 @@ impl RoomList {
 
     /// The whole list, as the message a new feed starts with.
     pub fn whole(&self) -> LobbyMsg {
-        LobbyMsg::Rooms(self.rooms.values().cloned().collect())
+        LobbyMsg::Rooms(self.rooms.clone())
     }
 
     /// The changes that turn this list into `newer`; `None` when they are the same.
     pub fn changes_to(&self, newer: &RoomList) -> Option<LobbyMsg> {
         let updated: Vec<RoomSummary> = newer
-            .rooms
-            .values()
-            .filter(|room| self.rooms.get(&room.id) != Some(*room))
+            .rooms()
+            .filter(|room| self.get(&room.id) != Some(*room))
             .cloned()
             .collect();
         let closed: Vec<String> = self
-            .rooms
-            .keys()
-            .filter(|id| !newer.rooms.contains_key(*id))
-            .cloned()
+            .rooms()
+            .filter(|room| newer.get(&room.id).is_none())
+            .map(|room| room.id.clone())
             .collect();
         (!updated.is_empty() || !closed.is_empty()).then_some(LobbyMsg::Changes { updated, closed })
     }

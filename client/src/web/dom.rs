@@ -76,6 +76,24 @@ pub fn navigate(path_and_query: &str) {
     let _ = window().location().set_href(path_and_query);
 }
 
+/// The address of the WebSocket at `path` on the server that served this page.
+pub fn websocket_url(path: &str) -> String {
+    let location = window().location();
+    let secure = location.protocol().is_ok_and(|p| p == "https:");
+    let host = location.host().unwrap_or_default();
+    format!("{}://{host}{path}", if secure { "wss" } else { "ws" })
+}
+
+/// Calls `callback` once, after `secs` seconds.
+pub fn after(secs: f64, callback: impl FnOnce() + 'static) {
+    let callback = Closure::once_into_js(callback);
+    // Scheduling a live callback does not fail.
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        callback.unchecked_ref(),
+        (secs * 1000.0) as i32,
+    );
+}
+
 /// Percent-encodes a query value.
 pub fn encode_query_value(value: &str) -> String {
     String::from(js_sys::encode_uri_component(value))

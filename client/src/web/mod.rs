@@ -9,6 +9,7 @@ mod dom;
 mod history;
 mod hud;
 mod input;
+mod live_rooms;
 mod lobby;
 mod probe;
 mod render;
