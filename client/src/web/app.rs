@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlElement, KeyboardEvent, MouseEvent};
 
 use super::chat::Chat;
-use super::dom::{by_id, document, listen, now_secs, show, websocket_url, window};
+use super::dom::{by_id, document, listen, mark, now_secs, show, websocket_url, window};
 use super::hud::{Hud, Link};
 use super::input::{Controls, track};
 use super::lobby::{deep_link, remember_token, stored_token};
@@ -100,6 +100,7 @@ pub struct App {
 
 /// Opens the game for `name` in `room` (quick play without one).
 pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
+    mark("skirmish:module-started");
     show(&by_id::<HtmlElement>("game"), true);
     let canvas: HtmlCanvasElement = by_id("canvas");
     let controls = track(&canvas);
@@ -399,6 +400,7 @@ impl App {
     fn socket_event(&mut self, event: SocketEvent) {
         match event {
             SocketEvent::Open => {
+                mark("skirmish:socket-open");
                 let hello = ClientMsg::Hello {
                     protocol: PROTOCOL_VERSION,
                     name: self.name.clone(),
@@ -436,6 +438,7 @@ impl App {
         if matches!(msg, ServerMsg::Snapshot(_)) && self.first_snapshot_ms.is_none() {
             // The page clock counts from the start of the navigation.
             self.first_snapshot_ms = Some(now * 1e3);
+            mark("skirmish:first-snapshot");
         }
         // A hidden tab sends no input, which is what carries acknowledgements; it still
         // acknowledges what it receives, or the server would take it for a dead reader.
@@ -479,6 +482,7 @@ impl App {
     }
 
     fn welcomed(&mut self, welcome: Box<Welcome>, now: f64) {
+        mark("skirmish:welcome");
         self.failed_attempts = 0;
         let resumed = welcome.resumed;
         let session = match self.kept.take() {

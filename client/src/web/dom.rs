@@ -30,6 +30,14 @@ pub fn now_secs() -> f64 {
         .map_or(0.0, |performance| performance.now() / 1000.0)
 }
 
+/// Marks a moment of the page's start in the browser's user timing (DevTools' timeline,
+/// `performance.getEntriesByType('mark')`), so a slow first load can be taken apart.
+pub fn mark(name: &str) {
+    if let Some(performance) = window().performance() {
+        let _ = performance.mark(name);
+    }
+}
+
 pub fn show(element: &HtmlElement, shown: bool) {
     element.set_hidden(!shown);
 }

@@ -28,6 +28,7 @@ use wasm_bindgen::prelude::*;
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
     if let Some(page) = history::Page::from_address() {
+        socket::discard_early();
         history::show_page(page);
         return Ok(());
     }
@@ -39,6 +40,7 @@ pub fn start() -> Result<(), JsValue> {
             app::start(name, room)
         }
         None => {
+            socket::discard_early();
             lobby::show_lobby(room);
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! ignored by a plain `cargo test`, which has none of them).
 
 mod crowd;
+mod first_load;
 mod history;
 mod proxy;
 mod reconnect;
