@@ -58,13 +58,15 @@ fn profile_in_token(token: &str) -> Option<ProfileId> {
     }
 }
 
-/// The deep link that joins `room` (or quick play) as `name`.
+/// The deep link that joins `room` (or quick play) as `name`: `/?room=ID&name=NAME`, as
+/// the README writes it, so a page opened by that link keeps its address once in the
+/// room, and a reload revalidates the page it has (a 304) instead of fetching another.
 pub fn deep_link(name: &str, room: Option<&str>) -> String {
-    let mut link = format!("/?name={}", encode_query_value(name));
-    if let Some(room) = room {
-        link.push_str(&format!("&room={}", encode_query_value(room)));
+    let name = encode_query_value(name);
+    match room {
+        Some(room) => format!("/?room={}&name={name}", encode_query_value(room)),
+        None => format!("/?name={name}"),
     }
-    link
 }
 
 pub fn show_lobby(room: Option<String>) {

@@ -21,8 +21,8 @@ mod standings;
 use shared::text::validate_name;
 use wasm_bindgen::prelude::*;
 
-/// Runs when the page loads the module: a deep link (`?name=NAME`, with `&room=ID` or
-/// without for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
+/// Runs when the page loads the module: a deep link (`?room=ID&name=NAME`, or `?name=NAME`
+/// for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
 /// show old data; anything else opens the lobby.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
