@@ -162,8 +162,17 @@ async fn a_lobby_socket_from_another_site_is_refused() {
 async fn lobby_sockets_count_against_the_connection_caps() {
     let server = start_server(|config| config.max_connections_per_ip = 2).await;
     let local = [127, 0, 0, 1].into();
-    let first = Watcher::open(&server).await;
-    let second = Watcher::open(&server).await;
+    let mut first = Watcher::open(&server).await;
+    let mut second = Watcher::open(&server).await;
+    // Once the list has come, the server counts the socket.
+    for watcher in [&mut first, &mut second] {
+        watcher.wait_for("the list", |_| true).await;
+    }
+    assert_eq!(
+        server.metrics().lobby_connections.get(),
+        2,
+        "operators see the open lobby sockets"
+    );
     let (status, _, refused) = raw_upgrade_to(&server, local, "/lobby", "").await;
     assert_eq!(
         status, 429,
