@@ -241,9 +241,11 @@ impl Server {
         format!("ws://{}/ws", self.addr)
     }
 
-    /// The lobby feed's WebSocket.
+    /// The lobby feed's WebSocket: the game socket's address, scheme included, at `/lobby`.
     pub fn lobby_url(&self) -> String {
-        format!("ws://{}/lobby", self.addr)
+        let game = self.ws_url();
+        let origin = game.strip_suffix("/ws").unwrap_or(&game);
+        format!("{origin}/lobby")
     }
 
     /// Every open room, as `GET /api/rooms` lists them.
