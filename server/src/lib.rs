@@ -34,6 +34,7 @@ use crate::net::origin::OriginPolicy;
 use crate::net::tls::{Certificates, Handshaker, TlsFiles};
 use crate::net::web_files::WebFiles;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
+use crate::rooms::listing::{self, Listings};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
@@ -63,7 +64,8 @@ struct AppState {
     web_files: Arc<WebFiles>,
     /// Cancelled when the server shuts down; connections close with 1001.
     shutdown: CancellationToken,
-    /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
+    /// Every HTTP connection and WebSocket task, and the lobby's listing publisher, so
+    /// shutdown can wait for them.
     tasks: TaskTracker,
     /// Issues and checks players' identity tokens.
     identities: Identities,
@@ -73,6 +75,8 @@ struct AppState {
     next_link: AtomicU64,
     /// Finished matches, stats and ratings.
     store: Arc<dyn MatchStore>,
+    /// The newest room listing, for the lobby feed's sockets.
+    listings: Listings,
 }
 
 /// A running server. Dropping it stops the room threads and the accept loops;
@@ -150,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             !config.no_realtime_rooms,
         )
         .context("start the room threads")?;
+    let (publish_listings, listings) = listing::channel();
     let app = Arc::new(AppState {
         directory,
         metrics,
@@ -165,7 +170,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         seat_tokens,
         next_link: AtomicU64::new(1),
         store,
+        listings,
     });
+    // One of the tracked tasks, so shutdown waits for it as for the connections.
+    app.tasks.spawn(listing::publish(
+        Arc::clone(&app.directory),
+        publish_listings,
+        app.shutdown.clone(),
+    ));
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
@@ -353,6 +365,13 @@ impl Server {
         let summary = certificates.reload()?;
         summary.log(certificates.cert_path(), "reloaded the TLS certificate");
         Ok(true)
+    }
+
+    /// The lobby feed's WebSocket: the game socket's address, scheme included, at `/lobby`.
+    pub fn lobby_url(&self) -> String {
+        let game = self.ws_url();
+        let origin = game.strip_suffix("/ws").unwrap_or(&game);
+        format!("{origin}/lobby")
     }
 
     /// Every open room, as `GET /api/rooms` lists them.

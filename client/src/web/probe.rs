@@ -1,5 +1,6 @@
 //! Frame timing, and `window.skirmishProbe()`: a snapshot of what the page shows (players
-//! where they are drawn, frame times, prediction and interpolation counters) as a plain
+//! and projectiles where they are drawn, frame times, prediction and interpolation
+//! counters, when the first snapshot came, whether the touch layout is on) as a plain
 //! object, so automated browsers can check the game and measure it without reading pixels.
 
 use std::cell::RefCell;
@@ -10,7 +11,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::Closure;
 
 use super::app::App;
-use super::dom::window;
+use super::dom::{document, window};
 
 /// Frames kept for the statistics: ten seconds at 60 Hz.
 const FRAMES_KEPT: usize = 600;
@@ -88,6 +89,13 @@ fn describe(app: &App) -> js_sys::Object {
     set(&timing, "workP95Ms", work_p95);
     set(&timing, "workMaxMs", work_max);
     set(&out, "timing", timing);
+    if let Some(ms) = app.first_snapshot_ms() {
+        set(&out, "firstSnapshotMs", ms);
+    }
+    let touch = document()
+        .body()
+        .is_some_and(|body| body.class_list().contains("touch"));
+    set(&out, "touch", touch);
     let Some(session) = app.session() else {
         return out;
     };
@@ -113,6 +121,15 @@ fn describe(app: &App) -> js_sys::Object {
         players.push(&player);
     }
     set(&out, "players", players);
+    let projectiles = js_sys::Array::new();
+    for shot in app.drawn_projectiles() {
+        let projectile = js_sys::Object::new();
+        set(&projectile, "owner", f64::from(shot.owner.0));
+        set(&projectile, "x", f64::from(shot.pos.x));
+        set(&projectile, "y", f64::from(shot.pos.y));
+        projectiles.push(&projectile);
+    }
+    set(&out, "projectiles", projectiles);
     let stats = session.predictor.stats;
     set(&out, "mispredictions", stats.mispredictions as f64);
     set(&out, "corrections", stats.corrections as f64);

@@ -4,10 +4,14 @@
 //! ignored by a plain `cargo test`, which has none of them).
 
 mod crowd;
+mod first_load;
+mod guest;
 mod history;
+mod live_lobby;
 mod proxy;
 mod reconnect;
 mod refusal;
 mod resume;
+mod touch;
 mod two_pages;
 mod wss;

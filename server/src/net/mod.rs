@@ -1,6 +1,7 @@
 //! The network layer: the listener (with TLS when configured) and HTTP routes, the
-//! WebSocket handshake, the admission checks (origin, connection caps), and each game
-//! connection from its first frame to its close, with the wire its frames go out on.
+//! WebSocket handshake, the admission checks (origin, connection caps), each game
+//! connection from its first frame to its close, with the wire its frames go out on, and
+//! the lobby's feed sockets.
 
 pub(crate) mod api;
 pub(crate) mod caps;
@@ -12,6 +13,7 @@ pub(crate) mod http;
 pub(crate) mod identity;
 pub mod inbound;
 pub(crate) mod listener;
+pub(crate) mod lobby;
 pub(crate) mod origin;
 pub(crate) mod ratelimit;
 pub(crate) mod redirect;

@@ -130,11 +130,13 @@ pub struct Config {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub new_rooms_per_minute: u32,
 
-    /// Game WebSocket connections open at once, server-wide; past it the upgrade gets 503.
+    /// WebSocket connections (game and lobby feed) open at once, server-wide; past it the
+    /// upgrade gets 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Game WebSocket connections open at once from one IP address; past it, 429.
+    /// WebSocket connections (game and lobby feed) open at once from one IP address; past
+    /// it, 429.
     #[arg(long, default_value_t = 64)]
     pub max_connections_per_ip: usize,
 

@@ -99,6 +99,8 @@ pub struct Metrics {
     /// Finished matches that went to the spool because the shared database could not
     /// take them, or older ones were still waiting there (PostgreSQL only).
     pub store_results_spooled: Counter,
+    /// Open lobby feed WebSockets; they take connection slots as game sockets do.
+    pub lobby_connections: Gauge,
 }
 
 impl Metrics {
@@ -135,6 +137,7 @@ impl Metrics {
             store_spool_depth: Gauge::default(),
             store_spool_bytes: Gauge::default(),
             store_results_spooled: Counter::default(),
+            lobby_connections: Gauge::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -265,6 +268,11 @@ impl Metrics {
             "store_results_spooled",
             "Finished matches that went to the local spool instead of straight to the shared database",
             m.store_results_spooled.clone(),
+        );
+        registry.register(
+            "lobby_connections",
+            "Open lobby feed WebSocket connections",
+            m.lobby_connections.clone(),
         );
         registry.register(
             "disconnects",

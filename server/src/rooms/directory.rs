@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::net::ratelimit::TokenBucket;
 use crate::ops::metrics::Metrics;
@@ -41,6 +41,10 @@ pub(crate) trait Directory: Send + Sync + fmt::Debug {
     fn find(&self, room: &str) -> Option<RoomHandle>;
     /// Every open room, by name.
     fn list(&self) -> Vec<RoomInfo>;
+    /// A number that moves whenever `list` would answer differently (a room opened or
+    /// closed, a seat taken or freed), for the lobby feed to wait on. Moving it never
+    /// waits for whoever watches it.
+    fn changes(&self) -> watch::Receiver<u64>;
 }
 
 /// One row of `GET /api/rooms`.
@@ -149,6 +153,8 @@ pub(crate) struct LocalDirectory {
     metrics: Arc<Metrics>,
     spawner: Spawner,
     next_key: AtomicU64,
+    /// Moved on every change to the list; see `Directory::changes`.
+    changed: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -185,7 +191,16 @@ impl LocalDirectory {
             metrics,
             spawner,
             next_key: AtomicU64::new(1),
+            changed: watch::Sender::new(0),
         }
+    }
+
+    /// Tells the lobby feed that the list changed. Only a counter moves, under the
+    /// watch's own short lock: whoever changed the list (a connection, a room thread
+    /// letting a seat go) never waits for the feed.
+    fn list_changed(&self) {
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
     }
 
     /// Opens a room, if the limits allow. Quick-play rooms are exempt from the
@@ -294,6 +309,7 @@ impl Directory for LocalDirectory {
         }
         entry.seats_taken += 1;
         self.metrics.players.inc();
+        self.list_changed();
         let (key, handle) = (entry.key, entry.handle.clone());
         Ok(Seat {
             lease: SeatLease {
@@ -317,6 +333,7 @@ impl Directory for LocalDirectory {
         {
             entry.seats_taken = entry.seats_taken.saturating_sub(1);
             self.metrics.players.dec();
+            self.list_changed();
         }
     }
 
@@ -332,6 +349,10 @@ impl Directory for LocalDirectory {
             })
             .collect()
     }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
 }
 
 impl Janitor for LocalDirectory {
@@ -345,6 +366,7 @@ impl Janitor for LocalDirectory {
             .is_none_or(|entry| entry.key != key || entry.seats_taken == 0);
         if empty && self.forget(&mut rooms, key, room).is_some() {
             tracing::info!(room, "room closed");
+            self.list_changed();
         }
         empty
     }
@@ -354,6 +376,7 @@ impl Janitor for LocalDirectory {
         if let Some(entry) = self.forget(&mut rooms, key, room) {
             // Its seats are freed now; their holders' later releases find no entry.
             self.metrics.players.dec_by(i64::from(entry.seats_taken));
+            self.list_changed();
         }
     }
 }

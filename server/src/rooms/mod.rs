@@ -4,6 +4,7 @@
 
 pub(crate) mod ack;
 pub(crate) mod directory;
+pub(crate) mod listing;
 pub(crate) mod outbox;
 mod results;
 pub(crate) mod room;

@@ -11,6 +11,7 @@ mod history;
 mod http;
 mod identity;
 mod lifecycle;
+mod lobby;
 mod matches;
 mod postgres;
 mod proxy;

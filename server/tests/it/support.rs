@@ -652,9 +652,19 @@ pub async fn raw_upgrade_from(
     source: std::net::IpAddr,
     extra: &str,
 ) -> (u16, String, TcpStream) {
+    raw_upgrade_to(server, source, "/ws", extra).await
+}
+
+/// `raw_upgrade_from` on the WebSocket route at `path` (`/ws`, `/lobby`).
+pub async fn raw_upgrade_to(
+    server: &Server,
+    source: std::net::IpAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, TcpStream) {
     let mut stream = connect_from(source, server.addr).await;
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
         server.addr
     );
