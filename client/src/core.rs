@@ -125,17 +125,16 @@ impl RoomView {
         self.map = Some(welcome.map.clone());
         self.tick_hz = welcome.tick_hz;
         self.snapshot_hz = welcome.snapshot_hz;
-        self.roster = welcome
-            .roster
-            .iter()
-            .map(|entry| (entry.id, entry.name.clone()))
-            .collect();
-        self.away = welcome
-            .roster
-            .iter()
-            .filter(|entry| entry.away)
-            .map(|entry| entry.id)
-            .collect();
+        // Inserted one by one rather than collected: collecting into a B-tree sorts first,
+        // and each sort is another few KiB of the browser module.
+        self.roster.clear();
+        self.away.clear();
+        for entry in &welcome.roster {
+            self.roster.insert(entry.id, entry.name.clone());
+            if entry.away {
+                self.away.insert(entry.id);
+            }
+        }
         self.profile = Some(welcome.profile);
         self.token = Some(welcome.token.clone());
         self.resume_token = Some(welcome.resume_token.clone());
