@@ -63,20 +63,24 @@ impl Hud {
         snapshot: Option<&Snapshot>,
         me: PlayerId,
     ) {
-        let mut rows: Vec<ScoreRow> = roster
-            .iter()
-            .map(|(id, name)| {
-                let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == *id));
-                ScoreRow {
-                    name: name.clone(),
-                    score: state.map_or(0, |p| p.score),
-                    is_me: *id == me,
-                    alive: state.is_none_or(|p| p.alive),
-                    away: away.contains(id),
-                }
-            })
-            .collect();
-        rows.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+        // Each row goes in at its place, after the rows that rank with it: a room holds
+        // a few players, and a slice sort would be another few KiB of the module.
+        let mut rows: Vec<ScoreRow> = Vec::with_capacity(roster.len());
+        for (id, name) in roster {
+            let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == *id));
+            let row = ScoreRow {
+                name: name.clone(),
+                score: state.map_or(0, |p| p.score),
+                is_me: *id == me,
+                alive: state.is_none_or(|p| p.alive),
+                away: away.contains(id),
+            };
+            let at = rows.partition_point(|shown| {
+                (std::cmp::Reverse(shown.score), &shown.name)
+                    <= (std::cmp::Reverse(row.score), &row.name)
+            });
+            rows.insert(at, row);
+        }
         if rows == self.scoreboard_shown {
             return;
         }
