@@ -503,11 +503,7 @@ impl App {
         }
         self.hud.hide_overlay();
         self.hud.set_room(&session.view.room);
-        let name = session
-            .view
-            .roster
-            .get(&session.me())
-            .map_or("?", String::as_str);
+        let name = session.view.roster.name(session.me()).unwrap_or("?");
         if resumed {
             self.chat
                 .notice(&format!("Reconnected: back in your seat as {name}."));
@@ -538,9 +534,8 @@ impl App {
             session
                 .view
                 .roster
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| "someone".to_owned())
+                .name(id)
+                .map_or_else(|| "someone".to_owned(), str::to_owned)
         };
         for event in events {
             match event {
@@ -756,14 +751,13 @@ impl App {
             my_alive: session.predictor.is_alive(),
             players: &self.room_frame.players,
             projectiles: &self.room_frame.projectiles,
-            names: &session.view.roster,
+            roster: &session.view.roster,
             effects: &self.effects,
             now,
         });
 
         self.hud.scoreboard(
             &session.view.roster,
-            &session.view.away,
             session.view.snapshot.as_ref(),
             session.me(),
         );

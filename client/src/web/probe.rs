@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Weak;
 
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::prelude::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 use super::app::App;
 use super::dom::{document, window};
@@ -120,7 +120,7 @@ fn describe(app: &App) -> js_sys::Object {
     for (id, pos, alive) in app.drawn_players() {
         let player = js_sys::Object::new();
         set(&player, "id", f64::from(id.0));
-        let name = session.view.roster.get(&id).cloned().unwrap_or_default();
+        let name = session.view.roster.name(id).unwrap_or_default();
         set(&player, "name", name);
         set(&player, "x", f64::from(pos.x));
         set(&player, "y", f64::from(pos.y));
@@ -132,7 +132,7 @@ fn describe(app: &App) -> js_sys::Object {
             .and_then(|s| s.players.iter().find(|p| p.id == id))
             .map_or(0, |p| p.score);
         set(&player, "score", f64::from(score));
-        set(&player, "away", session.view.away.contains(&id));
+        set(&player, "away", session.view.roster.is_away(id));
         players.push(&player);
     }
     set(&out, "players", players);

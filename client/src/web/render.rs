@@ -3,7 +3,6 @@
 //! the local player. Everything is drawn in CSS pixels; the backing store matches the
 //! display's pixel ratio so lines stay sharp.
 
-use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 
 use glam::Vec2;
@@ -14,6 +13,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::dom::window;
+use crate::core::Roster;
 
 /// World units visible across the wider side of the window, at least.
 const VIEW_WIDTH: f32 = 1600.0;
@@ -45,7 +45,7 @@ pub struct Scene<'a> {
     /// Everyone as interpolated (the local player's entry is replaced by the prediction).
     pub players: &'a [PlayerState],
     pub projectiles: &'a [ProjectileState],
-    pub names: &'a BTreeMap<PlayerId, String>,
+    pub roster: &'a Roster,
     pub effects: &'a [Effect],
     pub now: f64,
 }
@@ -311,7 +311,7 @@ impl Renderer {
             "#ff6b6b"
         });
         ctx.fill_rect(cx - bar_width / 2.0, bar_top, bar_width * health, 5.0);
-        let name = scene.names.get(&player.id).map_or("?", String::as_str);
+        let name = scene.roster.name(player.id).unwrap_or("?");
         ctx.set_font("600 13px system-ui, sans-serif");
         ctx.set_text_align("center");
         ctx.set_fill_style_str(if is_me { "#ffffff" } else { "#dee2e6" });
