@@ -7,6 +7,7 @@ use std::f64::consts::TAU;
 
 use glam::Vec2;
 use shared::consts::tuning::{MAX_HEALTH, PLAYER_RADIUS, PROJECTILE_RADIUS};
+use shared::game::world::aim_direction;
 use shared::view::{PlayerState, ProjectileState};
 use shared::{Map, PlayerId};
 use wasm_bindgen::{JsCast, JsValue};
@@ -270,15 +271,16 @@ impl Renderer {
                 if target == player.id && scene.now - at < HIT_FLASH_SECS)
         });
 
-        // The barrel shows where the player aims.
-        let (sin, cos) = player.aim.sin_cos();
+        // The barrel shows where the player aims, by the direction the game itself takes
+        // (libm's, which the module carries anyway, rather than a second sine and cosine).
+        let aim = aim_direction(player.aim);
         ctx.set_stroke_style_str("#ced4da");
         ctx.set_line_width(radius * 0.45);
         ctx.begin_path();
         ctx.move_to(cx, cy);
         ctx.line_to(
-            cx + f64::from(cos) * radius * 1.5,
-            cy + f64::from(sin) * radius * 1.5,
+            cx + f64::from(aim.x) * radius * 1.5,
+            cy + f64::from(aim.y) * radius * 1.5,
         );
         ctx.stroke();
 
