@@ -4,6 +4,10 @@
 serve *ARGS:
     cargo xtask serve -- {{ARGS}}
 
+# The same over HTTPS and WSS, with a local CA's certificate for localhost (made in target/dev-tls)
+serve-tls *ARGS:
+    cargo xtask serve --tls -- {{ARGS}}
+
 # Build the browser bundle into target/web and print its gzipped size
 build:
     cargo xtask build
@@ -23,6 +27,10 @@ bench-net *ARGS:
 # The capacity run: playing bots in steps until the bar fails, then memory per idle connection
 load *ARGS:
     cargo xtask load {{ARGS}}
+
+# Memory per idle connection over wss:// against ws://, in one run
+tls-memory *ARGS:
+    cargo xtask tls-memory {{ARGS}}
 
 # Soak a release server with bots, churn, faults and a latency proxy (default: 200 bots, 60 s)
 soak *ARGS:

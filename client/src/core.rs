@@ -1,6 +1,6 @@
 //! What a client knows of its room, rebuilt from the server's messages alone.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::SNAPSHOT_RING;
@@ -40,10 +40,8 @@ pub struct RoomView {
     pub map: Option<Map>,
     pub tick_hz: u16,
     pub snapshot_hz: u16,
-    /// Names of everyone in the room, by id.
-    pub roster: BTreeMap<PlayerId, String>,
-    /// Players whose connection dropped and whose seat is held while they reconnect.
-    pub away: BTreeSet<PlayerId>,
+    /// Everyone in the room: names, and who is away.
+    pub roster: Roster,
     /// The newest snapshot, as the room's state at its tick.
     pub snapshot: Option<Snapshot>,
     pub snapshots_received: u64,
@@ -70,6 +68,79 @@ pub struct RoomView {
 
 const CHAT_LOG: usize = 100;
 
+/// Everyone in the room, by id. A sorted `Vec` rather than a `BTreeMap` and a
+/// `BTreeSet`: a room seats a few dozen at most, and the browser module carries the
+/// B-tree code anew for every map type it uses (about 8 KiB each).
+#[derive(Debug, Default)]
+pub struct Roster {
+    /// Sorted by id, one per id.
+    seats: Vec<Seat>,
+}
+
+/// One player in the room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seat {
+    pub id: PlayerId,
+    pub name: String,
+    /// Their connection dropped, and the seat is held while they reconnect.
+    pub away: bool,
+}
+
+impl Roster {
+    pub fn name(&self, id: PlayerId) -> Option<&str> {
+        let idx = self.find(id).ok()?;
+        Some(&self.seats[idx].name)
+    }
+
+    pub fn is_away(&self, id: PlayerId) -> bool {
+        self.find(id).is_ok_and(|idx| self.seats[idx].away)
+    }
+
+    /// Every seat, by id.
+    pub fn iter(&self) -> std::slice::Iter<'_, Seat> {
+        self.seats.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.seats.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
+
+    fn find(&self, id: PlayerId) -> Result<usize, usize> {
+        self.seats.binary_search_by_key(&id, |seat| seat.id)
+    }
+
+    /// Names a player, seating them if they are new.
+    fn join(&mut self, id: PlayerId, name: &str) {
+        match self.find(id) {
+            Ok(idx) => name.clone_into(&mut self.seats[idx].name),
+            Err(idx) => self.seats.insert(
+                idx,
+                Seat {
+                    id,
+                    name: name.to_owned(),
+                    away: false,
+                },
+            ),
+        }
+    }
+
+    fn set_away(&mut self, id: PlayerId, away: bool) {
+        if let Ok(idx) = self.find(id) {
+            self.seats[idx].away = away;
+        }
+    }
+
+    fn leave(&mut self, id: PlayerId) {
+        if let Ok(idx) = self.find(id) {
+            self.seats.remove(idx);
+        }
+    }
+}
+
 impl RoomView {
     /// Decodes and applies one binary frame from the server, returning the message.
     pub fn apply_bytes(&mut self, bytes: &[u8]) -> Result<ServerMsg, ApplyError> {
@@ -82,18 +153,11 @@ impl RoomView {
         match msg {
             ServerMsg::Welcome(welcome) => self.welcome(welcome),
             ServerMsg::Snapshot(snapshot) => self.snapshot(snapshot)?,
-            ServerMsg::PlayerJoined { id, name } => {
-                self.roster.insert(*id, name.clone());
-            }
-            ServerMsg::PlayerAway { id } => {
-                self.away.insert(*id);
-            }
-            ServerMsg::PlayerBack { id } => {
-                self.away.remove(id);
-            }
+            ServerMsg::PlayerJoined { id, name } => self.roster.join(*id, name),
+            ServerMsg::PlayerAway { id } => self.roster.set_away(*id, true),
+            ServerMsg::PlayerBack { id } => self.roster.set_away(*id, false),
             ServerMsg::PlayerLeft { id } => {
-                self.roster.remove(id);
-                self.away.remove(id);
+                self.roster.leave(*id);
                 if let Some(snapshot) = &mut self.snapshot {
                     snapshot.players.retain(|p| p.id != *id);
                 }
@@ -133,17 +197,11 @@ impl RoomView {
         self.map = Some(welcome.map.clone());
         self.tick_hz = welcome.tick_hz;
         self.snapshot_hz = welcome.snapshot_hz;
-        self.roster = welcome
-            .roster
-            .iter()
-            .map(|entry| (entry.id, entry.name.clone()))
-            .collect();
-        self.away = welcome
-            .roster
-            .iter()
-            .filter(|entry| entry.away)
-            .map(|entry| entry.id)
-            .collect();
+        self.roster = Roster::default();
+        for entry in &welcome.roster {
+            self.roster.join(entry.id, &entry.name);
+            self.roster.set_away(entry.id, entry.away);
+        }
         self.profile = Some(welcome.profile);
         self.token = Some(welcome.token.clone());
         self.resume_token = Some(welcome.resume_token.clone());
@@ -354,7 +412,7 @@ mod tests {
             "the new token replaces the used one"
         );
         assert!(
-            view.away.contains(&PlayerId(2)),
+            view.roster.is_away(PlayerId(2)),
             "the roster says who is away"
         );
         let next = state(9, vec![q_player(1, 120)]);
@@ -362,10 +420,27 @@ mod tests {
             .expect("a delta against the tick held before the resume applies");
         view.apply(&ServerMsg::PlayerBack { id: PlayerId(2) })
             .expect("applies");
-        assert!(view.away.is_empty());
+        assert!(!view.roster.is_away(PlayerId(2)), "the player is back");
 
         view.apply(&welcome(false)).expect("a fresh welcome");
         assert_eq!(view.newest_tick(), None, "a new seat starts from nothing");
+    }
+
+    #[test]
+    fn roster_keeps_seats_by_id_and_a_rejoin_renames() {
+        let mut roster = Roster::default();
+        roster.join(PlayerId(7), "gus");
+        roster.join(PlayerId(3), "cat");
+        roster.join(PlayerId(5), "eve");
+        roster.set_away(PlayerId(5), true);
+        roster.join(PlayerId(5), "eva");
+        let ids: Vec<_> = roster.iter().map(|seat| seat.id.0).collect();
+        assert_eq!(ids, [3, 5, 7], "seats are in id order");
+        assert_eq!(roster.name(PlayerId(5)), Some("eva"), "a rejoin renames");
+        assert!(roster.is_away(PlayerId(5)), "a rename keeps the seat held");
+        roster.leave(PlayerId(3));
+        assert_eq!(roster.name(PlayerId(3)), None, "the leaver is gone");
+        assert_eq!(roster.len(), 2);
     }
 
     #[test]
@@ -396,7 +471,8 @@ mod tests {
         );
         view.apply(&ServerMsg::PlayerLeft { id: PlayerId(2) })
             .expect("applies");
-        assert_eq!(view.roster.values().collect::<Vec<_>>(), ["ann"]);
+        let names: Vec<_> = view.roster.iter().map(|seat| seat.name.as_str()).collect();
+        assert_eq!(names, ["ann"]);
         let players = &view.snapshot.as_ref().expect("still there").players;
         assert_eq!(players.len(), 1, "the leaver is gone from the view at once");
     }

@@ -1,9 +1,13 @@
-//! A native client connection over a real WebSocket: the handshake, then typed sends
-//! and receives. The bots and the server's tests talk to the server through it.
+//! A native client connection over a real WebSocket (`ws://`, or `wss://` trusting the
+//! public certificate authorities and any the caller adds): the handshake, then typed
+//! sends and receives. The bots and the server's tests talk to the server through it.
 
 use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use rustls_pki_types::pem::PemObject;
 use shared::codec::{DecodeError, decode_server, encode_client, is_snapshot_frame};
 use shared::consts::{MAX_SERVER_MSG_BYTES, PROTOCOL_VERSION};
 use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Welcome};
@@ -15,7 +19,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -41,6 +45,97 @@ pub enum NetError {
     TimedOut,
     #[error("expected a welcome, got {0}")]
     UnexpectedFirstMessage(String),
+}
+
+/// Why a certificate authority could not be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file is missing or unreadable.
+    #[error("read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not PEM, or holds no certificate.
+    #[error("no PEM certificate in {}", .0.display())]
+    NoCertificate(PathBuf),
+    /// A certificate in it is not one an authority can be.
+    #[error("{}: {source}", path.display())]
+    BadCertificate {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+}
+
+/// The certificate authorities a `wss://` connection trusts: the public ones (Mozilla's
+/// list, as the `webpki-roots` crate carries it), and any added with `with_ca_file`.
+#[derive(Clone, Debug)]
+pub struct Trust {
+    config: Arc<rustls::ClientConfig>,
+}
+
+impl Trust {
+    /// The public authorities alone, as a browser would trust them. Built once.
+    pub fn public() -> Trust {
+        static PUBLIC: OnceLock<Trust> = OnceLock::new();
+        PUBLIC
+            .get_or_init(|| Trust::with_roots(public_roots()))
+            .clone()
+    }
+
+    /// The public authorities and those in the PEM file `path` (a local or private CA).
+    pub fn with_ca_file(path: &Path) -> Result<Trust, TrustError> {
+        let pem = std::fs::read(path).map_err(|source| TrustError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let authorities: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|_| TrustError::NoCertificate(path.to_owned()))?;
+        if authorities.is_empty() {
+            return Err(TrustError::NoCertificate(path.to_owned()));
+        }
+        let mut roots = public_roots();
+        for authority in authorities {
+            roots
+                .add(authority)
+                .map_err(|source| TrustError::BadCertificate {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(Trust::with_roots(roots))
+    }
+
+    fn with_roots(roots: rustls::RootCertStore) -> Trust {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The ring provider supports every safe default version: this cannot fail.
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Trust {
+            config: Arc::new(config),
+        }
+    }
+
+    /// The TLS config, for clients that open TLS connections of their own.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.config)
+    }
+}
+
+impl Default for Trust {
+    fn default() -> Trust {
+        Trust::public()
+    }
+}
+
+fn public_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
 }
 
 /// What the client says in its hello.
@@ -120,13 +215,18 @@ pub struct Connection {
 const READ_BUFFER: usize = 4 * 1024;
 
 /// Opens the WebSocket with an `Origin` of the server itself, as a browser on the
-/// game's page would.
-pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
+/// game's page would; a `wss://` URL is verified against `trust`.
+pub async fn open_socket(url: &str, trust: &Trust) -> Result<Socket, NetError> {
     let mut request = url.into_client_request()?;
+    let page_scheme = if request.uri().scheme_str() == Some("wss") {
+        "https"
+    } else {
+        "http"
+    };
     let origin = request
         .uri()
         .authority()
-        .map(|authority| format!("http://{authority}"))
+        .map(|authority| format!("{page_scheme}://{authority}"))
         .and_then(|origin| HeaderValue::from_str(&origin).ok());
     if let Some(origin) = origin {
         request.headers_mut().insert("origin", origin);
@@ -138,15 +238,30 @@ pub async fn open_socket(url: &str) -> Result<Socket, NetError> {
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_SERVER_MSG_BYTES));
     // Nagle would hold a ping behind the input frame sent just before it.
-    let (socket, _response) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+    let (socket, _response) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(Connector::Rustls(trust.client_config())),
+    )
+    .await?;
     Ok(socket)
 }
 
 impl Connection {
-    /// Connects, says hello and waits for the welcome.
+    /// Connects, says hello and waits for the welcome; `wss://` trusts the public
+    /// authorities only.
     pub async fn join(url: &str, hello: Hello) -> Result<Connection, NetError> {
-        let mut socket = open_socket(url).await?;
+        Connection::join_trusting(url, hello, &Trust::public()).await
+    }
+
+    /// As `join`, verifying a `wss://` server against `trust`.
+    pub async fn join_trusting(
+        url: &str,
+        hello: Hello,
+        trust: &Trust,
+    ) -> Result<Connection, NetError> {
+        let mut socket = open_socket(url, trust).await?;
         let msg = ClientMsg::Hello {
             protocol: hello.protocol,
             name: hello.name,

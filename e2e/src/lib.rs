@@ -116,30 +116,62 @@ impl Driver {
 
     /// A fresh headless Chromium (its own profile) showing `url`.
     pub async fn open(&self, label: &str, url: &str) -> anyhow::Result<Page> {
+        self.open_as_with(label, url, Device::Desktop, &[]).await
+    }
+
+    /// As `open`, with `extra_args` added to Chromium's command line.
+    pub async fn open_with(
+        &self,
+        label: &str,
+        url: &str,
+        extra_args: &[String],
+    ) -> anyhow::Result<Page> {
+        self.open_as_with(label, url, Device::Desktop, extra_args)
+            .await
+    }
+
+    /// A fresh headless Chromium (its own profile), as `device`, showing `url`.
+    pub async fn open_as(&self, label: &str, url: &str, device: Device) -> anyhow::Result<Page> {
+        self.open_as_with(label, url, device, &[]).await
+    }
+
+    /// As `open_as`, with `extra_args` added to Chromium's command line.
+    pub async fn open_as_with(
+        &self,
+        label: &str,
+        url: &str,
+        device: Device,
+        extra_args: &[String],
+    ) -> anyhow::Result<Page> {
         let profile =
             std::env::temp_dir().join(format!("skirmish-e2e-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
-        let capabilities = json!({
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-quic".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--disable-background-timer-throttling".to_owned(),
+            "--disable-renderer-backgrounding".to_owned(),
+            "--window-size=1280,800".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        args.extend_from_slice(extra_args);
+        let mut capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.setup.chromium,
-                "args": [
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-background-timer-throttling",
-                    "--disable-renderer-backgrounding",
-                    "--window-size=1280,800",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
+                "args": args,
             },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
+        if let Device::Phone = device {
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = phone();
+        }
         let Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal");
         };
@@ -158,6 +190,24 @@ impl Driver {
             profile,
         })
     }
+}
+
+/// What the browser pretends to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// A 1280×800 window with a mouse.
+    Desktop,
+    /// A phone held sideways: 844×390 CSS pixels at 3× density, touch events, a mobile
+    /// user agent (chromedriver's mobile emulation).
+    Phone,
+}
+
+/// chromedriver's `mobileEmulation` for `Device::Phone`.
+fn phone() -> Value {
+    json!({
+        "deviceMetrics": { "width": 844, "height": 390, "pixelRatio": 3.0, "touch": true, "mobile": true },
+        "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36",
+    })
 }
 
 impl Drop for Driver {
@@ -196,7 +246,40 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
+/// A DevTools protocol command, sent through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    body: String,
+}
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.clone()))
+    }
+}
+
 impl Page {
+    /// Runs a DevTools protocol command on the page (`Network.emulateNetworkConditions`,
+    /// `Input.dispatchTouchEvent`, ...) and returns its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> anyhow::Result<Value> {
+        let body = json!({ "cmd": cmd, "params": params }).to_string();
+        self.client
+            .issue_cmd(Cdp { body })
+            .await
+            .with_context(|| format!("DevTools command {cmd}"))
+    }
+
     /// What `window.skirmishProbe()` says the page shows.
     pub async fn probe(&self) -> anyhow::Result<Value> {
         Ok(self

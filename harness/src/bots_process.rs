@@ -21,6 +21,8 @@ pub struct Swarm<'a> {
     pub room: Option<&'a str>,
     pub seed: u64,
     pub idle: bool,
+    /// A certificate authority to trust for a `wss://` URL.
+    pub ca_cert: Option<&'a Path>,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,9 @@ impl Swarm<'_> {
         }
         if self.idle {
             bots.arg("--idle");
+        }
+        if let Some(ca_cert) = self.ca_cert {
+            bots.arg("--ca-cert").arg(ca_cert);
         }
         let child = bots
             .spawn()

@@ -28,6 +28,9 @@ pub enum HttpError {
     /// The response was not an HTTP response this client understands.
     #[error("GET {path}: malformed response: {detail}")]
     Malformed { path: String, detail: String },
+    /// The server serves HTTPS only, which this client does not speak.
+    #[error("GET {path}: the server serves HTTPS only")]
+    TlsOnly { path: String },
     /// The server answered with a status other than 200.
     #[error("GET {path}: {status_line}")]
     Status { path: String, status_line: String },

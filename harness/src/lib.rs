@@ -1,7 +1,10 @@
 //! The harness's helpers, one of each: the server launcher, the HTTP client, the
-//! Prometheus text parser, the `/proc` readers and the faulty-network proxy. The `harness` program's runs use them,
+//! Prometheus text parser, the `/proc` readers, the faulty-network proxy and (with
+//! `certs`) the test certificates. The `harness` program's runs use them,
 //! and so does xtask (for the WebSocket compliance run), so no task grows its own.
 
+#[cfg(feature = "certs")]
+pub mod certs;
 pub mod http;
 pub mod metrics;
 pub mod procfs;

@@ -2,7 +2,8 @@
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
 //! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
 //! `store-bench` for the match store's reads and writes, `console-cost` for what the
-//! operations console costs. `cargo xtask` builds and runs it.
+//! operations console costs, `tls-memory` for what TLS adds to an idle connection.
+//! `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -55,6 +56,8 @@ enum Command {
     StoreBench(commands::store_bench::Args),
     /// What the operations console costs a server carrying 1,000 playing bots.
     ConsoleCost(commands::console_cost::Args),
+    /// Memory per idle connection over wss:// against ws://, measured in one run.
+    TlsMemory(commands::tls_memory::Args),
 }
 
 /// The resolved paths every command works with.
@@ -93,5 +96,6 @@ fn main() -> anyhow::Result<()> {
         Command::Flood(args) => commands::flood::run(&args, &binaries),
         Command::StoreBench(args) => commands::store_bench::run(&args, &binaries),
         Command::ConsoleCost(args) => commands::console_cost::run(&args, &binaries),
+        Command::TlsMemory(args) => commands::tls_memory::run(&args, &binaries),
     }
 }

@@ -41,6 +41,8 @@ pub struct ServerProcess {
     addr: SocketAddr,
     /// The admin listener, which serves `/metrics`.
     admin_addr: SocketAddr,
+    /// The server said `https://`: its port speaks TLS only.
+    tls: bool,
     data_dir: DataDir,
 }
 
@@ -80,8 +82,9 @@ impl ServerProcess {
     /// Runs `command` (the server binary with the caller's flags, environment and
     /// stderr) with `--addr 127.0.0.1:0`, `--admin-addr 127.0.0.1:0` and a fresh
     /// `--data-dir` added, and waits for the first two lines of its stdout, `listening
-    /// on http://ADDR` and `admin on http://ADDR`, which name the ports it got. Each run
-    /// starts with no matches and no players on record.
+    /// on http://ADDR` (or `https://` when the flags give it a certificate) and `admin on
+    /// http://ADDR`, which name the ports it got. Each run starts with no matches and no
+    /// players on record.
     pub fn start(command: Command) -> Result<ServerProcess, LaunchError> {
         ServerProcess::launch(command, DataDir::fresh())
     }
@@ -116,23 +119,20 @@ impl ServerProcess {
             None => Ok(0),
         };
         let addrs = read.map_err(LaunchError::ReadFirstLine).and_then(|_| {
-            let addr = first_line
-                .trim()
-                .strip_prefix("listening on http://")
-                .and_then(|addr| addr.parse().ok())
-                .ok_or_else(|| LaunchError::UnexpectedFirstLine(first_line.clone()))?;
+            let (addr, tls) = parse_first_line(&first_line)?;
             let admin_addr = second_line
                 .trim()
                 .strip_prefix("admin on http://")
                 .and_then(|addr| addr.parse().ok())
                 .ok_or_else(|| LaunchError::UnexpectedSecondLine(second_line.clone()))?;
-            Ok((addr, admin_addr))
+            Ok((addr, tls, admin_addr))
         });
         match addrs {
-            Ok((addr, admin_addr)) => Ok(ServerProcess {
+            Ok((addr, tls, admin_addr)) => Ok(ServerProcess {
                 child,
                 addr,
                 admin_addr,
+                tls,
                 data_dir,
             }),
             Err(err) => {
@@ -154,9 +154,11 @@ impl ServerProcess {
         self.admin_addr
     }
 
-    /// The WebSocket URL of `path` on this server, e.g. `ws_url("/ws")`.
+    /// The WebSocket URL of `path` on this server, e.g. `ws_url("/ws")`: `wss://` when
+    /// it speaks TLS.
     pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     pub fn pid(&self) -> u32 {
@@ -168,8 +170,13 @@ impl ServerProcess {
         self.data_dir.path()
     }
 
-    /// `GET path`; the body.
+    /// `GET path`; the body. Over plain HTTP only: a server that speaks TLS answers none.
     pub fn get(&self, path: &str) -> Result<String, HttpError> {
+        if self.tls {
+            return Err(HttpError::TlsOnly {
+                path: path.to_owned(),
+            });
+        }
         http::get(self.addr, path)
     }
 
@@ -205,6 +212,19 @@ impl ServerProcess {
         self.child.wait()?;
         Ok(None)
     }
+}
+
+/// The address in `listening on http://ADDR` or `listening on https://ADDR`, and
+/// whether it was https.
+fn parse_first_line(line: &str) -> Result<(SocketAddr, bool), LaunchError> {
+    let rest = line.trim().strip_prefix("listening on ");
+    let (addr, tls) = match rest.and_then(|rest| rest.strip_prefix("https://")) {
+        Some(addr) => (Some(addr), true),
+        None => (rest.and_then(|rest| rest.strip_prefix("http://")), false),
+    };
+    addr.and_then(|addr| addr.parse().ok())
+        .map(|addr| (addr, tls))
+        .ok_or_else(|| LaunchError::UnexpectedFirstLine(line.to_owned()))
 }
 
 impl Drop for ServerProcess {
@@ -244,6 +264,15 @@ mod tests {
             "a folder the caller gave is the caller's to remove"
         );
         let _ = std::fs::remove_dir_all(&data_dir);
+    }
+
+    #[test]
+    fn the_first_line_names_the_address_and_whether_it_speaks_tls() {
+        let plain = parse_first_line("listening on http://127.0.0.1:8080\n").expect("plain");
+        assert_eq!(plain, ("127.0.0.1:8080".parse().expect("addr"), false));
+        let tls = parse_first_line("listening on https://127.0.0.1:8443\n").expect("tls");
+        assert_eq!(tls, ("127.0.0.1:8443".parse().expect("addr"), true));
+        assert!(parse_first_line("listening on ftp://127.0.0.1:21").is_err());
     }
 
     #[test]

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::net::inbound;
-pub use crate::ops::config::Config;
+pub use crate::net::tls::CertError;
+pub use crate::ops::config::{Config, DatabaseUrl};
 pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
@@ -30,13 +31,16 @@ use crate::net::caps::ConnCaps;
 use crate::net::client_addr::TrustedProxies;
 use crate::net::conn::ConnLimits;
 use crate::net::identity::Identities;
+use crate::net::listener::Serving;
 use crate::net::origin::OriginPolicy;
+use crate::net::tls::{Certificates, Handshaker, TlsFiles};
 use crate::net::web_files::WebFiles;
 use crate::rooms::directory::{Directory, LocalDirectory, RoomLimits};
+use crate::rooms::listing::{self, Listings};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
-use crate::store::{AuditLog, MatchStore, ResultSink, SqliteStore};
+use crate::store::{AuditLog, MatchStore, PostgresStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -64,7 +68,8 @@ struct AppState {
     web_files: Arc<WebFiles>,
     /// Cancelled when the server shuts down; connections close with 1001.
     shutdown: CancellationToken,
-    /// Every HTTP connection and WebSocket task, so shutdown can wait for them.
+    /// Every HTTP connection and WebSocket task, and the lobby's listing publisher, so
+    /// shutdown can wait for them.
     tasks: TaskTracker,
     /// Issues and checks players' identity tokens.
     identities: Identities,
@@ -74,9 +79,11 @@ struct AppState {
     next_link: AtomicU64,
     /// Finished matches, stats and ratings.
     store: Arc<dyn MatchStore>,
+    /// The newest room listing, for the lobby feed's sockets.
+    listings: Listings,
 }
 
-/// A running server. Dropping it stops the room threads and the accept loop;
+/// A running server. Dropping it stops the room threads and the accept loops;
 /// `shutdown` also lets every connection finish its close handshake first.
 #[derive(Debug)]
 pub struct Server {
@@ -85,7 +92,18 @@ pub struct Server {
     accept_task: JoinHandle<()>,
     /// The admin listener: `/metrics` and the operations console.
     admin: admin::Admin,
+    /// The certificate served, when the port speaks TLS.
+    certificates: Option<Arc<Certificates>>,
+    /// The plain-HTTP listener that redirects to HTTPS, when there is one.
+    redirect: Option<Redirect>,
     scheduler: Scheduler,
+}
+
+/// The `--redirect-http` listener's address and its accept loop.
+#[derive(Debug)]
+struct Redirect {
+    addr: SocketAddr,
+    accept_task: JoinHandle<()>,
 }
 
 /// The arena every room plays on unless `--map` names another.
@@ -114,16 +132,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let map = load_map(config.map.as_deref())?;
     let web_files = Arc::new(web_files(&config)?);
     let metrics = Arc::new(Metrics::new());
+    let certificates = load_certificates(&config)?;
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
-    let store = Arc::new(
-        SqliteStore::open(&config.data_dir, &metrics)
-            .with_context(|| format!("open the match store in {}", config.data_dir.display()))?,
-    );
+    let (store, audit) = open_store(&config, &metrics).await?;
     let seat_tokens = Arc::new(SeatTokens::new(identities.derive_key("seat tokens")));
     let settings = Arc::new(room_settings(
         &config,
         map,
-        Arc::clone(&store) as Arc<_>,
+        Arc::clone(&store) as Arc<dyn ResultSink>,
         Arc::clone(&seat_tokens),
     ));
     let limits = RoomLimits {
@@ -144,6 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             !config.no_realtime_rooms,
         )
         .context("start the room threads")?;
+    let (publish_listings, listings) = listing::channel();
     let app = Arc::new(AppState {
         directory,
         metrics,
@@ -159,16 +176,39 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         identities,
         seat_tokens,
         next_link: AtomicU64::new(1),
-        store: Arc::clone(&store) as Arc<dyn MatchStore>,
+        store,
+        listings,
     });
+    // One of the tracked tasks, so shutdown waits for it as for the connections.
+    app.tasks.spawn(listing::publish(
+        Arc::clone(&app.directory),
+        publish_listings,
+        app.shutdown.clone(),
+    ));
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
     let routes = net::routes::routes(Arc::clone(&app));
+    let tls = match &certificates {
+        Some(certificates) => Some(Handshaker::new(
+            net::tls::server_config(Arc::clone(certificates)).context("set up TLS")?,
+            config.tls_handshake_timeout(),
+            Arc::clone(&app.metrics),
+        )),
+        None => None,
+    };
+    let serving = Serving {
+        header_timeout: config.header_timeout(),
+        tls,
+    };
+    let redirect = match config.redirect_http {
+        Some(redirect_addr) => Some(start_redirect(redirect_addr, addr.port(), &config, &app)?),
+        None => None,
+    };
     let accept_task = tokio::spawn(net::listener::accept_loop(
         listener,
         routes,
-        config.header_timeout(),
+        serving,
         app.shutdown.clone(),
         app.tasks.clone(),
     ));
@@ -177,7 +217,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         admin::Parts {
             directory: Arc::clone(&app.directory),
             metrics: Arc::clone(&app.metrics),
-            audit: store as Arc<dyn AuditLog>,
+            audit,
             limits: app.limits,
             shutdown: app.shutdown.clone(),
             tasks: app.tasks.clone(),
@@ -187,9 +227,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let admin = match admin {
         Ok(admin) => admin,
         Err(err) => {
-            // Nothing may be left running: the public listener and the rooms stop here.
+            // Nothing may be left running: the public listeners and the rooms stop here.
             app.shutdown.cancel();
             accept_task.abort();
+            if let Some(redirect) = &redirect {
+                redirect.accept_task.abort();
+            }
             return Err(err);
         }
     };
@@ -198,8 +241,88 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         app,
         accept_task,
         admin,
+        certificates,
+        redirect,
         scheduler,
     })
+}
+
+/// The certificate and key of `--tls-cert` and `--tls-key`, checked; `None` without
+/// them. Any file that cannot be used stops the start, named in the error.
+fn load_certificates(config: &Config) -> anyhow::Result<Option<Arc<Certificates>>> {
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let files = TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let (certificates, summary) = Certificates::load(files).context("load the TLS certificate")?;
+    summary.log(cert, "serving TLS");
+    Ok(Some(Arc::new(certificates)))
+}
+
+/// Binds `--redirect-http` and answers there, until shutdown, with redirects to the
+/// HTTPS port, under the same header timeout as the game's port.
+fn start_redirect(
+    redirect_addr: SocketAddr,
+    https_port: u16,
+    config: &Config,
+    app: &AppState,
+) -> anyhow::Result<Redirect> {
+    let listener = net::listener::bind(redirect_addr)
+        .with_context(|| format!("bind {redirect_addr} for --redirect-http"))?;
+    let addr = listener
+        .local_addr()
+        .context("read the redirect's bound address")?;
+    let serving = Serving {
+        header_timeout: config.header_timeout(),
+        tls: None,
+    };
+    let accept_task = tokio::spawn(net::listener::accept_loop(
+        listener,
+        net::redirect::routes(https_port),
+        serving,
+        app.shutdown.clone(),
+        app.tasks.clone(),
+    ));
+    tracing::info!(%addr, "redirecting plain HTTP to HTTPS");
+    Ok(Redirect { addr, accept_task })
+}
+
+/// The match store the flags name (PostgreSQL with `--database`, else SQLite in the
+/// data directory) and the operators' audit log. The audit log is always local: in the
+/// SQLite store itself, or, beside PostgreSQL, in a SQLite store of its own in the data
+/// directory, since the console's actions (kick, close, drain) act on this process and
+/// must be recorded even while the shared database is down.
+async fn open_store(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Arc<dyn MatchStore>, Arc<dyn AuditLog>)> {
+    let data_dir = config.data_dir.clone();
+    let open_local = |data_dir: &std::path::Path, metrics: &Metrics| {
+        SqliteStore::open(data_dir, metrics)
+            .with_context(|| format!("open the match store in {}", data_dir.display()))
+    };
+    let Some(url) = config.database.clone() else {
+        let store = Arc::new(open_local(&data_dir, metrics)?);
+        return Ok((Arc::clone(&store) as Arc<dyn MatchStore>, store));
+    };
+    // Its own metrics: its (always empty) match queue must not count in the store's.
+    let audit = Arc::new(
+        open_local(&data_dir, &Metrics::new())
+            .context("open the audit log beside the PostgreSQL match store")?,
+    );
+    let spool_max_bytes = config.spool_max_bytes();
+    let metrics = Arc::clone(metrics);
+    // Opening waits for the database to answer (or not): off the runtime's workers.
+    let store = tokio::task::spawn_blocking(move || {
+        PostgresStore::open(url.as_str(), &data_dir, spool_max_bytes, &metrics)
+    })
+    .await
+    .context("open the match store")?
+    .context("open the match store in PostgreSQL (--database)")?;
+    Ok((Arc::new(store), audit))
 }
 
 /// The files of the web root, if it holds a page to serve, or else the placeholder.
@@ -251,12 +374,48 @@ fn conn_limits(config: &Config) -> ConnLimits {
 }
 
 impl Server {
+    /// The address of the page: `https://` when the port speaks TLS.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
+    /// The game's WebSocket: `wss://` when the port speaks TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        let scheme = if self.certificates.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws", self.addr)
+    }
+
+    /// Where `--redirect-http` listens, if it was given.
+    pub fn redirect_addr(&self) -> Option<SocketAddr> {
+        self.redirect.as_ref().map(|redirect| redirect.addr)
+    }
+
+    /// Reads the certificate and key files again and gives new handshakes the new pair;
+    /// connections already open keep theirs. On any error the pair in use stays.
+    /// `Ok(false)`: the server does not speak TLS, so there is nothing to reload.
+    pub fn reload_certificate(&self) -> Result<bool, CertError> {
+        let Some(certificates) = &self.certificates else {
+            return Ok(false);
+        };
+        let summary = certificates.reload()?;
+        summary.log(certificates.cert_path(), "reloaded the TLS certificate");
+        Ok(true)
+    }
+
+    /// The lobby feed's WebSocket: the game socket's address, scheme included, at `/lobby`.
+    pub fn lobby_url(&self) -> String {
+        let game = self.ws_url();
+        let origin = game.strip_suffix("/ws").unwrap_or(&game);
+        format!("{origin}/lobby")
     }
 
     /// Where the admin listener (`/metrics`, the console at `/admin`) listens.
@@ -293,6 +452,9 @@ impl Server {
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;
         self.admin.stopped().await;
+        if let Some(redirect) = &mut self.redirect {
+            let _ = (&mut redirect.accept_task).await;
+        }
         self.app.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.app.tasks.wait())
             .await
@@ -322,6 +484,9 @@ impl Drop for Server {
         self.app.shutdown.cancel();
         self.accept_task.abort();
         self.admin.abort();
+        if let Some(redirect) = &self.redirect {
+            redirect.accept_task.abort();
+        }
     }
 }
 

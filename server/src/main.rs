@@ -1,4 +1,5 @@
-//! The `server` binary: parse flags, start, print the URL, run until Ctrl-C or SIGTERM.
+//! The `server` binary: parse flags, start, print the URL and the admin URL, run until
+//! Ctrl-C, SIGTERM or a drain from the console, and reload the TLS certificate on every SIGHUP.
 
 use std::io::Write;
 
@@ -27,31 +28,42 @@ async fn main() -> anyhow::Result<()> {
     stdout.write_all(lines.as_bytes())?;
     stdout.flush()?;
     tokio::select! {
-        () = wait_for_stop_signal() => tracing::info!("shutting down"),
+        () = serve_until_stopped(&running) => tracing::info!("shutting down"),
         () = running.drained() => tracing::info!("drained: every match is over; shutting down"),
     }
     running.shutdown().await;
     Ok(())
 }
 
-async fn wait_for_stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Waits for Ctrl-C or SIGTERM, reloading the certificate at each SIGHUP meanwhile.
+#[cfg(unix)]
+async fn serve_until_stopped(running: &server::Server) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot listen for SIGTERM and SIGHUP; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = terminate.recv() => return,
+            _ = hangup.recv() => match running.reload_certificate() {
+                Ok(true) => {}
+                Ok(false) => tracing::info!("SIGHUP: no TLS certificate to reload"),
+                Err(err) => tracing::error!(
+                    %err,
+                    "SIGHUP: the TLS certificate was not reloaded; still serving the one before"
+                ),
+            },
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+}
+
+#[cfg(not(unix))]
+async fn serve_until_stopped(_running: &server::Server) {
+    let _ = tokio::signal::ctrl_c().await;
 }

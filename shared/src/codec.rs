@@ -4,7 +4,8 @@
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::consts::{MAX_CLIENT_MSG_BYTES, MAX_SERVER_MSG_BYTES};
+use crate::consts::{MAX_CLIENT_MSG_BYTES, MAX_LOBBY_MSG_BYTES, MAX_SERVER_MSG_BYTES};
+use crate::lobby::LobbyMsg;
 use crate::protocol::{ClientMsg, ServerMsg, SnapshotHeader};
 use crate::snapshot::SnapshotBody;
 
@@ -107,6 +108,17 @@ pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
 
 pub fn decode_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
     decode::<ServerMsg, MAX_SERVER_MSG_BYTES>(bytes)
+}
+
+/// Encodes a lobby feed message, once for every lobby connection.
+pub fn encode_lobby(msg: &LobbyMsg) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    encode(msg, &mut out);
+    out
+}
+
+pub fn decode_lobby(bytes: &[u8]) -> Result<LobbyMsg, DecodeError> {
+    decode::<LobbyMsg, MAX_LOBBY_MSG_BYTES>(bytes)
 }
 
 /// Reads the protocol version from a frame that starts like a `Hello` of any version,

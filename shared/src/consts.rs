@@ -34,6 +34,13 @@ pub const MAX_CLIENT_MSG_BYTES: usize = 2 * 1024;
 /// Largest server message a client decodes (the welcome carries the map).
 pub const MAX_SERVER_MSG_BYTES: usize = 256 * 1024;
 
+/// Largest lobby feed message a client decodes: a whole list of `LOBBY_ROOMS_LISTED`
+/// rooms with the longest names fits with room to spare.
+pub const MAX_LOBBY_MSG_BYTES: usize = 64 * 1024;
+/// Rooms the lobby feed lists at most, the first by name; quick play and a room's deep
+/// link reach any room, listed or not.
+pub const LOBBY_ROOMS_LISTED: usize = 1000;
+
 /// Nickname length in characters, after trimming.
 pub const NAME_MIN_CHARS: usize = 1;
 pub const NAME_MAX_CHARS: usize = 16;

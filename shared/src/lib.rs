@@ -6,6 +6,7 @@ pub mod codec;
 pub mod consts;
 pub mod game;
 pub mod ids;
+pub mod lobby;
 pub mod map;
 pub mod protocol;
 pub mod quant;

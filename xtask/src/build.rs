@@ -1,8 +1,9 @@
 //! `cargo xtask build`: the browser bundle. Compiles the client for wasm32 with the small
 //! `wasm-release` profile, generates the JS glue with the wasm-bindgen library (no CLI to
-//! install), names the module and the glue by their content so browsers may keep them
-//! for good, adds the page, stylesheet and icon, writes a brotli and a gzip copy beside
-//! each file for the server to send as they are, and reports the sizes.
+//! install), names the module, the glue and the stylesheet by their content so browsers
+//! may keep them for good, adds the page (which preloads them) and the icon, writes a
+//! brotli and a gzip copy beside each file for the server to send as they are, and
+//! reports the sizes.
 
 use std::fs;
 use std::io::Write;
@@ -17,7 +18,7 @@ use crate::util::{cargo, ensure_target, exec, root, target_dir};
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Static files of the page, copied as they are: (folder under the root, file).
-const PAGE_FILES: [(&str, &str); 2] = [("client/web", "style.css"), ("assets", "favicon.svg")];
+const PAGE_FILES: [(&str, &str); 1] = [("assets", "favicon.svg")];
 /// Hex digits of the content hash in a file's name. The server knows a file by this
 /// shape (`name-<16 hex digits>.ext`) as immutable.
 const HASH_DIGITS: usize = 16;
@@ -75,9 +76,10 @@ pub fn bundle() -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// Renames the module and the glue to content-hashed names, and points the glue at the
-/// module and the page at the glue by those names. A new build is new names, so a
-/// browser never mixes an old glue with a new module, and may keep each for good.
+/// Renames the module and the glue to content-hashed names, names the stylesheet by its
+/// content too, and points the glue at the module and the page at all three by those
+/// names. A new build is new names, so a browser never mixes an old glue with a new
+/// module, and may keep each for good: a repeat visit asks only for the page.
 fn name_by_content(out: &Path) -> anyhow::Result<()> {
     let module_path = out.join("client_bg.wasm");
     let module = without_names(&fs::read(&module_path)?)
@@ -95,13 +97,54 @@ fn name_by_content(out: &Path) -> anyhow::Result<()> {
     fs::write(out.join(&glue_name), glue)?;
     fs::remove_file(&glue_path)?;
 
-    let page_path = root().join("client").join("web").join("index.html");
+    let web = root().join("client").join("web");
+    let style = fs::read(web.join("style.css")).context("read the stylesheet")?;
+    let style_name = hashed_name("style", "css", &style);
+    fs::write(out.join(&style_name), style)?;
+
+    let page_path = web.join("index.html");
     let page =
         fs::read_to_string(&page_path).with_context(|| format!("read {}", page_path.display()))?;
-    let page = replace_once(&page, "\"./client.js\"", &format!("\"./{glue_name}\""))
+    // The glue is named twice (its preload and the import), the module once (its preload).
+    let page = replace_n(&page, "\"./client.js\"", &format!("\"./{glue_name}\""), 2)
         .context("point the page at the JS glue")?;
+    let page = replace_once(
+        &page,
+        "\"./client_bg.wasm\"",
+        &format!("\"./{module_name}\""),
+    )
+    .context("point the page's preload at the module")?;
+    let page = replace_once(&page, "\"style.css\"", &format!("\"{style_name}\""))
+        .context("point the page at the stylesheet")?;
+    // The icon is a few hundred bytes: inside the page it costs no request, first
+    // visit or repeat.
+    let icon =
+        fs::read_to_string(root().join("assets").join("favicon.svg")).context("read the icon")?;
+    let page = replace_once(
+        &page,
+        "\"favicon.svg\"",
+        &format!("\"{}\"", svg_data_uri(&icon)),
+    )
+    .context("put the icon in the page")?;
     fs::write(out.join("index.html"), page)?;
     Ok(())
+}
+
+/// `svg` as a `data:` URI that may stand in a double-quoted attribute.
+fn svg_data_uri(svg: &str) -> String {
+    let mut uri = String::from("data:image/svg+xml,");
+    for c in svg.trim().chars() {
+        match c {
+            '"' | '#' | '%' | '<' | '>' | ' ' | '\n' | '\r' | '\t' => {
+                let mut bytes = [0; 4];
+                for byte in c.encode_utf8(&mut bytes).bytes() {
+                    uri.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            _ => uri.push(c),
+        }
+    }
+    uri
 }
 
 /// `stem-<hash>.ext`: the first 16 hex digits of the content's SHA-256.
@@ -113,9 +156,18 @@ fn hashed_name(stem: &str, ext: &str, content: &[u8]) -> String {
 /// `text` with its one `from` replaced; an error if `from` is not there exactly once,
 /// since then the generated file no longer looks as this build expects.
 fn replace_once(text: &str, from: &str, to: &str) -> anyhow::Result<String> {
+    replace_n(text, from, to, 1)
+}
+
+/// `text` with each of its `times` occurrences of `from` replaced; an error for any
+/// other count.
+fn replace_n(text: &str, from: &str, to: &str, times: usize) -> anyhow::Result<String> {
     let found = text.matches(from).count();
-    anyhow::ensure!(found == 1, "expected {from} once, found it {found} times");
-    Ok(text.replacen(from, to, 1))
+    anyhow::ensure!(
+        found == times,
+        "expected {from} {times} times, found it {found} times"
+    );
+    Ok(text.replace(from, to))
 }
 
 /// Writes `FILE.br` and `FILE.gz` beside each file of `dir`, at the highest settings
@@ -260,6 +312,12 @@ mod tests {
             "the same content, the same name"
         );
         assert_ne!(name, hashed_name("client", "js", b"two"));
+    }
+
+    #[test]
+    fn an_icon_becomes_a_data_uri_safe_in_an_attribute() {
+        let uri = svg_data_uri("<svg fill=\"#fff\"/>\n");
+        assert_eq!(uri, "data:image/svg+xml,%3Csvg%20fill=%22%23fff%22/%3E");
     }
 
     #[test]

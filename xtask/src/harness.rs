@@ -1,6 +1,7 @@
-//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost`: release builds of the server, the bots and
-//! the harness, then `harness SUBCOMMAND` with the flags exactly as given (so
-//! `cargo xtask load --help` shows the harness's own help). Reports go to `target/`.
+//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost|tls-memory`:
+//! release builds of the server, the bots and the harness, then `harness SUBCOMMAND`
+//! with the flags exactly as given (so `cargo xtask load --help` shows the harness's
+//! own help). Reports go to `target/`.
 
 use std::process::Command;
 
@@ -25,6 +26,7 @@ pub enum Run {
     Flood,
     StoreBench,
     ConsoleCost,
+    TlsMemory,
 }
 
 impl Run {
@@ -37,6 +39,7 @@ impl Run {
             Run::Flood => "flood",
             Run::StoreBench => "store-bench",
             Run::ConsoleCost => "console-cost",
+            Run::TlsMemory => "tls-memory",
         }
     }
 }
@@ -85,7 +88,8 @@ mod tests {
             | Task::Bots(args)
             | Task::Flood(args)
             | Task::StoreBench(args)
-            | Task::ConsoleCost(args) => args.harness_args,
+            | Task::ConsoleCost(args)
+            | Task::TlsMemory(args) => args.harness_args,
             other => panic!("{other:?} is not a harness task"),
         }
     }

@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
-//! `build` makes the browser bundle, `serve` builds and runs the game, `test` runs every
-//! check CI runs; `bots`, `bench-net`, `load`, `soak`, `flood` and `store-bench` build and
-//! run the harness, which plays bots against a release server and measures bandwidth,
-//! capacity, endurance and the match store.
+//! `build` makes the browser bundle, `serve` builds and runs the game (`--tls` for HTTPS
+//! with a local CA), `test` runs every check CI runs; `bots`, `bench-net`, `load`, `soak`,
+//! `flood`, `store-bench`, `console-cost` and `tls-memory` build and run the harness,
+//! which plays bots against a release server and measures bandwidth, capacity,
+//! endurance, the match store, the operations console's cost and the memory TLS costs.
 
 mod build;
 mod compliance;
@@ -28,7 +29,8 @@ struct Cli {
 enum Task {
     /// Build the browser bundle (wasm, JS glue, page, styles) and print its size.
     Build(build::Args),
-    /// Build everything and serve the game (release build) until Ctrl-C.
+    /// Build everything and serve the game (release build) until Ctrl-C; `--tls` serves
+    /// HTTPS with a local CA's certificate for localhost.
     Serve(serve::Args),
     /// Run every check: fmt, clippy (native and wasm32), all tests, and the browser tests.
     Test(test::Args),
@@ -59,6 +61,9 @@ enum Task {
     /// What the operations console costs: server CPU with and without consoles open
     /// while 1,000 bots play; JSON report (`harness console-cost`).
     ConsoleCost(harness::Args),
+    /// Memory per idle connection over wss:// against ws://, in one run; JSON report
+    /// (`harness tls-memory`).
+    TlsMemory(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -87,5 +92,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::Flood(args) => harness::run(harness::Run::Flood, args),
         Task::StoreBench(args) => harness::run(harness::Run::StoreBench, args),
         Task::ConsoleCost(args) => harness::run(harness::Run::ConsoleCost, args),
+        Task::TlsMemory(args) => harness::run(harness::Run::TlsMemory, args),
     }
 }

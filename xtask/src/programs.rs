@@ -1,7 +1,6 @@
-//! Outside programs the tests run beside the workspace's own: Chromium and chromedriver
-//! for the browser tests, Caddy for the reverse-proxy test. Each is found on the PATH,
-//! installed from Debian's packages with apt-get when missing and running as root, or
-//! else the run stops with the command to run.
+//! Outside programs the tests run: Chromium and chromedriver, Caddy, and PostgreSQL for
+//! the shared store. Each is found, installed from Debian's packages with apt-get when
+//! missing and running as root, or else the run stops with the command to run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +34,53 @@ pub fn ensure_caddy() -> anyhow::Result<PathBuf> {
     ensure("the reverse-proxy test needs Caddy", &["caddy"], || {
         on_path("caddy")
     })
+}
+
+/// Returns the folder of PostgreSQL's server programs (initdb, pg_ctl, postgres, psql),
+/// installing them first if that is possible here. `SKIRMISH_POSTGRES_BIN` chooses the
+/// folder when set; else Debian's newest `/usr/lib/postgresql/<major>/bin`, which is
+/// not on the PATH.
+pub fn ensure_postgres() -> anyhow::Result<PathBuf> {
+    if let Some(chosen) = std::env::var_os(test_postgres::BIN_ENV) {
+        let chosen = PathBuf::from(chosen);
+        if !has_postgres_programs(&chosen) {
+            bail!(
+                "{} is {}, which lacks one of {POSTGRES_PROGRAMS:?}",
+                test_postgres::BIN_ENV,
+                chosen.display()
+            );
+        }
+        return Ok(chosen);
+    }
+    ensure(
+        "the shared store's tests need PostgreSQL",
+        &["postgresql"],
+        newest_debian_postgres,
+    )
+}
+
+/// What the tests run of PostgreSQL.
+const POSTGRES_PROGRAMS: [&str; 4] = ["initdb", "pg_ctl", "postgres", "psql"];
+
+fn has_postgres_programs(dir: &Path) -> bool {
+    POSTGRES_PROGRAMS
+        .iter()
+        .all(|program| dir.join(program).is_file())
+}
+
+/// The `bin` folder of the newest major version under /usr/lib/postgresql that has
+/// every program the tests run.
+fn newest_debian_postgres() -> Option<PathBuf> {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let major: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            has_postgres_programs(&bin).then_some((major, bin))
+        })
+        .max_by_key(|(major, _)| *major)
+        .map(|(_, bin)| bin)
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {

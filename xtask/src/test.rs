@@ -1,9 +1,9 @@
 //! `cargo xtask test`: every check CI runs, in order from cheapest to slowest, ending with
 //! the browser tests in real headless Chromium against the freshly built bundle, and the
-//! reverse-proxy test behind a real Caddy.
+//! reverse-proxy test behind a real Caddy; the shared store's tests get PostgreSQL.
 
 use crate::build::bundle;
-use crate::programs::{ensure_caddy, ensure_chromium};
+use crate::programs::{ensure_caddy, ensure_chromium, ensure_postgres};
 use crate::util::{cargo, ensure_target, exec, target_dir, timed};
 use crate::{compliance, deny, harness};
 
@@ -36,7 +36,14 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    exec(cargo().args(["test", "--workspace"]))?;
+    // With the variable set, the tests that need PostgreSQL run (and fail if it is
+    // not there) instead of skipping, as they do under a plain `cargo test`.
+    let postgres = ensure_postgres()?;
+    exec(
+        cargo()
+            .args(["test", "--workspace"])
+            .env(test_postgres::BIN_ENV, &postgres),
+    )?;
 
     let web_root = bundle()?;
     let chromium = ensure_chromium()?;
@@ -58,6 +65,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
                     "--test-threads=1",
                     "--nocapture",
                 ])
+                .env(test_postgres::BIN_ENV, &postgres)
                 .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
                 .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
                 .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)

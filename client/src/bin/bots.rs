@@ -2,18 +2,25 @@
 //! stdout line and exits non-zero if any bot failed, saying on stderr how many and why.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use client::bots::{BotsConfig, run};
+use client::native::Trust;
 
 /// Headless Skirmish bots that join over real WebSockets and play.
 #[derive(Debug, Parser)]
 #[command(name = "bots", version)]
 struct Args {
-    /// The server's game WebSocket, e.g. ws://127.0.0.1:8080/ws.
+    /// The server's game WebSocket, e.g. ws://127.0.0.1:8080/ws or
+    /// wss://play.example.com/ws.
     #[arg(long)]
     url: String,
+    /// A certificate authority (PEM) to trust for wss:// besides the public ones, such
+    /// as the local one `cargo xtask serve --tls` makes.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Number of bots.
     #[arg(long, default_value_t = 16)]
     count: usize,
@@ -55,8 +62,13 @@ async fn main() -> anyhow::Result<()> {
         args.ramp.is_finite() && args.ramp >= 0.0,
         "--ramp must be a non-negative number"
     );
+    let trust = match &args.ca_cert {
+        Some(path) => Trust::with_ca_file(path)?,
+        None => Trust::public(),
+    };
     let report = run(BotsConfig {
         url: args.url,
+        trust,
         count: args.count,
         duration: Duration::from_secs_f64(args.duration),
         room: args.room,

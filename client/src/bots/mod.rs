@@ -15,7 +15,7 @@ use shared::protocol::{ClientMsg, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::core::{RoomView, SnapshotStats};
-use crate::native::{Connection, Hello, NetError, Traffic};
+use crate::native::{Connection, Hello, NetError, Traffic, Trust};
 use brain::Brain;
 use failure::LastWord;
 
@@ -34,6 +34,8 @@ const MIN_PLAYED_FOR_RATE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct BotsConfig {
     pub url: String,
+    /// The certificate authorities a `wss://` server is verified against.
+    pub trust: Trust,
     pub count: usize,
     pub duration: Duration,
     pub room: Option<String>,
@@ -181,7 +183,7 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
     let mut stats = BotStats::default();
     let mut hello = Hello::new(format!("{}{bot_idx}", config.name_prefix));
     hello.room = config.room.clone();
-    let mut conn = match reconnect::attempt(&config.url, hello.clone()).await {
+    let mut conn = match reconnect::attempt(&config.url, hello.clone(), &config.trust).await {
         Ok(conn) => conn,
         Err(err) => {
             stats.failed = true;
@@ -215,7 +217,9 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
             .resume_token
             .clone()
             .map(|token| hello.clone().resuming(token, player.view.newest_tick()));
-        match reconnect::back_into_seat(&config.url, seat, hello.clone(), deadline).await {
+        match reconnect::back_into_seat(&config.url, &config.trust, seat, hello.clone(), deadline)
+            .await
+        {
             Ok((next, how)) => {
                 conn = next;
                 if how == reconnect::How::Resumed && conn.welcome.player_id == player.me {
@@ -523,6 +527,7 @@ mod tests {
     fn config(count: usize, duration: Duration) -> BotsConfig {
         BotsConfig {
             url: "ws://127.0.0.1:1/ws".into(),
+            trust: Trust::public(),
             count,
             duration,
             room: None,

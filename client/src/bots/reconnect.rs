@@ -6,7 +6,7 @@ use std::time::Duration;
 use shared::protocol::CloseReason;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::native::{Connection, Hello, NetError};
+use crate::native::{Connection, Hello, NetError, Trust};
 
 /// How long one connection attempt may take, handshake and welcome included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,16 +25,24 @@ pub(crate) enum How {
 }
 
 /// One connection attempt, bounded in time.
-pub(crate) async fn attempt(url: &str, hello: Hello) -> Result<Connection, NetError> {
-    timeout(ATTEMPT_TIMEOUT, Connection::join(url, hello))
-        .await
-        .unwrap_or(Err(NetError::TimedOut))
+pub(crate) async fn attempt(
+    url: &str,
+    hello: Hello,
+    trust: &Trust,
+) -> Result<Connection, NetError> {
+    timeout(
+        ATTEMPT_TIMEOUT,
+        Connection::join_trusting(url, hello, trust),
+    )
+    .await
+    .unwrap_or(Err(NetError::TimedOut))
 }
 
 /// Tries `seat` (a resuming hello) until it works or the server refuses it, then
 /// `fresh`; attempts that fail to connect are retried until `PATIENCE` or `deadline`.
 pub(crate) async fn back_into_seat(
     url: &str,
+    trust: &Trust,
     seat: Option<Hello>,
     fresh: Hello,
     deadline: Instant,
@@ -47,7 +55,7 @@ pub(crate) async fn back_into_seat(
             Some(seat) => (seat.clone(), How::Resumed),
             None => (fresh.clone(), How::Joined),
         };
-        match attempt(url, hello).await {
+        match attempt(url, hello, trust).await {
             Ok(conn) => return Ok((conn, how)),
             Err(NetError::Refused {
                 reason: CloseReason::ResumeRefused,

@@ -12,12 +12,13 @@ use shared::codec::{decode_server, encode_client};
 use shared::consts::PROTOCOL_VERSION;
 use shared::game::GameEvent;
 use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Welcome};
+use shared::view::ProjectileState;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{HtmlCanvasElement, HtmlElement, KeyboardEvent, MouseEvent};
 
 use super::chat::Chat;
-use super::dom::{by_id, document, listen, now_secs, show, window};
+use super::dom::{by_id, document, listen, mark, now_secs, show, websocket_url, window};
 use super::hud::{Hud, Link};
 use super::input::{Controls, track};
 use super::lobby::{deep_link, remember_token, stored_token};
@@ -92,10 +93,14 @@ pub struct App {
     lost_reason: String,
     /// When the server was last heard from, on this page's clock.
     heard_at: f64,
+    /// When the first snapshot was applied, in milliseconds since the page's navigation
+    /// began: how long the page took to show the game.
+    first_snapshot_ms: Option<f64>,
 }
 
 /// Opens the game for `name` in `room` (quick play without one).
 pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
+    mark("skirmish:module-started");
     show(&by_id::<HtmlElement>("game"), true);
     let canvas: HtmlCanvasElement = by_id("canvas");
     let controls = track(&canvas);
@@ -129,6 +134,7 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
             frame_times: FrameTimes::default(),
             lost_reason: String::new(),
             heard_at: now,
+            first_snapshot_ms: None,
         })
     });
     app.borrow_mut().connect();
@@ -138,7 +144,8 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
     Ok(())
 }
 
-/// Keys that are not movement (chat, net graph), the overlay's button, and tab visibility.
+/// Keys that are not movement (chat, net graph), the chat and overlay buttons, and tab
+/// visibility.
 fn listen_to_page(app: &Rc<RefCell<App>>) {
     let weak = Rc::downgrade(app);
     listen(&window(), "keydown", move |event: KeyboardEvent| {
@@ -157,6 +164,37 @@ fn listen_to_page(app: &Rc<RefCell<App>>) {
                 && let Ok(app) = app.try_borrow()
             {
                 app.chat.show_length();
+            }
+        },
+    );
+    // Touch screens have no Enter key: a button opens and closes the chat box, and the
+    // on-screen keyboard's enter (or the Send button) submits its form.
+    let weak = Rc::downgrade(app);
+    listen(
+        &by_id::<HtmlElement>("chat-open"),
+        "click",
+        move |_: MouseEvent| {
+            if let Some(app) = weak.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                if app.chat.is_open() {
+                    app.close_chat();
+                } else {
+                    app.chat_enter();
+                }
+            }
+        },
+    );
+    let weak = Rc::downgrade(app);
+    listen(
+        &by_id::<HtmlElement>("chat-form"),
+        "submit",
+        move |event: web_sys::Event| {
+            event.prevent_default();
+            if let Some(app) = weak.upgrade()
+                && let Ok(mut app) = app.try_borrow_mut()
+            {
+                app.chat_enter();
             }
         },
     );
@@ -207,14 +245,6 @@ fn run_frames(app: Rc<RefCell<App>>) {
     if let Some(callback) = next.borrow().as_ref() {
         let _ = window().request_animation_frame(callback.as_ref().unchecked_ref());
     }
-}
-
-/// The game WebSocket's address on the server that served this page.
-fn socket_url() -> String {
-    let location = window().location();
-    let secure = location.protocol().is_ok_and(|p| p == "https:");
-    let host = location.host().unwrap_or_default();
-    format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
 }
 
 /// What a refusal or removal means, for a person. The second part says whether trying
@@ -309,6 +339,15 @@ impl App {
         &self.frame_times
     }
 
+    pub fn first_snapshot_ms(&self) -> Option<f64> {
+        self.first_snapshot_ms
+    }
+
+    /// Every projectile where the last frame drew it.
+    pub fn drawn_projectiles(&self) -> &[ProjectileState] {
+        &self.room_frame.projectiles
+    }
+
     /// Every living or dead player where the last frame drew them (the local one predicted).
     pub fn drawn_players(&self) -> Vec<(PlayerId, Vec2, bool)> {
         let me = self.session().map(Session::me);
@@ -338,7 +377,7 @@ impl App {
             Link::Connecting
         });
         let me = self.me.clone();
-        let opened = Socket::open(&socket_url(), move |event| {
+        let opened = Socket::open(&websocket_url("/ws"), move |event| {
             if let Some(app) = me.upgrade()
                 && let Ok(mut app) = app.try_borrow_mut()
             {
@@ -365,6 +404,7 @@ impl App {
     fn socket_event(&mut self, event: SocketEvent) {
         match event {
             SocketEvent::Open => {
+                mark("skirmish:socket-open");
                 let hello = ClientMsg::Hello {
                     protocol: PROTOCOL_VERSION,
                     name: self.name.clone(),
@@ -399,6 +439,11 @@ impl App {
                 return;
             }
         };
+        if matches!(msg, ServerMsg::Snapshot(_)) && self.first_snapshot_ms.is_none() {
+            // The page clock counts from the start of the navigation.
+            self.first_snapshot_ms = Some(now * 1e3);
+            mark("skirmish:first-snapshot");
+        }
         // A hidden tab sends no input, which is what carries acknowledgements; it still
         // acknowledges what it receives, or the server would take it for a dead reader.
         if matches!(msg, ServerMsg::Snapshot(_))
@@ -445,6 +490,7 @@ impl App {
     }
 
     fn welcomed(&mut self, welcome: Box<Welcome>, now: f64) {
+        mark("skirmish:welcome");
         self.failed_attempts = 0;
         let resumed = welcome.resumed;
         let session = match self.kept.take() {
@@ -465,11 +511,7 @@ impl App {
         }
         self.hud.hide_overlay();
         self.hud.set_room(&session.view.room);
-        let name = session
-            .view
-            .roster
-            .get(&session.me())
-            .map_or("?", String::as_str);
+        let name = session.view.roster.name(session.me()).unwrap_or("?");
         if resumed {
             self.chat
                 .notice(&format!("Reconnected: back in your seat as {name}."));
@@ -500,9 +542,8 @@ impl App {
             session
                 .view
                 .roster
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| "someone".to_owned())
+                .name(id)
+                .map_or_else(|| "someone".to_owned(), str::to_owned)
         };
         for event in events {
             match event {
@@ -596,25 +637,37 @@ impl App {
         match event.key().as_str() {
             "Enter" if playing => {
                 event.prevent_default();
-                if !self.chat.is_open() {
-                    self.controls.borrow_mut().release_all();
-                    self.controls.borrow_mut().typing = true;
-                    self.chat.open();
-                    return;
-                }
-                if let Some(text) = self.chat.take_line(now_secs()) {
-                    self.send(&ClientMsg::Chat { text });
-                }
-                self.controls.borrow_mut().typing = self.chat.is_open();
+                self.chat_enter();
             }
             "Escape" if self.chat.is_open() => {
                 event.prevent_default();
-                self.chat.close();
-                self.controls.borrow_mut().typing = false;
+                self.close_chat();
             }
             _ if event.code() == "KeyN" && !self.chat.is_open() => self.hud.toggle_netgraph(),
             _ => {}
         }
+    }
+
+    /// What Enter does in a room: opens the chat box, or sends its line (which closes it).
+    fn chat_enter(&mut self) {
+        if !matches!(self.phase, Phase::Playing(_)) {
+            return;
+        }
+        if !self.chat.is_open() {
+            self.controls.borrow_mut().release_all();
+            self.controls.borrow_mut().typing = true;
+            self.chat.open();
+            return;
+        }
+        if let Some(text) = self.chat.take_line(now_secs()) {
+            self.send(&ClientMsg::Chat { text });
+        }
+        self.controls.borrow_mut().typing = self.chat.is_open();
+    }
+
+    fn close_chat(&mut self) {
+        self.chat.close();
+        self.controls.borrow_mut().typing = false;
     }
 
     fn frame(&mut self, now: f64) {
@@ -669,10 +722,9 @@ impl App {
             } else {
                 controls.buttons()
             };
-            if let Some(pos) = self.my_drawn {
-                let me = self.renderer.to_screen(pos);
-                let (mx, my) = controls.mouse;
-                self.aim = (my - me.y).atan2(mx - me.x);
+            let me_on_screen = self.my_drawn.map(|pos| self.renderer.to_screen(pos));
+            if let Some(aim) = controls.aim(me_on_screen) {
+                self.aim = aim;
             }
             drop(controls);
             let input = session.input(held, self.aim);
@@ -707,14 +759,13 @@ impl App {
             my_alive: session.predictor.is_alive(),
             players: &self.room_frame.players,
             projectiles: &self.room_frame.projectiles,
-            names: &session.view.roster,
+            roster: &session.view.roster,
             effects: &self.effects,
             now,
         });
 
         self.hud.scoreboard(
             &session.view.roster,
-            &session.view.away,
             session.view.snapshot.as_ref(),
             session.me(),
         );

@@ -30,6 +30,14 @@ pub fn now_secs() -> f64 {
         .map_or(0.0, |performance| performance.now() / 1000.0)
 }
 
+/// Marks a moment of the page's start in the browser's user timing (DevTools' timeline,
+/// `performance.getEntriesByType('mark')`), so a slow first load can be taken apart.
+pub fn mark(name: &str) {
+    if let Some(performance) = window().performance() {
+        let _ = performance.mark(name);
+    }
+}
+
 pub fn show(element: &HtmlElement, shown: bool) {
     element.set_hidden(!shown);
 }
@@ -74,6 +82,24 @@ pub fn query_param(name: &str) -> Option<String> {
 /// Goes to another address on this site (the lobby, or a room's deep link).
 pub fn navigate(path_and_query: &str) {
     let _ = window().location().set_href(path_and_query);
+}
+
+/// The address of the WebSocket at `path` on the server that served this page.
+pub fn websocket_url(path: &str) -> String {
+    let location = window().location();
+    let secure = location.protocol().is_ok_and(|p| p == "https:");
+    let host = location.host().unwrap_or_default();
+    format!("{}://{host}{path}", if secure { "wss" } else { "ws" })
+}
+
+/// Calls `callback` once, after `secs` seconds.
+pub fn after(secs: f64, callback: impl FnOnce() + 'static) {
+    let callback = Closure::once_into_js(callback);
+    // Scheduling a live callback does not fail.
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(
+        callback.unchecked_ref(),
+        (secs * 1000.0) as i32,
+    );
 }
 
 /// Percent-encodes a query value.

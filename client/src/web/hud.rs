@@ -2,13 +2,14 @@
 //! connection indicator with the ping, the net graph, and the overlay that explains a lost
 //! or refused connection. It touches the DOM only when what it shows has changed.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use shared::PlayerId;
 use shared::view::Snapshot;
 use web_sys::{Element, HtmlElement};
 
 use super::dom::{by_id, element, show};
+use crate::core::Roster;
 
 /// Kill feed lines shown at most, and for how long, in seconds.
 const KILLFEED_LINES: usize = 5;
@@ -60,27 +61,25 @@ impl Hud {
 
     /// Every player in the room, best score first; each row names the player, and says
     /// so while their seat is held for a reconnect.
-    pub fn scoreboard(
-        &mut self,
-        roster: &BTreeMap<PlayerId, String>,
-        away: &BTreeSet<PlayerId>,
-        snapshot: Option<&Snapshot>,
-        me: PlayerId,
-    ) {
-        let mut rows: Vec<ScoreRow> = roster
-            .iter()
-            .map(|(id, name)| {
-                let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == *id));
-                ScoreRow {
-                    name: name.clone(),
-                    score: state.map_or(0, |p| p.score),
-                    is_me: *id == me,
-                    alive: state.is_none_or(|p| p.alive),
-                    away: away.contains(id),
-                }
-            })
-            .collect();
-        rows.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
+    pub fn scoreboard(&mut self, roster: &Roster, snapshot: Option<&Snapshot>, me: PlayerId) {
+        // Each row goes in at its place, after the rows that rank with it: a room holds
+        // a few players, and a slice sort would be another few KiB of the module.
+        let mut rows: Vec<ScoreRow> = Vec::with_capacity(roster.len());
+        for seat in roster.iter() {
+            let state = snapshot.and_then(|s| s.players.iter().find(|p| p.id == seat.id));
+            let row = ScoreRow {
+                name: seat.name.clone(),
+                score: state.map_or(0, |p| p.score),
+                is_me: seat.id == me,
+                alive: state.is_none_or(|p| p.alive),
+                away: seat.away,
+            };
+            let at = rows.partition_point(|shown| {
+                (std::cmp::Reverse(shown.score), &shown.name)
+                    <= (std::cmp::Reverse(row.score), &row.name)
+            });
+            rows.insert(at, row);
+        }
         if rows == self.scoreboard_shown {
             return;
         }

@@ -1,23 +1,22 @@
-//! The lobby: a nickname (remembered in localStorage), the open rooms refreshed live from
-//! `/api/rooms`, and the ways in: quick play, a listed room, or a named one. Each way leads
-//! to the room's deep link, so there is one way into a game. Beside them, old data: the
-//! leaderboard, the newest matches, and a link to this browser's own stats.
+//! The lobby: a nickname (remembered in localStorage, or a guest name when none is
+//! typed), the open rooms kept live by the lobby feed (`live_rooms`), and the ways in:
+//! quick play, a listed room, or a named one. Each way leads to the room's deep link, so
+//! there is one way into a game. Beside them, old data: the leaderboard, the newest
+//! matches, and a link to this browser's own stats.
+
+use std::rc::Rc;
 
 use shared::ProfileId;
 use shared::text::{validate_name, validate_room_name};
-use wasm_bindgen::JsCast;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{JsFuture, spawn_local};
-use web_sys::{Event, HtmlElement, HtmlInputElement, MouseEvent, Response};
+use web_sys::{Event, HtmlElement, HtmlInputElement};
 
-use super::dom::{by_id, element, encode_query_value, listen, navigate, show, window};
+use super::dom::{by_id, encode_query_value, listen, navigate, show, window};
+use super::live_rooms::show_rooms;
 use super::standings::show_standings;
 
 const NICKNAME_KEY: &str = "skirmish.nickname";
 /// The identity token the server issued this browser: stats follow it, not the nickname.
 const TOKEN_KEY: &str = "skirmish.token";
-/// How often the room list is refreshed while the lobby is open.
-const REFRESH_EVERY_MS: i32 = 2000;
 
 /// The nickname this browser used last.
 pub fn stored_nickname() -> Option<String> {
@@ -59,13 +58,15 @@ fn profile_in_token(token: &str) -> Option<ProfileId> {
     }
 }
 
-/// The deep link that joins `room` (or quick play) as `name`.
+/// The deep link that joins `room` (or quick play) as `name`: `/?room=ID&name=NAME`, as
+/// the README writes it, so a page opened by that link keeps its address once in the
+/// room, and a reload revalidates the page it has (a 304) instead of fetching another.
 pub fn deep_link(name: &str, room: Option<&str>) -> String {
-    let mut link = format!("/?name={}", encode_query_value(name));
-    if let Some(room) = room {
-        link.push_str(&format!("&room={}", encode_query_value(room)));
+    let name = encode_query_value(name);
+    match room {
+        Some(room) => format!("/?room={}&name={name}", encode_query_value(room)),
+        None => format!("/?name={name}"),
     }
-    link
 }
 
 pub fn show_lobby(room: Option<String>) {
@@ -104,14 +105,7 @@ pub fn show_lobby(room: Option<String>) {
         },
     );
 
-    spawn_local(refresh_rooms());
-    let refresh = Closure::<dyn FnMut()>::new(|| spawn_local(refresh_rooms()));
-    let _ = window().set_interval_with_callback_and_timeout_and_arguments_0(
-        refresh.as_ref().unchecked_ref(),
-        REFRESH_EVERY_MS,
-    );
-    // The lobby refreshes until the page leaves it.
-    refresh.forget();
+    show_rooms(Rc::new(join_room));
     show_standings();
     if stored_nickname().is_none() {
         let _ = nickname.focus();
@@ -124,9 +118,20 @@ fn join_room(room: &str) {
     }
 }
 
-/// The nickname typed, if the server would accept it; otherwise says why.
+/// A name for a player who typed none: "Guest-" and four digits. The server tells
+/// players with one name apart (`shared::text::dedup_name`), so a clash costs nothing.
+fn guest_name() -> String {
+    let digits = (js_sys::Math::random() * 10_000.0) as u32 % 10_000;
+    format!("Guest-{digits:04}")
+}
+
+/// The nickname typed, or a guest name when the box is empty, if the server would
+/// accept it; otherwise says why. Either is remembered, and the box shows it.
 fn chosen_nickname() -> Option<String> {
     let input: HtmlInputElement = by_id("nickname");
+    if input.value().trim().is_empty() {
+        input.set_value(&guest_name());
+    }
     match validate_name(&input.value()) {
         Ok(name) => {
             remember_nickname(&name);
@@ -143,66 +148,4 @@ fn chosen_nickname() -> Option<String> {
 
 fn show_error(text: &str) {
     by_id::<HtmlElement>("lobby-error").set_text_content(Some(text));
-}
-
-async fn refresh_rooms() {
-    let list: HtmlElement = by_id("rooms");
-    let rooms = match fetch_rooms().await {
-        Ok(rooms) => rooms,
-        Err(_) => {
-            list.replace_children_with_node_1(&element(
-                "li",
-                "empty",
-                "The server is not answering.",
-            ));
-            return;
-        }
-    };
-    let rows = js_sys::Array::new();
-    for (id, players, capacity) in rooms {
-        let row = element("li", "", "");
-        row.append_child(&element("span", "room-id", &id)).ok();
-        row.append_child(&element(
-            "span",
-            "room-players",
-            &format!("{players}/{capacity} players"),
-        ))
-        .ok();
-        let button = element("button", "", "Join");
-        let _ = button.set_attribute("type", "button");
-        if players >= capacity {
-            let _ = button.set_attribute("disabled", "");
-        }
-        listen(&button, "click", move |_: MouseEvent| join_room(&id));
-        row.append_child(&button).ok();
-        rows.push(&row);
-    }
-    if rows.length() == 0 {
-        rows.push(&element(
-            "li",
-            "empty",
-            "No open rooms yet: Quick play opens one.",
-        ));
-    }
-    list.replace_children_with_node(&rows);
-}
-
-/// `(id, players, capacity)` of every open room.
-async fn fetch_rooms() -> Result<Vec<(String, u32, u32)>, JsValue> {
-    let response: Response = JsFuture::from(window().fetch_with_str("/api/rooms"))
-        .await?
-        .dyn_into()?;
-    if !response.ok() {
-        return Err(JsValue::from_str("room list unavailable"));
-    }
-    let json = JsFuture::from(response.json()?).await?;
-    let field = |room: &JsValue, key: &str| js_sys::Reflect::get(room, &JsValue::from_str(key));
-    let mut rooms = Vec::new();
-    for room in js_sys::Array::from(&json).iter() {
-        let id = field(&room, "id")?.as_string().unwrap_or_default();
-        let players = field(&room, "players")?.as_f64().unwrap_or(0.0) as u32;
-        let capacity = field(&room, "capacity")?.as_f64().unwrap_or(0.0) as u32;
-        rooms.push((id, players, capacity));
-    }
-    Ok(rooms)
 }

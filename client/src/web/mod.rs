@@ -9,6 +9,7 @@ mod dom;
 mod history;
 mod hud;
 mod input;
+mod live_rooms;
 mod lobby;
 mod probe;
 mod render;
@@ -20,13 +21,14 @@ mod standings;
 use shared::text::validate_name;
 use wasm_bindgen::prelude::*;
 
-/// Runs when the page loads the module: a deep link (`?name=NAME`, with `&room=ID` or
-/// without for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
+/// Runs when the page loads the module: a deep link (`?room=ID&name=NAME`, or `?name=NAME`
+/// for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
 /// show old data; anything else opens the lobby.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
     if let Some(page) = history::Page::from_address() {
+        socket::discard_early();
         history::show_page(page);
         return Ok(());
     }
@@ -38,6 +40,7 @@ pub fn start() -> Result<(), JsValue> {
             app::start(name, room)
         }
         None => {
+            socket::discard_early();
             lobby::show_lobby(room);
             Ok(())
         }

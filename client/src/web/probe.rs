@@ -1,16 +1,18 @@
 //! Frame timing, and `window.skirmishProbe()`: a snapshot of what the page shows (players
-//! where they are drawn, frame times, prediction and interpolation counters) as a plain
+//! and projectiles where they are drawn, frame times, prediction and interpolation
+//! counters, when the first snapshot came, whether the touch layout is on) as a plain
 //! object, so automated browsers can check the game and measure it without reading pixels.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Weak;
 
-use wasm_bindgen::JsValue;
 use wasm_bindgen::prelude::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 
 use super::app::App;
-use super::dom::window;
+use super::dom::{document, window};
 
 /// Frames kept for the statistics: ten seconds at 60 Hz.
 const FRAMES_KEPT: usize = 600;
@@ -36,13 +38,27 @@ impl FrameTimes {
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// A `Float64Array`, for its `sort`, which orders by value (js-sys binds no typed
+    /// array's sort).
+    #[wasm_bindgen(extends = js_sys::Float64Array, js_name = Float64Array)]
+    type Numbers;
+
+    #[wasm_bindgen(method)]
+    fn sort(this: &Numbers) -> Numbers;
+}
+
 /// Mean, 95th percentile and maximum of samples.
 fn summary(samples: &VecDeque<f64>) -> (f64, f64, f64) {
     if samples.is_empty() {
         return (0.0, 0.0, 0.0);
     }
-    let mut sorted: Vec<f64> = samples.iter().copied().collect();
-    sorted.sort_by(f64::total_cmp);
+    let samples: Vec<f64> = samples.iter().copied().collect();
+    // The browser's numeric sort of a typed array: a sort of our own would be another
+    // few KiB of the module, for a figure only tests read.
+    let numbers: Numbers = js_sys::Float64Array::from(samples.as_slice()).unchecked_into();
+    let sorted = numbers.sort().to_vec();
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
     let p95 = sorted[((sorted.len() as f64 * 0.95) as usize).min(sorted.len() - 1)];
     (mean, p95, sorted[sorted.len() - 1])
@@ -88,6 +104,13 @@ fn describe(app: &App) -> js_sys::Object {
     set(&timing, "workP95Ms", work_p95);
     set(&timing, "workMaxMs", work_max);
     set(&out, "timing", timing);
+    if let Some(ms) = app.first_snapshot_ms() {
+        set(&out, "firstSnapshotMs", ms);
+    }
+    let touch = document()
+        .body()
+        .is_some_and(|body| body.class_list().contains("touch"));
+    set(&out, "touch", touch);
     let Some(session) = app.session() else {
         return out;
     };
@@ -97,7 +120,7 @@ fn describe(app: &App) -> js_sys::Object {
     for (id, pos, alive) in app.drawn_players() {
         let player = js_sys::Object::new();
         set(&player, "id", f64::from(id.0));
-        let name = session.view.roster.get(&id).cloned().unwrap_or_default();
+        let name = session.view.roster.name(id).unwrap_or_default();
         set(&player, "name", name);
         set(&player, "x", f64::from(pos.x));
         set(&player, "y", f64::from(pos.y));
@@ -109,10 +132,19 @@ fn describe(app: &App) -> js_sys::Object {
             .and_then(|s| s.players.iter().find(|p| p.id == id))
             .map_or(0, |p| p.score);
         set(&player, "score", f64::from(score));
-        set(&player, "away", session.view.away.contains(&id));
+        set(&player, "away", session.view.roster.is_away(id));
         players.push(&player);
     }
     set(&out, "players", players);
+    let projectiles = js_sys::Array::new();
+    for shot in app.drawn_projectiles() {
+        let projectile = js_sys::Object::new();
+        set(&projectile, "owner", f64::from(shot.owner.0));
+        set(&projectile, "x", f64::from(shot.pos.x));
+        set(&projectile, "y", f64::from(shot.pos.y));
+        projectiles.push(&projectile);
+    }
+    set(&out, "projectiles", projectiles);
     let stats = session.predictor.stats;
     set(&out, "mispredictions", stats.mispredictions as f64);
     set(&out, "corrections", stats.corrections as f64);

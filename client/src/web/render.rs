@@ -3,17 +3,18 @@
 //! the local player. Everything is drawn in CSS pixels; the backing store matches the
 //! display's pixel ratio so lines stay sharp.
 
-use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 
 use glam::Vec2;
 use shared::consts::tuning::{MAX_HEALTH, PLAYER_RADIUS, PROJECTILE_RADIUS};
+use shared::game::world::aim_direction;
 use shared::view::{PlayerState, ProjectileState};
 use shared::{Map, PlayerId};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use super::dom::window;
+use crate::core::Roster;
 
 /// World units visible across the wider side of the window, at least.
 const VIEW_WIDTH: f32 = 1600.0;
@@ -45,7 +46,7 @@ pub struct Scene<'a> {
     /// Everyone as interpolated (the local player's entry is replaced by the prediction).
     pub players: &'a [PlayerState],
     pub projectiles: &'a [ProjectileState],
-    pub names: &'a BTreeMap<PlayerId, String>,
+    pub roster: &'a Roster,
     pub effects: &'a [Effect],
     pub now: f64,
 }
@@ -270,15 +271,16 @@ impl Renderer {
                 if target == player.id && scene.now - at < HIT_FLASH_SECS)
         });
 
-        // The barrel shows where the player aims.
-        let (sin, cos) = player.aim.sin_cos();
+        // The barrel shows where the player aims, by the direction the game itself takes
+        // (libm's, which the module carries anyway, rather than a second sine and cosine).
+        let aim = aim_direction(player.aim);
         ctx.set_stroke_style_str("#ced4da");
         ctx.set_line_width(radius * 0.45);
         ctx.begin_path();
         ctx.move_to(cx, cy);
         ctx.line_to(
-            cx + f64::from(cos) * radius * 1.5,
-            cy + f64::from(sin) * radius * 1.5,
+            cx + f64::from(aim.x) * radius * 1.5,
+            cy + f64::from(aim.y) * radius * 1.5,
         );
         ctx.stroke();
 
@@ -311,7 +313,7 @@ impl Renderer {
             "#ff6b6b"
         });
         ctx.fill_rect(cx - bar_width / 2.0, bar_top, bar_width * health, 5.0);
-        let name = scene.names.get(&player.id).map_or("?", String::as_str);
+        let name = scene.roster.name(player.id).unwrap_or("?");
         ctx.set_font("600 13px system-ui, sans-serif");
         ctx.set_text_align("center");
         ctx.set_fill_style_str(if is_me { "#ffffff" } else { "#dee2e6" });

@@ -1,9 +1,36 @@
 //! The game WebSocket in the browser: binary frames in and out, and what happened to it
-//! delivered as events to one handler.
+//! delivered as events to one handler. The page opens the game socket before the module
+//! has loaded (index.html), so its handshake overlaps the download; the first `open` of
+//! that address takes it over.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
+
+use super::dom::window;
+
+/// Where index.html leaves the socket it opened early.
+const EARLY_SOCKET: &str = "skirmishSocket";
+
+/// Takes the socket index.html opened, if there is one still opening or open.
+fn take_early() -> Option<WebSocket> {
+    let key = JsValue::from_str(EARLY_SOCKET);
+    let early = js_sys::Reflect::get(&window(), &key).ok()?;
+    let _ = js_sys::Reflect::delete_property(&window(), &key);
+    let ws: WebSocket = early.dyn_into().ok()?;
+    // A socket that already failed has told nobody: open a new one instead.
+    (ws.ready_state() <= WebSocket::OPEN).then_some(ws)
+}
+
+/// Closes the socket index.html opened, on a page that turned out not to play.
+pub fn discard_early() {
+    if let Some(ws) = take_early() {
+        let _ = ws.close();
+    }
+}
 
 #[derive(Debug)]
 pub enum SocketEvent {
@@ -33,11 +60,26 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// Opens `url` and calls `handler` with everything that happens to it.
+    /// Opens `url`, or takes over the socket the page opened to it early, and calls
+    /// `handler` with everything that happens to it.
     pub fn open(url: &str, handler: impl FnMut(SocketEvent) + 'static) -> Result<Socket, JsValue> {
-        let ws = WebSocket::new(url)?;
+        let ws = match take_early().filter(|early| early.url() == url) {
+            Some(early) => early,
+            None => WebSocket::new(url)?,
+        };
+        // Before any message: the server sends none until the hello.
         ws.set_binary_type(BinaryType::Arraybuffer);
-        let handler = std::rc::Rc::new(std::cell::RefCell::new(handler));
+        let handler = Rc::new(RefCell::new(handler));
+        if ws.ready_state() == WebSocket::OPEN {
+            // It opened before anyone listened; say so as soon as the caller, which may
+            // be the handler's owner and busy, is done.
+            let handler = Rc::downgrade(&handler);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(handler) = handler.upgrade() {
+                    (handler.borrow_mut())(SocketEvent::Open);
+                }
+            });
+        }
         let on_open = {
             let handler = handler.clone();
             Closure::<dyn FnMut()>::new(move || (handler.borrow_mut())(SocketEvent::Open))

@@ -18,6 +18,7 @@ async fn sixteen_players_render_at_the_display_rate() -> anyhow::Result<()> {
     let server = setup.start_server().await?;
     let bots = tokio::spawn(run(BotsConfig {
         url: server.ws_url(),
+        trust: client::native::Trust::public(),
         count: BOTS,
         duration: MEASURE_FOR + Duration::from_secs(20),
         room: Some(ROOM.to_owned()),

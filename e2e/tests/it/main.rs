@@ -5,9 +5,14 @@
 
 mod console;
 mod crowd;
+mod first_load;
+mod guest;
 mod history;
+mod live_lobby;
 mod proxy;
 mod reconnect;
 mod refusal;
 mod resume;
+mod touch;
 mod two_pages;
+mod wss;

@@ -145,6 +145,7 @@ async fn bots_play_through_caddy_and_each_client_has_its_own_allowance() -> anyh
             seed: 12,
             ramp: Duration::from_millis(200),
             idle: false,
+        trust: client::native::Trust::public(),
         }));
         players_in_room(&server, BOTS).await?;
 

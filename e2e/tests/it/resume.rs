@@ -108,6 +108,11 @@ async fn a_page_that_loses_its_connection_resumes_into_its_seat() -> anyhow::Res
         .await?;
         page.wait_for_probe("dana back again, same score", back_in_seat)
             .await?;
+
+        // A reload within the window lands in the same seat: the tab kept its token.
+        page.client.refresh().await?;
+        page.wait_for_probe("dana back after a reload, same score", back_in_seat)
+            .await?;
         anyhow::Ok(())
     }
     .await;
@@ -121,9 +126,10 @@ async fn a_page_that_loses_its_connection_resumes_into_its_seat() -> anyhow::Res
     page.close().await?;
     outcome?;
 
-    // What the room saw of dana after she joined: away after the reset, then back, and
-    // never a leave or another join. The silence ended before the server noticed it (the
-    // resume replaced a connection it still took for live), so nobody saw a thing.
+    // What the room saw of dana after she joined: away after the reset, then back; away
+    // while the page reloaded, then back; never a leave or another join. The silence
+    // ended before the server noticed it (the resume replaced a connection it still took
+    // for live), so nobody saw a thing.
     let dana = seen.iter().find_map(|msg| match msg {
         ServerMsg::PlayerJoined { id, name } if name == "dana" => Some(*id),
         _ => None,
@@ -138,9 +144,11 @@ async fn a_page_that_loses_its_connection_resumes_into_its_seat() -> anyhow::Res
         after_join,
         [
             &ServerMsg::PlayerAway { id: dana },
-            &ServerMsg::PlayerBack { id: dana }
+            &ServerMsg::PlayerBack { id: dana },
+            &ServerMsg::PlayerAway { id: dana },
+            &ServerMsg::PlayerBack { id: dana },
         ],
-        "dana away, then back, and never a leave or a join"
+        "dana away and back after the reset and after the reload, and never a leave or a join"
     );
     // While the network is down the browser logs its failed tries itself.
     let unexpected: Vec<&String> = errors

@@ -43,7 +43,9 @@ async fn two_pages_join_by_deep_link_see_each_other_move_and_chat() -> anyhow::R
     Ok(())
 }
 
-async fn play(ann: &Page, bob: &Page) -> anyhow::Result<()> {
+/// Both see each other on the scoreboard, Bob sees Ann move, a chat line reaches both,
+/// and Bob's net graph opens.
+pub(crate) async fn play(ann: &Page, bob: &Page) -> anyhow::Result<()> {
     for page in [ann, bob] {
         page.wait_for_texts(
             "#scoreboard .name",

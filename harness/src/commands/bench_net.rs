@@ -73,6 +73,7 @@ fn run_bots(
         room: Some(room),
         seed: args.seed,
         idle,
+        ca_cert: None,
     };
     let (report, status) = swarm.spawn(&binaries.bots)?.report()?;
     anyhow::ensure!(

@@ -98,6 +98,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         room: Some("main"),
         seed: 7,
         idle: false,
+        ca_cert: None,
     }
     .spawn(&binaries.bots)?;
 

@@ -8,6 +8,7 @@ pub mod flood;
 pub mod load;
 pub mod soak;
 pub mod store_bench;
+pub mod tls_memory;
 
 use std::path::Path;
 use std::process::Command;

@@ -52,6 +52,7 @@ async fn every_cut_player_resumes_into_its_own_seat_and_nobody_else_notices() {
         seed: 5,
         ramp: Duration::from_secs(1),
         idle: false,
+        trust: client::native::Trust::public(),
     }));
     let started = Instant::now();
     let watch_until = started + Duration::from_secs(14);
@@ -112,7 +113,7 @@ async fn every_cut_player_resumes_into_its_own_seat_and_nobody_else_notices() {
                 cuts += 1;
             }
         }
-        let seated: u16 = server.rooms().iter().map(|room| room.players).sum();
+        let seated = seated_in_lobby(server.addr).await;
         lowest_count = lowest_count.min(seated);
         sleep(Duration::from_millis(150)).await;
     }
@@ -129,7 +130,7 @@ async fn every_cut_player_resumes_into_its_own_seat_and_nobody_else_notices() {
     assert_eq!(
         lowest_count,
         BOTS as u16 + 1,
-        "the lobby's count never dropped while seats were held"
+        "the lobby's count (GET /api/rooms) never dropped while seats were held"
     );
     assert!(observed.left.is_empty(), "nobody left: {observed:?}");
     assert!(
@@ -150,4 +151,19 @@ async fn every_cut_player_resumes_into_its_own_seat_and_nobody_else_notices() {
         "the uncut player's snapshots never stopped: {observed:?}"
     );
     server.shutdown().await;
+}
+
+/// Players seated in every room, as `GET /api/rooms` lists them.
+async fn seated_in_lobby(addr: std::net::SocketAddr) -> u16 {
+    let body = tokio::task::spawn_blocking(move || harness::http::get(addr, "/api/rooms"))
+        .await
+        .expect("the request ran")
+        .expect("GET /api/rooms answers");
+    let rooms: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    rooms
+        .as_array()
+        .expect("a list of rooms")
+        .iter()
+        .map(|room| room["players"].as_u64().expect("a player count") as u16)
+        .sum()
 }

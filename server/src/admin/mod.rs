@@ -125,10 +125,16 @@ pub(crate) async fn start(config: &Config, parts: Parts) -> anyhow::Result<Admin
         tracing::warn!(%addr, "the admin listener is not on loopback: /metrics answers anyone who reaches it");
     }
     let routes = api::routes(state);
+    // Plain HTTP always, even when the public port speaks TLS: the admin listener is
+    // for loopback or a private network.
+    let serving = crate::net::listener::Serving {
+        header_timeout: config.header_timeout(),
+        tls: None,
+    };
     let accept_task = tokio::spawn(crate::net::listener::accept_loop(
         listener,
         routes,
-        config.header_timeout(),
+        serving,
         parts.shutdown,
         parts.tasks,
     ));

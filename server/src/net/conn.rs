@@ -67,10 +67,8 @@ pub(crate) fn socket_config() -> WebSocketConfig {
 
 pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
     app.metrics.connections.inc();
-    let (read, write) = handover.stream.into_split();
-    let wire = Arc::new(Wire::new(write, Arc::clone(&app.metrics)));
-    let io = WireIo::new(read, Arc::clone(&wire));
-    let socket = websocket(io, handover.read_ahead, socket_config()).await;
+    let (wire, io, read_ahead) = handover.into_wire(Arc::clone(&app.metrics));
+    let socket = websocket(io, read_ahead, socket_config()).await;
     let (kick_tx, kick_rx) = oneshot::channel();
     let mut conn = Conn::new(socket, wire, &app, kick_rx);
 
@@ -259,28 +257,38 @@ impl<'a> Conn<'a> {
             detail: detail.clone(),
         };
         let _ = self.wire.send_message(&encode_server(&goodbye));
-        let _ = self
-            .socket
-            .send(Message::Close(Some(CloseFrame {
-                code: reason.close_code().into(),
-                reason: close_text(&detail).into(),
-            })))
-            .await;
-        let _ = timeout(CLOSE_LINGER, async {
-            loop {
-                tokio::select! {
-                    frame = self.socket.next() => if !matches!(frame, Some(Ok(_))) { break },
-                    _ = self.wire.drive() => break,
-                }
-            }
-        })
-        .await;
+        close_socket(&mut self.socket, &self.wire, reason, &detail).await;
     }
+}
+
+/// Sends the close frame (the reason's code, and `detail`) on a sealed wire, and waits
+/// (a little) for the client's half of the close handshake, draining the wire meanwhile.
+pub(crate) async fn close_socket(
+    socket: &mut WebSocketStream<WireIo>,
+    wire: &Wire,
+    reason: CloseReason,
+    detail: &str,
+) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: reason.close_code().into(),
+            reason: close_text(detail).into(),
+        })))
+        .await;
+    let _ = timeout(CLOSE_LINGER, async {
+        loop {
+            tokio::select! {
+                frame = socket.next() => if !matches!(frame, Some(Ok(_))) { break },
+                _ = wire.drive() => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// A transport error: an oversize message or a full send backlog gets its close code;
 /// anything else means the peer is gone and there is nobody left to tell.
-fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
+pub(crate) fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refusal> {
     match err {
         tungstenite::Error::Capacity(capacity) => {
             return Err((CloseReason::TooBig, capacity.to_string()));

@@ -11,7 +11,6 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::Data;
 
 use crate::net::upgrade::{Handover, websocket};
-use crate::net::wire::{Wire, WireIo};
 use crate::ops::metrics::Metrics;
 
 /// Sends every text and binary message back as it came. Pings, pongs and the close
@@ -19,10 +18,8 @@ use crate::ops::metrics::Metrics;
 /// game connection, the echo waits for each message to be written before reading the
 /// next: the compliance cases send far more than a game client's backlog holds.
 pub(crate) async fn echo(handover: Handover, metrics: Arc<Metrics>) {
-    let (read, write) = handover.stream.into_split();
-    let wire = Arc::new(Wire::new(write, metrics));
-    let io = WireIo::new(read, Arc::clone(&wire));
-    let mut socket = websocket(io, handover.read_ahead, WebSocketConfig::default()).await;
+    let (wire, io, read_ahead) = handover.into_wire(metrics);
+    let mut socket = websocket(io, read_ahead, WebSocketConfig::default()).await;
     loop {
         let msg = tokio::select! {
             msg = socket.next() => msg,

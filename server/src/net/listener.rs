@@ -1,6 +1,7 @@
 //! The listening socket and the accept loop. We serve warp's filter through our own
 //! hyper connection builder so we choose the protocol (HTTP/1.1 only) and the limits
 //! (a header-read timeout), and we set TCP_NODELAY where every accepted socket inherits it.
+//! On a TLS port each connection's task runs the handshake before HTTP.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,6 +19,7 @@ use tower_service::Service;
 use warp::Filter;
 use warp::reply::Reply;
 
+use crate::net::tls::Handshaker;
 use crate::net::upgrade::PendingUpgrade;
 
 const LISTEN_BACKLOG: i32 = 1024;
@@ -38,13 +41,23 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// How each accepted connection is served.
+#[derive(Clone, Debug)]
+pub(crate) struct Serving {
+    /// Time a client has to send each request's headers (including the first), so a
+    /// half-sent request line cannot hold a socket open.
+    pub(crate) header_timeout: Duration,
+    /// TLS first, when the port serves HTTPS.
+    pub(crate) tls: Option<Handshaker>,
+}
+
 /// Accepts connections until `shutdown` is cancelled, serving each with `routes` in a
-/// task of `tasks`. A client gets `header_timeout` to send each request's headers
-/// (including the first), so a half-sent request line cannot hold a socket open.
+/// task of `tasks`. The loop only accepts: a TLS handshake runs in the connection's own
+/// task, so a slow or hostile one never holds up the next accept.
 pub(crate) async fn accept_loop<F>(
     listener: TcpListener,
     routes: F,
-    header_timeout: Duration,
+    serving: Serving,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) where
@@ -81,26 +94,55 @@ pub(crate) async fn accept_loop<F>(
                 }
             });
         let shutdown = shutdown.clone();
+        let serving = serving.clone();
         tasks.spawn(async move {
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), hyper_service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            // An idle keep-alive connection (a page that loaded its files) would otherwise
-            // hold the server's shutdown until the browser let it go.
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            let served = match &serving.tls {
+                None => serve_http(stream, hyper_service, serving.header_timeout, &shutdown).await,
+                Some(tls) => {
+                    let handshake = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        handshake = tls.handshake(stream, peer) => handshake,
+                    };
+                    let Some(stream) = handshake else { return };
+                    serve_http(stream, hyper_service, serving.header_timeout, &shutdown).await
                 }
             };
             if let Err(err) = served {
                 tracing::debug!(%peer, %err, "http connection ended with an error");
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on `io` (a TCP stream, or TLS over one) until the client is done or
+/// the server shuts down.
+async fn serve_http<I, S>(
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    shutdown: &CancellationToken,
+) -> hyper::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    // An idle keep-alive connection (a page that loaded its files) would otherwise
+    // hold the server's shutdown until the browser let it go.
+    tokio::select! {
+        served = connection.as_mut() => served,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The HTTP routes: the page and its bundle, the game WebSocket, and the endpoints
-//! operators and the lobby page read.
+//! The HTTP routes: the page and its bundle, the game WebSocket, the lobby feed's
+//! WebSocket, and the endpoints operators and the lobby page read.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,14 +12,60 @@ use warp::http::header::CONTENT_TYPE;
 use warp::reply::Reply;
 
 use crate::AppState;
-use crate::net::caps::CapExceeded;
+use crate::net::caps::{CapExceeded, ConnSlot};
 use crate::net::client_addr::client_ip;
 use crate::net::conn::serve_socket;
 use crate::net::http::get_or_head;
+use crate::net::lobby::serve_lobby;
 use crate::net::upgrade::{self, Handshake};
 
 fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
     warp::reply::with_status(format!("{text}\n"), status).into_response()
+}
+
+/// Why a WebSocket was not admitted, as its HTTP answer says.
+#[derive(Clone, Copy, Debug)]
+struct NotAdmitted {
+    status: StatusCode,
+    text: &'static str,
+}
+
+impl NotAdmitted {
+    fn into_response(self) -> warp::reply::Response {
+        refuse(self.status, self.text)
+    }
+}
+
+/// Admits a WebSocket (the game's or the lobby's) before its 101: a page of an allowed
+/// origin, and a free connection slot.
+fn admit(
+    app: &Arc<AppState>,
+    origin: Option<&str>,
+    host: Option<&str>,
+    client: IpAddr,
+) -> Result<ConnSlot, NotAdmitted> {
+    if !app.origins.allows(origin, host) {
+        tracing::debug!(?origin, %client, "websocket from a foreign origin refused");
+        return Err(NotAdmitted {
+            status: StatusCode::FORBIDDEN,
+            text: "origin not allowed",
+        });
+    }
+    app.caps
+        .try_take(client)
+        .map_err(|exceeded| match exceeded {
+            CapExceeded::Global => NotAdmitted {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                text: "server full",
+            },
+            CapExceeded::PerIp => {
+                tracing::debug!(%client, "websocket over the per-address cap refused");
+                NotAdmitted {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    text: "too many connections",
+                }
+            }
+        })
 }
 
 pub(crate) fn routes(
@@ -45,24 +91,40 @@ pub(crate) fn routes(
              host: Option<String>,
              client: IpAddr,
              app: Arc<AppState>| {
-                if !app.origins.allows(origin.as_deref(), host.as_deref()) {
-                    tracing::debug!(?origin, %client, "websocket from a foreign origin refused");
-                    return refuse(StatusCode::FORBIDDEN, "origin not allowed");
-                }
-                let slot = match app.caps.try_take(client) {
+                let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
                     Ok(slot) => slot,
-                    Err(CapExceeded::Global) => {
-                        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server full");
-                    }
-                    Err(CapExceeded::PerIp) => {
-                        tracing::debug!(%client, "websocket over the per-address cap refused");
-                        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many connections");
-                    }
+                    Err(refused) => return refused.into_response(),
                 };
                 let tasks = app.tasks.clone();
                 let span = tracing::debug_span!("conn", %client);
                 handshake.accept(&tasks, move |handover| {
                     serve_socket(handover, app, slot).instrument(span)
+                })
+            },
+        );
+
+    // The lobby's live room list: admitted exactly as the game socket is.
+    let lobby = warp::path("lobby")
+        .and(warp::path::end())
+        .and(upgrade::handshake())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(client_ip(app.proxies.clone()))
+        .and(with_app.clone())
+        .map(
+            |handshake: Handshake,
+             origin: Option<String>,
+             host: Option<String>,
+             client: IpAddr,
+             app: Arc<AppState>| {
+                let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
+                    Ok(slot) => slot,
+                    Err(refused) => return refused.into_response(),
+                };
+                let tasks = app.tasks.clone();
+                let span = tracing::debug_span!("lobby", %client);
+                handshake.accept(&tasks, move |handover| {
+                    serve_lobby(handover, app, slot).instrument(span)
                 })
             },
         );
@@ -126,7 +188,9 @@ pub(crate) fn routes(
     // The page, its bundle and the icon, whichever paths are left.
     let page = crate::net::web_files::routes(Arc::clone(&app.web_files));
 
-    ws.or(echo)
+    ws.or(lobby)
+        .unify()
+        .or(echo)
         .unify()
         .or(healthz)
         .unify()

@@ -12,8 +12,10 @@ use headers::{Connection, HeaderMapExt, SecWebsocketAccept, SecWebsocketKey, Upg
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use rustls::ServerConnection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -22,12 +24,27 @@ use warp::http::header::{HeaderMap, HeaderValue, UPGRADE};
 use warp::http::{Request, StatusCode};
 use warp::reply::{Reply, Response};
 
-/// The connection after a 101: the TCP stream, and any bytes the client sent after its
-/// handshake that the HTTP layer had already read.
+use crate::net::wire::{Wire, WireIo};
+use crate::ops::metrics::Metrics;
+
+/// The connection after a 101: the TCP stream, its TLS session if it has one, and any
+/// bytes the client sent after its handshake that the HTTP layer had already read
+/// (decrypted, on a TLS connection).
 #[derive(Debug)]
 pub(crate) struct Handover {
     pub stream: TcpStream,
+    pub tls: Option<Box<ServerConnection>>,
     pub read_ahead: Bytes,
+}
+
+impl Handover {
+    /// The connection's sending side, and the socket as the WebSocket layer sees it.
+    pub(crate) fn into_wire(self, metrics: Arc<Metrics>) -> (Arc<Wire>, WireIo, Bytes) {
+        let (read, write) = self.stream.into_split();
+        let wire = Arc::new(Wire::new(write, self.tls, metrics));
+        let io = WireIo::new(read, Arc::clone(&wire));
+        (wire, io, self.read_ahead)
+    }
 }
 
 /// Starts the WebSocket protocol on `io` (the handed-over stream, or a wrapper of it).
@@ -111,16 +128,30 @@ impl Handshake {
                 Ok(upgraded) => upgraded,
                 Err(err) => return tracing::debug!(%err, "websocket upgrade failed"),
             };
-            // The accept loop serves every connection as a `TokioIo<TcpStream>`.
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
+            // The accept loop serves every connection as a `TokioIo` of a TCP stream, or
+            // of TLS over one.
+            let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    serve(Handover {
+                    return serve(Handover {
                         stream: parts.io.into_inner(),
+                        tls: None,
                         read_ahead: parts.read_buf,
                     })
                     .await;
                 }
-                Err(_) => tracing::error!("an upgraded connection is not a TCP stream"),
+                Err(upgraded) => upgraded,
+            };
+            match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => {
+                    let (stream, tls) = parts.io.into_inner().into_inner();
+                    serve(Handover {
+                        stream,
+                        tls: Some(Box::new(tls)),
+                        read_ahead: parts.read_buf,
+                    })
+                    .await;
+                }
+                Err(_) => tracing::error!("an upgraded connection is not a TCP or TLS stream"),
             }
         });
         let mut response = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS)

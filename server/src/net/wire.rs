@@ -7,15 +7,22 @@
 //!
 //! Every write to the socket, from the room or from the connection (pings, pongs,
 //! close), goes through one lock, so frames never interleave on the wire.
+//!
+//! On a TLS connection the session lives under the same lock: every write is sealed
+//! into a record there and written at once, still from the writer's own thread, and the
+//! connection's reads open records under it too. Records the socket did not take wait
+//! in the session, and nothing new is sealed until they have gone.
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use rustls::ServerConnection;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout_at};
@@ -49,6 +56,9 @@ pub(crate) enum WireError {
 #[derive(Debug)]
 pub(crate) struct Wire {
     socket: OwnedWriteHalf,
+    /// Whether `State::tls` holds a session (fixed for the connection's life), so a
+    /// plain connection's reads never take the lock.
+    encrypted: bool,
     state: Mutex<State>,
     /// Tells the connection's task that the backlog has bytes to drain.
     backlog_filled: Notify,
@@ -71,13 +81,37 @@ struct State {
     /// The connection is closing: its close frame is on its way, and nothing from the
     /// room may follow it.
     sealed: bool,
+    /// The TLS session of an encrypted connection. It holds records sealed but not yet
+    /// written, which go out before anything else.
+    tls: Option<Box<ServerConnection>>,
+}
+
+impl State {
+    /// Whether bytes accepted earlier have yet to reach the socket.
+    fn backed_up(&self) -> bool {
+        !self.backlog.is_empty() || self.records_waiting()
+    }
+
+    /// Whether the TLS session holds records the socket has not taken.
+    fn records_waiting(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
+    }
 }
 
 impl Wire {
-    pub(crate) fn new(socket: OwnedWriteHalf, metrics: Arc<Metrics>) -> Wire {
+    /// The sending side of `socket`, through `tls` when the connection is encrypted.
+    pub(crate) fn new(
+        socket: OwnedWriteHalf,
+        tls: Option<Box<ServerConnection>>,
+        metrics: Arc<Metrics>,
+    ) -> Wire {
         Wire {
             socket,
-            state: Mutex::new(State::default()),
+            encrypted: tls.is_some(),
+            state: Mutex::new(State {
+                tls,
+                ..State::default()
+            }),
             backlog_filled: Notify::new(),
             metrics,
         }
@@ -115,7 +149,7 @@ impl Wire {
         if state.sealed {
             return Ok(());
         }
-        if state.backlog.is_empty() {
+        if !state.backed_up() {
             let parts = [&queued.frames[..], &header[..header_len], head, body];
             if self.write_or_queue(&mut state, parts)? {
                 self.count(queued.messages + 1, queued.payload as usize + payload_len);
@@ -165,10 +199,11 @@ impl Wire {
             return Ok(false);
         }
         let total: usize = parts.iter().map(|part| part.len()).sum();
+        let was_backed_up = state.backed_up();
         let mut written = 0;
-        if state.backlog.is_empty() {
+        if !was_backed_up {
             let slices = parts.map(IoSlice::new);
-            match self.socket.try_write_vectored(&slices) {
+            match send(&self.socket, state.tls.as_deref_mut(), &slices) {
                 Ok(n) => written = n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -179,12 +214,17 @@ impl Wire {
             }
         }
         if written == total {
+            if !was_backed_up && state.records_waiting() {
+                // Sealed whole, but the socket took only part of the records.
+                state.progress_at = Some(Instant::now());
+                self.backlog_filled.notify_one();
+            }
             return Ok(true);
         }
         if !state.backlog.is_empty() && state.backlog.len() + total > BACKLOG_LIMIT {
             return Err(WireError::Overflow);
         }
-        if state.backlog.is_empty() {
+        if !was_backed_up {
             state.progress_at = Some(Instant::now());
         }
         let mut skip = written;
@@ -195,6 +235,24 @@ impl Wire {
         }
         self.backlog_filled.notify_one();
         Ok(true)
+    }
+
+    /// Writes what the TLS session queued by itself (an alert, a key update), or hands
+    /// it to the connection's task if the socket is full.
+    fn write_session_records(&self, state: &mut State) {
+        let was_backed_up = !state.backlog.is_empty();
+        let Some(tls) = state.tls.as_deref_mut() else {
+            return;
+        };
+        if write_records(tls, &self.socket).is_err() {
+            state.broken = true;
+            self.backlog_filled.notify_one();
+        } else if tls.wants_write() {
+            if !was_backed_up {
+                state.progress_at = Some(Instant::now());
+            }
+            self.backlog_filled.notify_one();
+        }
     }
 
     /// Drains the backlog whenever there is one, for as long as the connection lives.
@@ -227,9 +285,25 @@ impl Wire {
     /// `Ok(None)`: all written. `Ok(Some(t))`: the socket is full; stalled if still at `t`.
     fn drain(&self) -> Result<Option<Instant>, WireError> {
         let mut state = self.state.lock();
+        let state = &mut *state;
         loop {
             if state.broken {
                 return Err(WireError::Broken);
+            }
+            let stalled_at =
+                |state: &State| state.progress_at.unwrap_or_else(Instant::now) + WRITE_STALL;
+            if let Some(tls) = state.tls.as_deref_mut() {
+                match write_records(tls, &self.socket) {
+                    Ok(n) if n > 0 => state.progress_at = Some(Instant::now()),
+                    Ok(_) => {}
+                    Err(_) => {
+                        state.broken = true;
+                        return Err(WireError::Broken);
+                    }
+                }
+                if state.records_waiting() {
+                    return Ok(Some(stalled_at(state)));
+                }
             }
             if state.backlog.is_empty() {
                 if state.backlog.capacity() > BACKLOG_KEEP {
@@ -238,19 +312,18 @@ impl Wire {
                 if state.snapshot.is_empty() {
                     return Ok(None);
                 }
-                let state = &mut *state;
                 std::mem::swap(&mut state.backlog, &mut state.snapshot);
                 state.progress_at = Some(Instant::now());
                 self.count(1, state.snapshot_payload);
             }
-            match self.socket.try_write(&state.backlog) {
+            let backlog = [IoSlice::new(&state.backlog)];
+            match send(&self.socket, state.tls.as_deref_mut(), &backlog) {
                 Ok(n) => {
                     state.backlog.drain(..n);
                     state.progress_at = Some(Instant::now());
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    let since = state.progress_at.unwrap_or_else(Instant::now);
-                    return Ok(Some(since + WRITE_STALL));
+                    return Ok(Some(stalled_at(state)));
                 }
                 Err(_) => {
                     state.broken = true;
@@ -258,6 +331,134 @@ impl Wire {
                 }
             }
         }
+    }
+
+    /// Opens records from the socket into `buf`, for the WebSocket layer's reads of an
+    /// encrypted connection. The end of the stream, with or without the peer's
+    /// close_notify, reads as the end, as on a plain socket.
+    fn poll_read_records(
+        &self,
+        socket: &TcpStream,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            {
+                let mut state = self.state.lock();
+                let Some(tls) = state.tls.as_deref_mut() else {
+                    return Poll::Ready(Err(io::Error::other("no TLS session")));
+                };
+                match tls.reader().read(buf.initialize_unfilled()) {
+                    Ok(n) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+                match tls.read_tls(&mut SocketReader(socket)) {
+                    Ok(_) => {
+                        let processed = tls.process_new_packets();
+                        if tls.wants_write() {
+                            self.write_session_records(&mut state);
+                        }
+                        if let Err(err) = processed {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                err,
+                            )));
+                        }
+                        continue;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+            }
+            match socket.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for Wire {
+    /// Tells a TLS peer the session ended on purpose rather than being cut, if the
+    /// socket takes the alert now.
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        if state.broken {
+            return;
+        }
+        if let Some(tls) = state.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let _ = write_records(tls, &self.socket);
+        }
+    }
+}
+
+/// Hands `parts` to the socket, sealed into one TLS record first on an encrypted
+/// connection. Returns how many of the bytes of `parts` were taken: on a TLS connection,
+/// sealed, of which the socket may have taken only some records so far.
+fn send(
+    socket: &OwnedWriteHalf,
+    tls: Option<&mut ServerConnection>,
+    parts: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    let Some(tls) = tls else {
+        return socket.try_write_vectored(parts);
+    };
+    write_records(tls, socket)?;
+    if tls.wants_write() {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let sealed = tls.writer().write_vectored(parts)?;
+    write_records(tls, socket)?;
+    Ok(sealed)
+}
+
+/// Writes the session's sealed records until none are left or the socket is full.
+/// Returns the bytes written.
+fn write_records(tls: &mut ServerConnection, socket: &OwnedWriteHalf) -> io::Result<usize> {
+    let mut written = 0;
+    while tls.wants_write() {
+        match tls.write_tls(&mut SocketWriter(socket)) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(written)
+}
+
+/// The write half as the TLS session writes records: without waiting.
+struct SocketWriter<'a>(&'a OwnedWriteHalf);
+
+impl Write for SocketWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The socket as the TLS session reads records: without waiting.
+struct SocketReader<'a>(&'a TcpStream);
+
+impl Read for SocketReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
     }
 }
 
@@ -291,6 +492,9 @@ impl AsyncRead for WireIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.wire.encrypted {
+            return self.wire.poll_read_records(self.read.as_ref(), cx, buf);
+        }
         Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
@@ -311,7 +515,8 @@ impl AsyncWrite for WireIo {
         Poll::Ready(Ok(()))
     }
 
-    /// The socket closes when its last holder (the room or the connection) lets go.
+    /// The socket closes when its last holder (the room or the connection) lets go
+    /// (with a close_notify first, on TLS).
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
@@ -319,11 +524,17 @@ impl AsyncWrite for WireIo {
 
 #[cfg(test)]
 mod tests {
-    use crate::net::frame::binary_payloads;
-    use tokio::io::AsyncReadExt;
+    use client::native::Trust;
+    use harness::certs::Authority;
+    use rustls_pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::client::TlsStream;
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     use super::*;
+    use crate::net::frame::binary_payloads;
+    use crate::net::tls::{Certificates, TlsFiles, server_config};
 
     /// A wire on one end of a real loopback connection, and the peer's end.
     async fn wire_and_peer() -> (Arc<Wire>, TcpStream) {
@@ -333,7 +544,10 @@ mod tests {
             .expect("connect");
         let (server_end, _) = listener.accept().await.expect("accept");
         let (_read, write) = server_end.into_split();
-        (Arc::new(Wire::new(write, Arc::new(Metrics::new()))), peer)
+        (
+            Arc::new(Wire::new(write, None, Arc::new(Metrics::new()))),
+            peer,
+        )
     }
 
     /// Sends messages the peer does not read until the socket refuses more, so the
@@ -345,9 +559,67 @@ mod tests {
         }
     }
 
+    /// A wire over TLS on one end of a real loopback connection, the socket as the
+    /// WebSocket layer reads it, and the peer's end (a TLS client trusting a test CA).
+    async fn tls_wire_and_peer() -> (Arc<Wire>, WireIo, TlsStream<TcpStream>) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("skirmish-wire-tls-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder for the certificates");
+        let authority = Authority::new("wire test CA", Duration::from_secs(86_400)).expect("a CA");
+        let leaf = authority
+            .issue_localhost(1, Duration::from_secs(86_400))
+            .expect("a certificate");
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, &leaf.cert_pem).expect("write the certificate");
+        std::fs::write(&files.key, &leaf.key_pem).expect("write the key");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &authority.cert_pem).expect("write the CA");
+        let (certificates, _) = Certificates::load(files).expect("load the certificate");
+        let acceptor = TlsAcceptor::from(server_config(Arc::new(certificates)).expect("config"));
+        let connector = TlsConnector::from(
+            Trust::with_ca_file(&ca_file)
+                .expect("trust the CA")
+                .client_config(),
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await.expect("connect");
+            let name = ServerName::try_from("localhost").expect("a name");
+            connector
+                .connect(name, tcp)
+                .await
+                .expect("client handshake")
+        });
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let (tcp, session) = acceptor
+            .accept(tcp)
+            .await
+            .expect("server handshake")
+            .into_inner();
+        let peer = client.await.expect("client task");
+        let (read, write) = tcp.into_split();
+        let wire = Arc::new(Wire::new(
+            write,
+            Some(Box::new(session)),
+            Arc::new(Metrics::new()),
+        ));
+        let io = WireIo::new(read, Arc::clone(&wire));
+        (wire, io, peer)
+    }
+
     /// Drives the wire until everything it holds has gone out, then closes it and
     /// returns the payloads of every frame the peer received.
-    async fn frames_received(wire: Arc<Wire>, mut peer: TcpStream) -> Vec<Vec<u8>> {
+    async fn frames_received<P>(wire: Arc<Wire>, mut peer: P) -> Vec<Vec<u8>>
+    where
+        P: AsyncRead + Unpin + Send + 'static,
+    {
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();
             peer.read_to_end(&mut received).await.expect("read");
@@ -359,7 +631,7 @@ mod tests {
         };
         while {
             let state = wire.state.lock();
-            !state.backlog.is_empty() || !state.snapshot.is_empty()
+            state.backed_up() || !state.snapshot.is_empty()
         } {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -400,6 +672,58 @@ mod tests {
         queued.push(b"must arrive");
         wire.send_snapshot(&queued, b"new-", b"snapshot")
             .expect("send");
+        let frames = frames_received(wire, peer).await;
+        let tail: Vec<&[u8]> = frames[frames.len() - 2..]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(tail, [&b"must arrive"[..], &b"new-snapshot"[..]]);
+        assert!(
+            !frames.iter().any(|f| f.as_slice() == b"old-snapshot"),
+            "the older snapshot was replaced"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_tls_frames_arrive_whole_and_in_order_and_reads_are_opened() {
+        let (wire, mut io, mut peer) = tls_wire_and_peer().await;
+        peer.write_all(b"from the client").await.expect("send");
+        peer.flush().await.expect("flush");
+        let mut heard = [0u8; 15];
+        tokio::time::timeout(Duration::from_secs(5), io.read_exact(&mut heard))
+            .await
+            .expect("the record arrives")
+            .expect("read through the session");
+        assert_eq!(&heard, b"from the client");
+
+        let mut queued = Queued::default();
+        queued.push(b"welcome");
+        wire.send_snapshot(&queued, b"head-", b"shared body")
+            .expect("send");
+        wire.send_message(&[1u8; 300]).expect("send");
+        drop(io);
+        assert_eq!(
+            frames_received(wire, peer).await,
+            vec![
+                b"welcome".to_vec(),
+                b"head-shared body".to_vec(),
+                vec![1u8; 300]
+            ],
+            "the frames, then a close_notify that ends the stream cleanly"
+        );
+    }
+
+    #[tokio::test]
+    async fn over_tls_a_backed_up_socket_gets_only_the_newest_snapshot_after_its_backlog() {
+        let (wire, io, peer) = tls_wire_and_peer().await;
+        fill_socket(&wire);
+        wire.send_snapshot(&Queued::default(), b"old-", b"snapshot")
+            .expect("send");
+        let mut queued = Queued::default();
+        queued.push(b"must arrive");
+        wire.send_snapshot(&queued, b"new-", b"snapshot")
+            .expect("send");
+        drop(io);
         let frames = frames_received(wire, peer).await;
         let tail: Vec<&[u8]> = frames[frames.len() - 2..]
             .iter()

@@ -97,6 +97,23 @@ pub struct Config {
     #[arg(long, default_value = "data", env = "SKIRMISH_DATA_DIR")]
     pub data_dir: PathBuf,
 
+    /// PostgreSQL to keep finished matches, players and ratings in, shared by every
+    /// server process given the same URL: `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
+    /// Without it they are kept in SQLite in the data directory. While the database is
+    /// down, finished matches wait in `<data-dir>/spool/` and are sent on when it is back.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKIRMISH_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<DatabaseUrl>,
+
+    /// The most disk, in MiB, the spool of finished matches may use while the
+    /// `--database` is down; past it, finished matches are dropped and counted.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub spool_max_mib: u32,
+
     /// File holding the key (at least 32 bytes) that signs players' identity tokens.
     /// Without it, a key is made on first start and kept in the data directory.
     #[arg(long)]
@@ -113,11 +130,13 @@ pub struct Config {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub new_rooms_per_minute: u32,
 
-    /// Game WebSocket connections open at once, server-wide; past it the upgrade gets 503.
+    /// WebSocket connections (game and lobby feed) open at once, server-wide; past it the
+    /// upgrade gets 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Game WebSocket connections open at once from one IP address; past it, 429.
+    /// WebSocket connections (game and lobby feed) open at once from one IP address; past
+    /// it, 429.
     #[arg(long, default_value_t = 64)]
     pub max_connections_per_ip: usize,
 
@@ -169,10 +188,74 @@ pub struct Config {
     #[arg(long)]
     pub public_metrics: bool,
 
+    /// Certificate chain (PEM, the server's certificate first) to serve HTTPS and WSS on
+    /// `--addr`. Reread, with the key, on SIGHUP.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "SKIRMISH_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the `--tls-cert` certificate.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "SKIRMISH_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds a client has to finish the TLS handshake before its socket is dropped.
+    #[arg(long, default_value_t = 10.0)]
+    pub tls_handshake_timeout_secs: f64,
+
+    /// Also listen on this address for plain HTTP, and answer every request there with
+    /// a 301 to the same path over HTTPS (needs `--tls-cert`).
+    #[arg(long, value_name = "ADDR", requires = "tls_cert")]
+    pub redirect_http: Option<SocketAddr>,
+
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
     pub web_root: Option<PathBuf>,
+}
+
+/// A database URL, which may hold a password: shown only as `user@host:port/name`
+/// (parsed no further here; the store does that and says what is wrong).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<DatabaseUrl, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl(url.to_owned()))
+        } else {
+            Err("expected a postgres:// URL".into())
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything between the scheme and the '@' may be a password.
+        match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => write!(f, "{scheme}://…@{host}"),
+                None => write!(f, "{scheme}://{rest}"),
+            },
+            None => f.write_str("…"),
+        }
+    }
 }
 
 /// The longest any flag in seconds may be: a day. Longer is a typo, and far longer does
@@ -197,6 +280,11 @@ impl Config {
         // A fixed admin port would clash between servers that tests run side by side.
         config.admin_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config
+    }
+
+    /// The spool's bound in bytes.
+    pub fn spool_max_bytes(&self) -> u64 {
+        u64::from(self.spool_max_mib) << 20
     }
 
     pub fn room_grace(&self) -> Duration {
@@ -234,6 +322,10 @@ impl Config {
         seconds(self.idle_timeout_secs, 0.1)
     }
 
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        seconds(self.tls_handshake_timeout_secs, 0.1)
+    }
+
     /// The rules every room's matches follow.
     pub fn match_rules(&self) -> shared::game::MatchRules {
         shared::game::MatchRules::new(
@@ -245,7 +337,7 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 9] {
+    fn durations(&self) -> [(&'static str, f64, f64); 10] {
         [
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
@@ -256,6 +348,11 @@ impl Config {
             ("--header-timeout-secs", self.header_timeout_secs, 0.1),
             ("--ping-interval-secs", self.ping_interval_secs, 0.05),
             ("--idle-timeout-secs", self.idle_timeout_secs, 0.1),
+            (
+                "--tls-handshake-timeout-secs",
+                self.tls_handshake_timeout_secs,
+                0.1,
+            ),
         ]
     }
 
@@ -296,6 +393,14 @@ impl Config {
             "--msg-rate ({}) must leave room for one input per tick at --tick-hz {}",
             self.msg_rate(),
             self.tick_hz
+        );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "--tls-cert and --tls-key go together"
+        );
+        anyhow::ensure!(
+            self.redirect_http.is_none() || self.tls_cert.is_some(),
+            "--redirect-http redirects to HTTPS, which needs --tls-cert and --tls-key"
         );
         anyhow::ensure!(
             self.byte_burst as usize >= shared::consts::MAX_CLIENT_MSG_BYTES,
@@ -342,6 +447,7 @@ mod tests {
             "--header-timeout-secs",
             "--ping-interval-secs",
             "--idle-timeout-secs",
+            "--tls-handshake-timeout-secs",
         ] {
             for value in ["1e300", "inf", "NaN", "-1"] {
                 let odd = config(&[&format!("{flag}={value}")]);
@@ -358,6 +464,7 @@ mod tests {
                     odd.header_timeout(),
                     odd.ping_interval(),
                     odd.idle_timeout(),
+                    odd.tls_handshake_timeout(),
                 );
             }
         }
@@ -378,6 +485,49 @@ mod tests {
         );
         assert!(config(&[]).trusted_proxies.is_empty(), "none by default");
         assert!(Config::try_parse_from(["server", "--trusted-proxy", "10.0.0.0/40"]).is_err());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_a_redirect_needs_tls() {
+        let parse = |args: &[&str]| {
+            Config::try_parse_from(std::iter::once("server").chain(args.iter().copied()))
+        };
+        assert!(parse(&["--tls-cert", "cert.pem"]).is_err());
+        assert!(parse(&["--tls-key", "key.pem"]).is_err());
+        assert!(parse(&["--redirect-http", "127.0.0.1:8081"]).is_err());
+        let tls = parse(&[
+            "--tls-cert",
+            "cert.pem",
+            "--tls-key",
+            "key.pem",
+            "--redirect-http",
+            "127.0.0.1:8081",
+        ])
+        .expect("a certificate, its key and a redirect");
+        assert_eq!(tls.tls_handshake_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_database_url_is_read_and_never_shows_its_password() {
+        assert!(config(&[]).database.is_none(), "SQLite unless asked");
+        let flagged = config(&[
+            "--database",
+            "postgres://game:s3cret@db.internal:5433/skirmish",
+        ]);
+        let url = flagged.database.clone().expect("the flag is read");
+        assert_eq!(
+            url.as_str(),
+            "postgres://game:s3cret@db.internal:5433/skirmish"
+        );
+        let shown = format!("{url:?} {flagged:?}");
+        assert!(
+            !shown.contains("s3cret"),
+            "the password is never shown: {shown}"
+        );
+        assert!(shown.contains("db.internal:5433/skirmish"), "{shown}");
+        assert!(Config::try_parse_from(["server", "--database", "mysql://x@y/z"]).is_err());
+        assert_eq!(config(&["--spool-max-mib", "2"]).spool_max_bytes(), 2 << 20);
+        assert!(Config::try_parse_from(["server", "--spool-max-mib", "0"]).is_err());
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub struct Metrics {
     room_thread_lateness: Family<ThreadLabel, Buckets>,
     /// Every room thread's timing, in thread order, for the console.
     room_threads: Mutex<Vec<ThreadTiming>>,
+    /// TLS handshakes that did not complete: `refused` (not TLS, or TLS the server
+    /// will not speak) or `timeout`.
+    tls_handshake_failures: Family<ReasonLabel, Counter>,
     /// Finished matches accepted by the store and not yet written (or given up on).
     pub store_queue_depth: Gauge,
     /// Finished matches durably written.
@@ -219,6 +222,15 @@ pub struct Metrics {
     /// Failed tries to write a match (disk full, I/O error, a lock held elsewhere);
     /// each is retried.
     pub store_write_failures: Counter,
+    /// Finished matches waiting in the spool for the shared database (PostgreSQL only).
+    pub store_spool_depth: Gauge,
+    /// Bytes the spool file holds on disk (PostgreSQL only).
+    pub store_spool_bytes: Gauge,
+    /// Finished matches that went to the spool because the shared database could not
+    /// take them, or older ones were still waiting there (PostgreSQL only).
+    pub store_results_spooled: Counter,
+    /// Open lobby feed WebSockets; they take connection slots as game sockets do.
+    pub lobby_connections: Gauge,
 }
 
 impl Metrics {
@@ -251,10 +263,15 @@ impl Metrics {
             room_thread_duration: Family::default(),
             room_thread_lateness: Family::default(),
             room_threads: Mutex::new(Vec::new()),
+            tls_handshake_failures: Family::default(),
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
             store_write_failures: Counter::default(),
+            store_spool_depth: Gauge::default(),
+            store_spool_bytes: Gauge::default(),
+            store_results_spooled: Counter::default(),
+            lobby_connections: Gauge::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -377,6 +394,27 @@ impl Metrics {
             m.store_write_failures.clone(),
         );
         registry.register(
+            "store_spool_depth",
+            "Finished matches waiting in the local spool for the shared database",
+            m.store_spool_depth.clone(),
+        );
+        registry.register_with_unit(
+            "store_spool",
+            "Size of the local spool file of finished matches",
+            Unit::Bytes,
+            m.store_spool_bytes.clone(),
+        );
+        registry.register(
+            "store_results_spooled",
+            "Finished matches that went to the local spool instead of straight to the shared database",
+            m.store_results_spooled.clone(),
+        );
+        registry.register(
+            "lobby_connections",
+            "Open lobby feed WebSocket connections",
+            m.lobby_connections.clone(),
+        );
+        registry.register(
             "disconnects",
             "Game connections closed, by reason",
             m.disconnects.clone(),
@@ -392,6 +430,11 @@ impl Metrics {
             "How late a room tick started against its schedule, by room thread",
             Unit::Seconds,
             m.room_thread_lateness.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            m.tls_handshake_failures.clone(),
         );
         Metrics {
             registry,
@@ -440,6 +483,19 @@ impl Metrics {
         self.disconnects
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    pub(crate) fn count_tls_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// TLS handshakes that failed for `reason` so far.
+    pub fn tls_failures(&self, reason: &'static str) -> u64 {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .get()
     }
 
     /// The OpenMetrics text exposition, which Prometheus scrapes.

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::net::ratelimit::TokenBucket;
@@ -52,6 +52,10 @@ pub(crate) trait Directory: Send + Sync + fmt::Debug {
     fn drained(&self) -> CancellationToken;
     /// Whether `drain` was called.
     fn is_draining(&self) -> bool;
+    /// A number that moves whenever `list` would answer differently (a room opened or
+    /// closed, a seat taken or freed), for the lobby feed to wait on. Moving it never
+    /// waits for whoever watches it.
+    fn changes(&self) -> watch::Receiver<u64>;
 }
 
 /// One row of `GET /api/rooms`.
@@ -168,6 +172,8 @@ pub(crate) struct LocalDirectory {
     next_key: AtomicU64,
     /// Cancelled once draining and empty.
     drained: CancellationToken,
+    /// Moved on every change to the list; see `Directory::changes`.
+    changed: watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -207,7 +213,16 @@ impl LocalDirectory {
             spawner,
             next_key: AtomicU64::new(1),
             drained: CancellationToken::new(),
+            changed: watch::Sender::new(0),
         }
+    }
+
+    /// Tells the lobby feed that the list changed. Only a counter moves, under the
+    /// watch's own short lock: whoever changed the list (a connection, a room thread
+    /// letting a seat go) never waits for the feed.
+    fn list_changed(&self) {
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
     }
 
     /// Opens a room, if the limits allow. Quick-play rooms are exempt from the
@@ -322,6 +337,7 @@ impl Directory for LocalDirectory {
         }
         entry.seats_taken += 1;
         self.metrics.players.inc();
+        self.list_changed();
         let (key, handle) = (entry.key, entry.handle.clone());
         Ok(Seat {
             lease: SeatLease {
@@ -345,6 +361,7 @@ impl Directory for LocalDirectory {
         {
             entry.seats_taken = entry.seats_taken.saturating_sub(1);
             self.metrics.players.dec();
+            self.list_changed();
         }
     }
 
@@ -394,6 +411,10 @@ impl Directory for LocalDirectory {
             })
             .collect()
     }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
 }
 
 impl LocalDirectory {
@@ -425,6 +446,7 @@ impl Janitor for LocalDirectory {
             .is_none_or(|entry| entry.key != key || entry.seats_taken == 0);
         if empty && self.forget(&mut rooms, key, room).is_some() {
             tracing::info!(room, "room closed");
+            self.list_changed();
         }
         empty
     }
@@ -434,6 +456,7 @@ impl Janitor for LocalDirectory {
         if let Some(entry) = self.forget(&mut rooms, key, room) {
             // Its seats are freed now; their holders' later releases find no entry.
             self.metrics.players.dec_by(i64::from(entry.seats_taken));
+            self.list_changed();
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod ack;
 pub(crate) mod directory;
 pub(crate) mod inspect;
 pub(crate) mod link_stats;
+pub(crate) mod listing;
 pub(crate) mod operator;
 pub(crate) mod outbox;
 pub(crate) mod results;

@@ -1,11 +1,16 @@
 //! The memory of the game: finished matches, each player's lifetime stats and rating.
 //! Two traits are the seam: rooms hand a `ResultSink` results without ever waiting for
-//! a disk, and the REST API reads from a `MatchStore`. Today's backend is SQLite in the
-//! data directory; a shared database for many processes would be another backend behind
-//! the same traits, with SQL of its own.
+//! a disk, and the REST API reads from a `MatchStore`. Two backends sit behind them,
+//! each with its own SQL: SQLite in the data directory (the default), and PostgreSQL
+//! shared by many processes, with a spool on local disk for when it is down.
 
+#[cfg(test)]
+mod behaviour;
+mod postgres;
 pub(crate) mod rating;
+mod spool;
 mod sqlite;
+mod writing;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,6 +20,8 @@ use serde::{Serialize, Serializer};
 use shared::ProfileId;
 use tokio::sync::oneshot;
 
+pub use crate::store::postgres::PostgresStore;
+pub use crate::store::spool::SPOOL_DIR;
 pub use crate::store::sqlite::{DB_FILE, SqliteStore};
 
 /// A finished match's number, as the store assigned it; ascending in the order matches
@@ -221,6 +228,17 @@ pub enum StoreError {
     )]
     TooNew {
         path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// The shared database was migrated by a newer build, whose schema this one does
+    /// not know.
+    #[error(
+        "the database {database} has schema version {found}, newer than this build knows \
+         ({known}); run a newer server"
+    )]
+    DatabaseTooNew {
+        database: String,
         found: i64,
         known: i64,
     },

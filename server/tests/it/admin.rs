@@ -562,3 +562,60 @@ async fn a_console_message_over_the_size_limit_closes_the_socket_with_1009() {
         "the game socket's size limit holds here too"
     );
 }
+
+#[tokio::test]
+async fn with_postgres_for_matches_the_audit_log_stays_in_the_data_directory() {
+    let test = "with_postgres_for_matches_the_audit_log_stays_in_the_data_directory";
+    let Some(bin) = test_postgres::bin_dir(test) else {
+        return;
+    };
+    let postgres = test_postgres::Postgres::start(&bin).expect("a private PostgreSQL starts");
+    let url = postgres.create_database("skirmish").expect("a database");
+    let data_dir = fresh_data_dir();
+    let server = console_server({
+        let data_dir = data_dir.clone();
+        move |config| {
+            config.database = Some(url.parse().expect("a database URL"));
+            config.data_dir = data_dir;
+        }
+    })
+    .await;
+    let sent = http_send(
+        server.admin_addr(),
+        "POST",
+        "/admin/api/broadcast",
+        &[("Authorization", &bearer())],
+        br#"{"text":"matches go to postgres"}"#,
+    )
+    .await;
+    assert_eq!(sent.status, 200);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let entry = loop {
+        let audit = http_request(
+            server.admin_addr(),
+            "GET",
+            "/admin/api/audit",
+            &[("Authorization", &bearer())],
+        )
+        .await;
+        assert_eq!(audit.status, 200, "the audit log reads beside PostgreSQL");
+        if let Some(entry) = json_of(&audit)["entries"]
+            .as_array()
+            .and_then(|e| e.first())
+            .cloned()
+        {
+            break entry;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the broadcast is written to the audit log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["action"], "broadcast");
+    assert_eq!(entry["detail"], "matches go to postgres");
+    assert!(
+        data_dir.join(server::store::DB_FILE).is_file(),
+        "the audit log is kept in the data directory's SQLite file"
+    );
+}

@@ -9,6 +9,7 @@ async fn thirty_two_bots_play_without_errors() {
     let server = start_server(|_| {}).await;
     let report = run(BotsConfig {
         url: server.ws_url(),
+        trust: client::native::Trust::public(),
         count: 32,
         duration: Duration::from_secs(3),
         room: None,
@@ -38,6 +39,7 @@ async fn sixteen_bots_play_two_matches_and_both_are_recorded() {
     .await;
     let report = run(BotsConfig {
         url: server.ws_url(),
+        trust: client::native::Trust::public(),
         count: 16,
         // Two matches of 5 s, each with 1 s of results, and ample time to save the
         // second on a busy machine.

@@ -73,9 +73,10 @@ async fn silent_socket_is_closed_after_the_join_timeout() {
     let server = start_server(|config| config.join_timeout_secs = 0.3).await;
     let mut others = vec![join_room(&server, "ann", "quiet").await];
     let baseline = Baseline::take(&server);
-    let mut socket = client::native::open_socket(&server.ws_url())
-        .await
-        .expect("upgrade");
+    let mut socket =
+        client::native::open_socket(&server.ws_url(), &client::native::Trust::public())
+            .await
+            .expect("upgrade");
     use futures_util::StreamExt;
     let mut close_code = None;
     let waited = tokio::time::timeout(PATIENCE, async {

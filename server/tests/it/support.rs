@@ -175,7 +175,16 @@ impl Client {
     }
 
     pub async fn connect_url(url: &str, hello: Hello) -> Result<Client, NetError> {
-        let conn = Connection::join(url, hello).await?;
+        Client::connect_trusting(url, hello, &client::native::Trust::public()).await
+    }
+
+    /// Connects to `url`, verifying a `wss://` server against `trust`.
+    pub async fn connect_trusting(
+        url: &str,
+        hello: Hello,
+        trust: &client::native::Trust,
+    ) -> Result<Client, NetError> {
+        let conn = Connection::join_trusting(url, hello, trust).await?;
         let mut view = RoomView::default();
         view.apply(&ServerMsg::Welcome(Box::new(conn.welcome.clone())))
             .expect("a welcome always applies");
@@ -281,6 +290,114 @@ pub async fn expect_closed(client: &mut Client) -> (Option<(u16, String)>, Optio
     .await;
     assert!(closed.is_ok(), "the server should close the connection");
     (client.conn.close.clone(), goodbye)
+}
+
+/// A test certificate authority and a certificate it signed for localhost, as PEM files
+/// in a folder of their own: what `--tls-cert`, `--tls-key` and the bots' `--ca-cert`
+/// are given.
+#[derive(Debug)]
+pub struct TestCerts {
+    pub authority: harness::certs::Authority,
+    pub ca_file: std::path::PathBuf,
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    /// The certificate now in the files.
+    pub leaf: harness::certs::Leaf,
+}
+
+/// How long test certificates are valid unless a test says otherwise.
+pub const TEST_CERT_VALIDITY: Duration = Duration::from_secs(30 * 86_400);
+
+impl TestCerts {
+    /// A new authority and a certificate with serial number 1.
+    pub fn new() -> TestCerts {
+        let dir = fresh_data_dir().join("certs");
+        std::fs::create_dir_all(&dir).expect("a folder for the certificates");
+        let authority =
+            harness::certs::Authority::new("Skirmish test CA", TEST_CERT_VALIDITY).expect("a CA");
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &authority.cert_pem).expect("write the CA");
+        let leaf = authority
+            .issue_localhost(1, TEST_CERT_VALIDITY)
+            .expect("a certificate");
+        let certs = TestCerts {
+            authority,
+            ca_file,
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            leaf,
+        };
+        certs.write(&certs.leaf);
+        certs
+    }
+
+    /// Puts `leaf` and its key in the files, each replaced whole (a rename), as a
+    /// certificate tool would.
+    pub fn write(&self, leaf: &harness::certs::Leaf) {
+        for (path, pem) in [
+            (&self.cert_file, &leaf.cert_pem),
+            (&self.key_file, &leaf.key_pem),
+        ] {
+            let part = path.with_extension("part");
+            std::fs::write(&part, pem).expect("write a PEM file");
+            std::fs::rename(&part, path).expect("replace a PEM file");
+        }
+    }
+
+    /// The authorities a client of the test server trusts.
+    pub fn trust(&self) -> client::native::Trust {
+        client::native::Trust::with_ca_file(&self.ca_file).expect("trust the test CA")
+    }
+
+    /// The server flags that serve these files.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert_file.display().to_string(),
+            "--tls-key".into(),
+            self.key_file.display().to_string(),
+        ]
+    }
+
+    /// Points `config` at these files.
+    pub fn configure(&self, config: &mut Config) {
+        config.tls_cert = Some(self.cert_file.clone());
+        config.tls_key = Some(self.key_file.clone());
+    }
+}
+
+/// A TLS connection to `addr` trusting `trust`, for tests that look at the session
+/// itself rather than the game.
+pub async fn tls_connect(
+    addr: std::net::SocketAddr,
+    trust: &client::native::Trust,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tokio_rustls::TlsConnector::from(trust.client_config());
+    let tcp = TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    connector.connect(name, tcp).await
+}
+
+/// The serial number of the certificate the server at `addr` shows a new connection.
+pub async fn served_serial(addr: std::net::SocketAddr, trust: &client::native::Trust) -> String {
+    let stream = timeout(PATIENCE, tls_connect(addr, trust))
+        .await
+        .expect("a handshake within patience")
+        .expect("a TLS handshake with the server");
+    let (_, session) = stream.get_ref();
+    let leaf = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .expect("the server shows a certificate");
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).expect("an X.509 certificate");
+    cert.tbs_certificate.raw_serial_as_string()
+}
+
+/// The serial number of a PEM certificate.
+pub fn serial_of(cert_pem: &str) -> String {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).expect("a PEM block");
+    let cert = pem.parse_x509().expect("an X.509 certificate");
+    cert.tbs_certificate.raw_serial_as_string()
 }
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
@@ -410,6 +527,15 @@ impl ServerProcess {
 
     /// The binary on `data_dir`, which may hold an earlier run's matches.
     pub fn start_on(data_dir: &std::path::Path, extra_args: &[&str]) -> ServerProcess {
+        ServerProcess::start_logging(data_dir, extra_args, std::process::Stdio::null())
+    }
+
+    /// The binary on a fresh data directory with `extra_args`, its log going to `stderr`.
+    pub fn start_logging(
+        data_dir: &std::path::Path,
+        extra_args: &[&str],
+        stderr: std::process::Stdio,
+    ) -> ServerProcess {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
@@ -417,7 +543,7 @@ impl ServerProcess {
             .arg(data_dir)
             .args(extra_args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start the server binary");
         let stdout = child.stdout.take().expect("piped stdout");
@@ -427,11 +553,17 @@ impl ServerProcess {
             .read_line(&mut first_line)
             .and_then(|_| stdout.read_line(&mut second_line))
             .expect("read the first two lines");
-        let addr: std::net::SocketAddr = first_line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("the first line names the address: {first_line:?}"));
+        let line = first_line.trim();
+        let (ws_scheme, addr) = match line.strip_prefix("listening on https://") {
+            Some(addr) => ("wss", addr),
+            None => (
+                "ws",
+                line.strip_prefix("listening on http://").unwrap_or(line),
+            ),
+        };
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("the first line names the address: {first_line:?}"));
         let admin_addr = second_line
             .trim()
             .strip_prefix("admin on http://")
@@ -441,7 +573,7 @@ impl ServerProcess {
             child,
             addr,
             admin_addr,
-            ws_url: format!("ws://{addr}/ws"),
+            ws_url: format!("{ws_scheme}://{addr}/ws"),
         }
     }
 
@@ -543,9 +675,19 @@ pub async fn raw_upgrade_from(
     source: std::net::IpAddr,
     extra: &str,
 ) -> (u16, String, TcpStream) {
+    raw_upgrade_to(server, source, "/ws", extra).await
+}
+
+/// `raw_upgrade_from` on the WebSocket route at `path` (`/ws`, `/lobby`).
+pub async fn raw_upgrade_to(
+    server: &Server,
+    source: std::net::IpAddr,
+    path: &str,
+    extra: &str,
+) -> (u16, String, TcpStream) {
     let mut stream = connect_from(source, server.addr).await;
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
         server.addr
     );

@@ -167,6 +167,7 @@ fn playing_swarm(url: &str, players: usize, after_ramp: f64) -> Swarm<'_> {
         room: None,
         seed: 1,
         idle: false,
+        ca_cert: None,
     }
 }
 
@@ -270,6 +271,7 @@ fn measure_idle(
         room: None,
         seed: 1,
         idle: true,
+        ca_cert: None,
     };
     // Dropped at the end of this function, which stops the swarm early.
     let _bots = swarm.spawn(&binaries.bots)?;

@@ -297,6 +297,7 @@ async fn play(
     let direct_url = server.ws_url("/ws");
     let base = tokio::spawn(client::bots::run(BotsConfig {
         url: proxied_url.clone(),
+        trust: client::native::Trust::public(),
         count: args.bots,
         duration: (schedule.end - schedule.start).saturating_sub(schedule.ramp),
         room: None,
@@ -324,6 +325,7 @@ async fn play(
             wave += 1;
             churn.spawn(client::bots::run(BotsConfig {
                 url: proxied_url.clone(),
+                trust: client::native::Trust::public(),
                 count: args.churn_size,
                 duration: churn_play,
                 room: None,

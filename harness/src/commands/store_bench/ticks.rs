@@ -166,6 +166,7 @@ pub(super) fn measure(
         room: None,
         seed: 1,
         idle: false,
+        ca_cert: None,
     };
     let bots = swarm.spawn(&binaries.bots)?;
     sleep(ramp + SETTLE);

@@ -22,7 +22,8 @@ use shared::ProfileId;
 use tokio::sync::oneshot;
 
 use crate::Metrics;
-use crate::store::sqlite::writer::{Backoff, Job, Progress, StoreMetrics};
+use crate::store::sqlite::writer::Job;
+use crate::store::writing::{Backoff, Progress, StoreMetrics};
 use crate::store::{
     AuditEntry, AuditLog, AuditRecord, LeaderboardCursor, LeaderboardPage, MatchId, MatchPage,
     MatchRecord, MatchResult, MatchStore, PlayerRecord, ResultSink, StoreError,

@@ -3,20 +3,14 @@
 //! keeps retrying one that fails for a reason of the disk's, so the game never waits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
-use shared::ProfileId;
 use tokio::sync::oneshot;
 
-use crate::Metrics;
 use crate::store::rating::{self, Skill};
-use crate::store::{AuditEntry, MatchId, MatchResult, PlayerResult};
+use crate::store::writing::{BATCH, Backoff, Progress, StoreMetrics, per_profile};
+use crate::store::{AuditEntry, MatchId, MatchResult};
 
 /// Something waiting to be written, and who waits to hear it was.
 #[derive(Debug)]
@@ -46,102 +40,6 @@ impl Job {
         }
     }
 }
-
-/// The store's metric handles, cloned out of `Metrics` once.
-#[derive(Clone, Debug)]
-pub(super) struct StoreMetrics {
-    pub(super) queue_depth: Gauge,
-    pub(super) saved: Counter,
-    pub(super) dropped: Counter,
-    pub(super) write_failures: Counter,
-}
-
-impl StoreMetrics {
-    pub(super) fn from_metrics(metrics: &Metrics) -> StoreMetrics {
-        StoreMetrics {
-            queue_depth: metrics.store_queue_depth.clone(),
-            saved: metrics.store_results_saved.clone(),
-            dropped: metrics.store_results_dropped.clone(),
-            write_failures: metrics.store_write_failures.clone(),
-        }
-    }
-}
-
-/// What the store and its writer share: how many results are accepted but not yet
-/// written or given up on, and whether the store is closing.
-#[derive(Debug, Default)]
-pub(super) struct Progress {
-    pending: AtomicUsize,
-    stopping: AtomicBool,
-    /// Held only to wait on `changed` without missing a wake-up; guards nothing.
-    lock: Mutex<()>,
-    changed: Condvar,
-}
-
-impl Progress {
-    /// Counts a result in before it is queued, so `flush` never sees the queue empty
-    /// while a result is on its way into it. Lock-free: rooms call it.
-    pub(super) fn accept(&self) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A result was written, or given up on.
-    pub(super) fn finish(&self) {
-        self.pending.fetch_sub(1, Ordering::SeqCst);
-        let _guard = self.lock.lock();
-        self.changed.notify_all();
-    }
-
-    pub(super) fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
-    }
-
-    /// Waits until nothing is pending, or `deadline`. True if nothing is.
-    pub(super) fn wait_drained(&self, deadline: Instant) -> bool {
-        let mut guard = self.lock.lock();
-        while self.pending() > 0 {
-            if self.changed.wait_until(&mut guard, deadline).timed_out() {
-                return self.pending() == 0;
-            }
-        }
-        true
-    }
-
-    /// From now on a failed write is given up on at once, and a writer waiting to
-    /// retry wakes.
-    pub(super) fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _guard = self.lock.lock();
-        self.changed.notify_all();
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps for `pause`, or less if the store starts closing.
-    fn pause(&self, pause: Duration) {
-        let deadline = Instant::now() + pause;
-        let mut guard = self.lock.lock();
-        while !self.stopping() {
-            if self.changed.wait_until(&mut guard, deadline).timed_out() {
-                return;
-            }
-        }
-    }
-}
-
-/// How long the writer waits between tries of a result that failed: doubling from
-/// `first` up to `longest`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Backoff {
-    pub(crate) first: Duration,
-    pub(crate) longest: Duration,
-}
-
-/// Matches written in one transaction at most. A busy store writes many matches per
-/// fsync instead of one: the disk's sync rate, not the match rate, is what it pays for.
-const BATCH: usize = 64;
 
 /// The writer thread's body: until the store closes its end of the queue, takes what
 /// waits (up to `BATCH`) and writes it in one transaction, each match under a savepoint
@@ -284,50 +182,6 @@ fn write_audit(tx: &Connection, entry: &AuditEntry) -> rusqlite::Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-/// One player's part in a match's lifetime stats and rating: their lines summed, in
-/// case one profile held two seats, with their best placing.
-#[derive(Clone, Debug, PartialEq)]
-struct ProfileTotals {
-    profile: ProfileId,
-    name: String,
-    /// Sums of `u32`s over a room's seats: far from overflowing, and SQLite's integers
-    /// are signed.
-    kills: i64,
-    deaths: i64,
-    shots: i64,
-    hits: i64,
-    score: i64,
-    placing: u32,
-}
-
-/// The match's lines, one per profile, in the order each profile first appears.
-fn per_profile(players: &[PlayerResult]) -> Vec<ProfileTotals> {
-    let mut totals: Vec<ProfileTotals> = Vec::with_capacity(players.len());
-    for player in players {
-        match totals.iter_mut().find(|t| t.profile == player.profile) {
-            Some(seen) => {
-                seen.kills += i64::from(player.kills);
-                seen.deaths += i64::from(player.deaths);
-                seen.shots += i64::from(player.shots);
-                seen.hits += i64::from(player.hits);
-                seen.score += i64::from(player.score);
-                seen.placing = seen.placing.min(player.placing);
-            }
-            None => totals.push(ProfileTotals {
-                profile: player.profile,
-                name: player.name.clone(),
-                kills: i64::from(player.kills),
-                deaths: i64::from(player.deaths),
-                shots: i64::from(player.shots),
-                hits: i64::from(player.hits),
-                score: i64::from(player.score),
-                placing: player.placing,
-            }),
-        }
-    }
-    totals
-}
-
 /// Writes a match inside the caller's transaction: the match, its lines, each player's
 /// lifetime stats and their new ratings. Nothing of it is visible until all of it is.
 fn write_match(tx: &Connection, result: &MatchResult) -> rusqlite::Result<MatchId> {
@@ -425,60 +279,4 @@ fn write_match(tx: &Connection, result: &MatchResult) -> rusqlite::Result<MatchI
     }
     drop(set_skill);
     Ok(match_id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(profile: u64, kills: u32, placing: u32) -> PlayerResult {
-        PlayerResult {
-            profile: ProfileId(profile),
-            name: format!("p{profile}"),
-            kills,
-            deaths: 1,
-            shots: 10,
-            hits: 5,
-            score: kills,
-            placing,
-        }
-    }
-
-    #[test]
-    fn a_profile_in_two_seats_counts_once_with_its_lines_summed() {
-        let totals = per_profile(&[line(1, 3, 2), line(2, 5, 1), line(1, 4, 3)]);
-        assert_eq!(totals.len(), 2, "one entry per profile");
-        assert_eq!(totals[0].profile, ProfileId(1), "first appearance first");
-        assert_eq!((totals[0].kills, totals[0].deaths), (7, 2));
-        assert_eq!(totals[0].placing, 2, "the better placing counts");
-        assert_eq!(totals[1].kills, 5);
-    }
-
-    #[test]
-    fn pause_ends_early_when_the_store_stops() {
-        let progress = Arc::new(Progress::default());
-        let stopper = {
-            let progress = Arc::clone(&progress);
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(50));
-                progress.stop();
-            })
-        };
-        let started = Instant::now();
-        progress.pause(Duration::from_secs(30));
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a writer waiting to retry wakes when the store closes"
-        );
-        stopper.join().expect("the stopping thread ends");
-    }
-
-    #[test]
-    fn wait_drained_times_out_while_a_result_is_pending() {
-        let progress = Progress::default();
-        progress.accept();
-        assert!(!progress.wait_drained(Instant::now() + Duration::from_millis(20)));
-        progress.finish();
-        assert!(progress.wait_drained(Instant::now() + Duration::from_millis(20)));
-    }
 }

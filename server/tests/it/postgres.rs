@@ -1,0 +1,180 @@
+//! Server processes sharing one private PostgreSQL (`--database`): a match finished on
+//! one shows on another; one started while the database is down plays on and saves once
+//! it is back; a database that refuses the server stops it at start, saying why.
+
+use std::time::Duration;
+
+use client::native::Hello;
+use serde_json::Value;
+use shared::protocol::ServerMsg;
+use test_postgres::Postgres;
+use tokio::time::{Instant, timeout};
+
+use crate::support::*;
+
+/// Short matches, so a test sees one end within seconds.
+const SHORT_MATCHES: [&str; 4] = ["--match-time-limit-secs", "5", "--match-results-secs", "1"];
+/// Long enough for a 5 s match to end and be saved on a busy machine.
+const MATCH_PATIENCE: Duration = Duration::from_secs(40);
+
+/// A private PostgreSQL with an empty database; `None` when this run has none.
+fn database(test: &str) -> Option<(Postgres, String)> {
+    let bin = test_postgres::bin_dir(test)?;
+    let postgres = Postgres::start(&bin).expect("a private PostgreSQL starts");
+    let url = postgres.create_database("skirmish").expect("a database");
+    Some((postgres, url))
+}
+
+/// The server binary on a data directory of its own, keeping its results in `url`.
+fn start_with(url: &str) -> ServerProcess {
+    let mut args = vec!["--database", url];
+    args.extend(SHORT_MATCHES);
+    ServerProcess::start(&args)
+}
+
+async fn join_arena(server: &ServerProcess, name: &str) -> Client {
+    Client::connect_url(&server.ws_url, Hello::new(name).in_room("arena"))
+        .await
+        .expect("join")
+}
+
+/// Reads until the store's word that a match is saved; its id.
+async fn match_saved(client: &mut Client) -> i64 {
+    timeout(MATCH_PATIENCE, async {
+        loop {
+            match client.recv().await {
+                Ok(Some(ServerMsg::MatchSaved { match_id })) => return match_id,
+                Ok(Some(_)) => {}
+                other => panic!("the connection ended before a match was saved: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a match ends and is saved")
+}
+
+async fn get_json(server: &ServerProcess, path: &str) -> Value {
+    let (status, body) = http_get_at(server.addr, path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn names(record: &Value) -> Vec<String> {
+    let mut names: Vec<String> = record["players"]
+        .as_array()
+        .expect("players")
+        .iter()
+        .map(|player| player["name"].as_str().expect("a name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The value of an unlabelled metric in the server's exposition.
+async fn metric(server: &ServerProcess, name: &str) -> Option<f64> {
+    let (status, body) = http_get_at(server.admin_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_match_finished_on_one_process_shows_on_another() {
+    let _turn = serial().await;
+    let Some((_postgres, url)) = database("a_match_finished_on_one_process_shows_on_another")
+    else {
+        return;
+    };
+    let playing = start_with(&url);
+    let watching = start_with(&url);
+    let mut ann = join_arena(&playing, "ann").await;
+    let _bob = join_arena(&playing, "bob").await;
+    let match_id = match_saved(&mut ann).await;
+
+    let page = get_json(&watching, "/api/matches").await;
+    let listed = page["matches"].as_array().expect("matches");
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(listed[0]["id"], match_id, "the other process lists it");
+    assert_eq!(names(&listed[0]), ["ann", "bob"]);
+    let record = get_json(&watching, &format!("/api/matches/{match_id}")).await;
+    assert_eq!(record, listed[0], "the match's page is the listed match");
+    assert_eq!(
+        get_json(&playing, "/api/matches").await,
+        page,
+        "both processes answer alike"
+    );
+    let board = get_json(&watching, "/api/leaderboard").await;
+    assert_eq!(
+        board["players"].as_array().map(Vec::len),
+        Some(2),
+        "both players are on the shared leaderboard: {board}"
+    );
+}
+
+#[tokio::test]
+async fn a_process_started_while_the_database_is_down_plays_on_and_saves_when_it_is_back() {
+    let _turn = serial().await;
+    let Some((postgres, url)) =
+        database("a_process_started_while_the_database_is_down_plays_on_and_saves_when_it_is_back")
+    else {
+        return;
+    };
+    postgres.stop().expect("the database stops");
+    let playing = start_with(&url);
+    let (status, _) = http_get_at(playing.addr, "/api/matches").await;
+    assert_eq!(
+        status, 503,
+        "old data is unavailable while the database is down"
+    );
+
+    let mut ann = join_arena(&playing, "ann").await;
+    let _bob = join_arena(&playing, "bob").await;
+    let deadline = Instant::now() + MATCH_PATIENCE;
+    while metric(&playing, "skirmish_store_spool_depth").await != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the finished match should wait in the spool, and /metrics say so"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    postgres.restart().expect("the database starts again");
+    let match_id = match_saved(&mut ann).await;
+    let watching = start_with(&url);
+    let record = get_json(&watching, &format!("/api/matches/{match_id}")).await;
+    assert_eq!(names(&record), ["ann", "bob"]);
+    assert_eq!(
+        metric(&playing, "skirmish_store_spool_depth").await,
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_refuses_the_server_stops_it_at_start_with_the_reason() {
+    let _turn = serial().await;
+    let Some((postgres, _)) =
+        database("a_database_that_refuses_the_server_stops_it_at_start_with_the_reason")
+    else {
+        return;
+    };
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(fresh_data_dir())
+            .args(["--database", &postgres.url("no_such_database")])
+            .output()
+            .expect("run the server")
+    })
+    .await
+    .expect("the server ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the server does not start: {stderr}"
+    );
+    assert!(
+        stderr.contains("no_such_database") && stderr.contains("does not exist"),
+        "the error names the database and what is wrong: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "it never said it was listening");
+}
