@@ -27,6 +27,7 @@ fn bots(server: &server::Server, count: usize, prefix: &str) -> JoinHandle<Repor
         seed: 7,
         ramp: Duration::from_millis(500),
         idle: false,
+        trust: client::native::Trust::public(),
     }))
 }
 

@@ -102,6 +102,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         room: None,
         seed: 1,
         idle: false,
+        ca_cert: None,
     };
     let _bots = swarm.spawn(&binaries.bots)?;
     eprintln!(
