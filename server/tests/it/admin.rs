@@ -619,3 +619,29 @@ async fn with_postgres_for_matches_the_audit_log_stays_in_the_data_directory() {
         "the audit log is kept in the data directory's SQLite file"
     );
 }
+
+#[tokio::test]
+async fn with_tls_on_the_public_port_the_binary_still_names_a_plain_http_admin_listener() {
+    let _turn = serial().await;
+    let certs = TestCerts::new();
+    let token = token_file();
+    let mut args: Vec<String> = certs.flags();
+    args.extend(["--admin-token-file".into(), token.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(&args);
+    assert!(
+        server.ws_url.starts_with("wss://"),
+        "the first line says https: {}",
+        server.ws_url
+    );
+    let rooms = http_request(
+        server.admin_addr,
+        "GET",
+        "/admin/api/rooms",
+        &[("Authorization", &bearer())],
+    )
+    .await;
+    assert_eq!(rooms.status, 200, "the admin listener answers plain HTTP");
+    let (status, _) = http_get_at(server.admin_addr, "/metrics").await;
+    assert_eq!(status, 200, "and serves /metrics");
+}
