@@ -1,6 +1,7 @@
 //! The HTTP routes: the page and its bundle, the game WebSocket, the lobby feed's
 //! WebSocket, and the endpoints operators and the lobby page read.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use crate::net::client_addr::client_ip;
 use crate::net::conn::serve_socket;
 use crate::net::http::get_or_head;
 use crate::net::lobby::serve_lobby;
-use crate::net::upgrade::{self, Handshake};
+use crate::net::upgrade::{self, Handover, Handshake};
 
 fn refuse(status: StatusCode, text: &'static str) -> warp::reply::Response {
     warp::reply::with_status(format!("{text}\n"), status).into_response()
@@ -68,6 +69,47 @@ fn admit(
         })
 }
 
+/// A WebSocket route at `/{path}`, served by `serve` in one of the server's tasks. The
+/// origin is checked and a connection slot taken before the 101 is sent (see `admit`),
+/// so a refused client costs no WebSocket.
+fn admitted_socket<S, Fut>(
+    path: &'static str,
+    app: Arc<AppState>,
+    serve: S,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone
+where
+    S: Fn(Handover, Arc<AppState>, ConnSlot) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let proxies = app.proxies.clone();
+    let with_app = warp::any().map(move || Arc::clone(&app));
+    warp::path(path)
+        .and(warp::path::end())
+        .and(upgrade::handshake())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(client_ip(proxies))
+        .and(with_app)
+        .map(
+            move |handshake: Handshake,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  client: IpAddr,
+                  app: Arc<AppState>| {
+                let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
+                    Ok(slot) => slot,
+                    Err(refused) => return refused.into_response(),
+                };
+                let tasks = app.tasks.clone();
+                let span = tracing::debug_span!("socket", route = path, %client);
+                let serve = serve.clone();
+                handshake.accept(&tasks, move |handover| {
+                    serve(handover, app, slot).instrument(span)
+                })
+            },
+        )
+}
+
 pub(crate) fn routes(
     app: Arc<AppState>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
@@ -76,58 +118,9 @@ pub(crate) fn routes(
         warp::any().map(move || Arc::clone(&app))
     };
 
-    // The origin is checked and a connection slot taken before the 101 is sent, so a
-    // refused client costs no WebSocket.
-    let ws = warp::path("ws")
-        .and(warp::path::end())
-        .and(upgrade::handshake())
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
-        .and(client_ip(app.proxies.clone()))
-        .and(with_app.clone())
-        .map(
-            |handshake: Handshake,
-             origin: Option<String>,
-             host: Option<String>,
-             client: IpAddr,
-             app: Arc<AppState>| {
-                let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
-                    Ok(slot) => slot,
-                    Err(refused) => return refused.into_response(),
-                };
-                let tasks = app.tasks.clone();
-                let span = tracing::debug_span!("conn", %client);
-                handshake.accept(&tasks, move |handover| {
-                    serve_socket(handover, app, slot).instrument(span)
-                })
-            },
-        );
-
+    let ws = admitted_socket("ws", Arc::clone(&app), serve_socket);
     // The lobby's live room list: admitted exactly as the game socket is.
-    let lobby = warp::path("lobby")
-        .and(warp::path::end())
-        .and(upgrade::handshake())
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
-        .and(client_ip(app.proxies.clone()))
-        .and(with_app.clone())
-        .map(
-            |handshake: Handshake,
-             origin: Option<String>,
-             host: Option<String>,
-             client: IpAddr,
-             app: Arc<AppState>| {
-                let slot = match admit(&app, origin.as_deref(), host.as_deref(), client) {
-                    Ok(slot) => slot,
-                    Err(refused) => return refused.into_response(),
-                };
-                let tasks = app.tasks.clone();
-                let span = tracing::debug_span!("lobby", %client);
-                handshake.accept(&tasks, move |handover| {
-                    serve_lobby(handover, app, slot).instrument(span)
-                })
-            },
-        );
+    let lobby = admitted_socket("lobby", Arc::clone(&app), serve_lobby);
 
     let echo_enabled = app.echo_route;
     let echo = warp::path("echo")
