@@ -21,6 +21,19 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
+/// The one-, five- and fifteen-minute load averages as `/proc/loadavg` gives them, to
+/// say how busy the machine was; empty if it cannot be read.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 /// Kernel clock ticks per second, the unit of the CPU times in `stat`.
 #[derive(Clone, Copy, Debug)]
 pub struct ClockTicks(f64);

@@ -3,6 +3,7 @@
 
 pub mod brain;
 mod failure;
+mod input_latency;
 mod reconnect;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use crate::core::{RoomView, SnapshotStats};
 use crate::native::{Connection, Hello, NetError, Traffic, Trust};
 use brain::Brain;
 use failure::LastWord;
+use input_latency::InputLatency;
 
 /// How often each bot measures its round trip.
 const PING_EVERY: Duration = Duration::from_secs(1);
@@ -61,6 +63,8 @@ struct BotStats {
     up_bytes: u64,
     decode_errors: u64,
     rtts_ms: Vec<f64>,
+    /// From each input leaving the bot to the first snapshot that showed it.
+    input_latencies_ms: Vec<f32>,
     /// Payload bytes of every snapshot received.
     snapshot_sizes: Vec<u32>,
     snapshot_stats: SnapshotStats,
@@ -103,6 +107,10 @@ pub struct Report {
     pub up_bytes_per_bot_per_s: f64,
     pub rtt_ms_p50: f64,
     pub rtt_ms_p99: f64,
+    /// From an input leaving a bot to the first snapshot whose input acknowledgement
+    /// includes it, over every input of the run.
+    pub input_latency_ms_p50: f64,
+    pub input_latency_ms_p99: f64,
     pub decode_errors: u64,
     pub disconnects: usize,
     pub snapshot_bytes_mean: f64,
@@ -299,6 +307,7 @@ struct Player {
     view: RoomView,
     brain: Brain,
     seq: Seq,
+    input_latency: InputLatency,
     /// Set after a resume until its first snapshot: when the snapshot before the loss
     /// arrived, and whether the loss was silence.
     resuming: Option<(Instant, bool)>,
@@ -315,6 +324,7 @@ impl Player {
             view,
             brain: Brain::new(seed),
             seq: Seq(0),
+            input_latency: InputLatency::default(),
             resuming: None,
         }
     }
@@ -364,6 +374,7 @@ impl Player {
                         if let Err(err) = conn.send(&input).await {
                             return Err(lost(err, last_word, last_snapshot_at, false));
                         }
+                        self.input_latency.sent(self.seq, Instant::now());
                     }
                     let now = Instant::now();
                     if now >= next_ping && ping_sent.is_none() {
@@ -393,6 +404,9 @@ impl Player {
                         }
                         if matches!(msg, ServerMsg::Snapshot(_)) {
                             last_snapshot_at = heard_at;
+                            if let Some(snapshot) = &self.view.snapshot {
+                                self.input_latency.acknowledged(snapshot.ack_input, heard_at, &mut stats.input_latencies_ms);
+                            }
                             if let Some((before, silent)) = self.resuming.take() {
                                 let gap_ms = (heard_at - before).as_secs_f64() * 1e3;
                                 if silent {
@@ -449,6 +463,11 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         .flat_map(|s| s.rtts_ms.iter().copied())
         .collect();
     rtts.sort_by(f64::total_cmp);
+    let mut input_latencies: Vec<f64> = stats
+        .iter()
+        .flat_map(|s| s.input_latencies_ms.iter().map(|&ms| f64::from(ms)))
+        .collect();
+    input_latencies.sort_by(f64::total_cmp);
     let mut sizes: Vec<f64> = stats
         .iter()
         .flat_map(|s| s.snapshot_sizes.iter().map(|&n| f64::from(n)))
@@ -482,6 +501,8 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         up_bytes_per_bot_per_s: per_played_s(joined.iter().map(|s| s.up_bytes).sum()),
         rtt_ms_p50: percentile(&rtts, 0.50),
         rtt_ms_p99: percentile(&rtts, 0.99),
+        input_latency_ms_p50: percentile(&input_latencies, 0.50),
+        input_latency_ms_p99: percentile(&input_latencies, 0.99),
         decode_errors: stats.iter().map(|s| s.decode_errors).sum(),
         disconnects: stats.iter().filter(|s| s.disconnected).count(),
         snapshot_bytes_mean: mean(&sizes),

@@ -1,9 +1,12 @@
-//! `harness load`: how many playing bots one server carries on this machine. Ramps bots
-//! in rooms of 16 step by step, holds each step, and stops at the first step that misses
-//! the bar (98% snapshot delivery to every bot, tick lateness p99 <= 2 ms). Then measures
-//! resident memory per idle connection. Writes JSON and an SVG of the curves.
+//! `harness load`: how many playing bots one server carries on this machine, and what
+//! each costs. Ramps bots in rooms of 16 step by step, holds each step, and stops at the
+//! first step that misses the bar (98% snapshot delivery to every bot, tick lateness p99
+//! <= 2 ms). Each step reports the server's CPU per player-second (network threads and
+//! room threads apart), its system calls per player-second, and input latency. Then
+//! measures resident memory per idle connection. Writes JSON and an SVG of the curves.
 
 mod plot;
+mod strace;
 mod writes;
 
 use std::process::Stdio;
@@ -11,6 +14,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use harness::procfs::{self, ClockTicks};
+use harness::proxy::{Delay, Proxy};
 use harness::{Histogram, ServerProcess};
 use serde::Serialize;
 use shared::consts::{DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ};
@@ -24,9 +28,32 @@ const DELIVERY_BAR: f64 = 0.98;
 const LATENESS_BAR_S: f64 = 0.002;
 /// Seconds after a step's bots have all joined before its window opens.
 const SETTLE_S: f64 = 3.0;
+/// How the server's threads are named: tokio's workers (`tokio-rt-worker`, and its
+/// blocking pool by the same name) carry the sockets; `rooms-N` (`rooms::scheduler`)
+/// run the simulation and write snapshots. The rest (the main thread, the store's
+/// writer) count in the server's total only.
+const NET_THREADS: &str = "tokio-";
+const ROOM_THREADS: &str = "rooms-";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Seats per room.
+    #[arg(long, default_value_t = DEFAULT_ROOM_CAPACITY)]
+    room_capacity: u16,
+    /// Simulation ticks per second.
+    #[arg(long, default_value_t = DEFAULT_TICK_HZ)]
+    tick_hz: u16,
+    /// Snapshots per second to each player.
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_HZ)]
+    snapshot_hz: u16,
+    /// Put the latency proxy between the bots and the server, delaying every chunk by
+    /// this many milliseconds each way (0 still goes through the proxy).
+    #[arg(long)]
+    proxy_latency_ms: Option<u64>,
+    /// Seconds strace counts the server's system calls for, after each step's window
+    /// (strace slows the calls it sees, so CPU is measured without it); 0 skips.
+    #[arg(long, default_value_t = 5.0)]
+    syscall_seconds: f64,
     /// Playing bots at each step.
     #[arg(
         long,
@@ -70,6 +97,18 @@ struct Step {
     tick_lateness_ms: Quantiles,
     /// User + system CPU seconds per wall second.
     server_cpu: f64,
+    /// Server CPU per player-second, in milliseconds: all of it, then the network
+    /// threads' and the room threads' shares (the rest is the store and the like).
+    server_ms_per_player_s: f64,
+    net_ms_per_player_s: f64,
+    room_ms_per_player_s: f64,
+    /// The server's system calls per player-second, counted by strace after the
+    /// window; `None` when not counted.
+    syscalls: Option<SyscallsPerPlayer>,
+    /// From an input leaving a bot to the first snapshot that shows it, over the
+    /// bots' whole run, in milliseconds.
+    input_latency_ms_p50: f64,
+    input_latency_ms_p99: f64,
     bots_cpu: f64,
     server_rss_mib: f64,
     down_bytes_per_client_per_s: f64,
@@ -87,6 +126,16 @@ struct Step {
     write_us_per_recipient: f64,
     failed_bots: u64,
     passed: bool,
+}
+
+/// System calls per player-second, by kind.
+#[derive(Debug, Serialize)]
+struct SyscallsPerPlayer {
+    seconds: f64,
+    total: f64,
+    socket_reads: f64,
+    socket_writes: f64,
+    epoll_waits: f64,
 }
 
 /// Quantiles of what a histogram observed during the step's window, in milliseconds,
@@ -122,6 +171,7 @@ struct IdleMemory {
 #[derive(Debug, Serialize)]
 struct Report {
     machine: String,
+    scenario: String,
     bar: String,
     steps: Vec<Step>,
     idle: Vec<IdleMemory>,
@@ -131,17 +181,18 @@ struct Report {
 /// How the load runs start the server.
 #[derive(Clone, Copy, Debug)]
 struct ServerSetup {
+    room_capacity: u16,
     tick_hz: u16,
     snapshot_hz: u16,
     realtime_rooms: bool,
     room_threads: Option<u16>,
 }
 
-/// The release server in rooms of 16, with room for every bot.
+/// The release server, with room for every bot.
 fn start_server(setup: ServerSetup, binaries: &Binaries) -> anyhow::Result<ServerProcess> {
     let mut command = server_command(&binaries.server);
     command
-        .args(["--room-capacity", &DEFAULT_ROOM_CAPACITY.to_string()])
+        .args(["--room-capacity", &setup.room_capacity.to_string()])
         .args(["--max-connections", "100000"])
         .args(["--tick-hz", &setup.tick_hz.to_string()])
         .args(["--snapshot-hz", &setup.snapshot_hz.to_string()])
@@ -171,10 +222,12 @@ fn playing_swarm(url: &str, players: usize, after_ramp: f64) -> Swarm<'_> {
     }
 }
 
-/// CPU seconds of the server, of its room threads and of the bots, at one moment.
+/// CPU seconds of the server, of its network and room threads and of the bots, at one
+/// moment.
 #[derive(Clone, Copy, Debug)]
 struct CpuClock {
     server: f64,
+    net: f64,
     rooms: f64,
     bots: f64,
 }
@@ -183,22 +236,34 @@ impl CpuClock {
     fn read(server_pid: u32, bots_pid: u32, clock_ticks: ClockTicks) -> CpuClock {
         CpuClock {
             server: procfs::cpu_seconds(server_pid, clock_ticks),
-            rooms: procfs::threads_cpu_seconds(server_pid, "rooms-", clock_ticks),
+            net: procfs::threads_cpu_seconds(server_pid, NET_THREADS, clock_ticks),
+            rooms: procfs::threads_cpu_seconds(server_pid, ROOM_THREADS, clock_ticks),
             bots: procfs::cpu_seconds(bots_pid, clock_ticks),
         }
     }
 }
 
+/// Where the bots connect, and what a step does besides playing.
+struct StepPlan<'a> {
+    /// The server's game socket, or the proxy's in front of it.
+    url: &'a str,
+    snapshot_hz: u16,
+    hold: f64,
+    /// Seconds of strace after the window; `None` skips it.
+    syscall_seconds: Option<f64>,
+}
+
 fn run_step(
     server: &ServerProcess,
     players: usize,
-    hold: f64,
+    plan: &StepPlan<'_>,
     clock_ticks: ClockTicks,
     binaries: &Binaries,
 ) -> anyhow::Result<Step> {
-    let url = server.ws_url("/ws");
-    // Every bot plays until a second after the window closes.
-    let swarm = playing_swarm(&url, players, SETTLE_S + hold + 1.0);
+    let hold = plan.hold;
+    let syscall_seconds = plan.syscall_seconds.unwrap_or(0.0);
+    // Every bot plays until a second after the window and the strace count close.
+    let swarm = playing_swarm(plan.url, players, SETTLE_S + hold + syscall_seconds + 1.0);
     let bots = swarm.spawn(&binaries.bots)?;
     sleep(swarm.ramp + Duration::from_secs_f64(SETTLE_S));
     let metrics_before = server.metrics()?;
@@ -209,10 +274,27 @@ fn run_step(
     let cpu_after = CpuClock::read(server.pid(), bots.pid(), clock_ticks);
     let wall = started.elapsed().as_secs_f64();
     let server_rss_mib = procfs::rss_kib(server.pid()) as f64 / 1024.0;
+    let syscalls = plan
+        .syscall_seconds
+        .map(|seconds| {
+            let summary = binaries.out_dir.join(format!("load/strace-{players}.txt"));
+            let calls = strace::count(server.pid(), seconds, &summary)?;
+            let per_player_s = |calls: f64| calls / (seconds * players as f64);
+            anyhow::Ok(SyscallsPerPlayer {
+                seconds,
+                total: per_player_s(calls.total),
+                socket_reads: per_player_s(calls.socket_reads),
+                socket_writes: per_player_s(calls.socket_writes),
+                epoll_waits: per_player_s(calls.epoll_waits),
+            })
+        })
+        .transpose()?;
     let (report, _status) = bots.report()?;
 
     let server_cpu = (cpu_after.server - cpu_before.server) / wall;
+    let net_threads_cpu = (cpu_after.net - cpu_before.net) / wall;
     let room_threads_cpu = (cpu_after.rooms - cpu_before.rooms) / wall;
+    let ms_per_player_s = |cores: f64| cores * 1e3 / players as f64;
     let bots_cpu = (cpu_after.bots - cpu_before.bots) / wall;
     let grew = |name: &str| {
         metrics_after.value(name).unwrap_or(0.0) - metrics_before.value(name).unwrap_or(0.0)
@@ -226,7 +308,7 @@ fn run_step(
         )
     };
     let tick_lateness_ms = window("skirmish_tick_lateness_seconds");
-    let snapshot_hz = f64::from(DEFAULT_SNAPSHOT_HZ);
+    let snapshot_hz = f64::from(plan.snapshot_hz);
     let delivery_min = report.min_snapshots_per_bot_per_s.unwrap_or(0.0) / snapshot_hz;
     let failed_bots = report.failed as u64;
     let passed = failed_bots == 0
@@ -239,6 +321,12 @@ fn run_step(
         tick_duration_ms: window("skirmish_tick_duration_seconds"),
         tick_lateness_ms,
         server_cpu,
+        server_ms_per_player_s: ms_per_player_s(server_cpu),
+        net_ms_per_player_s: ms_per_player_s(net_threads_cpu),
+        room_ms_per_player_s: ms_per_player_s(room_threads_cpu),
+        syscalls,
+        input_latency_ms_p50: report.input_latency_ms_p50,
+        input_latency_ms_p99: report.input_latency_ms_p99,
         bots_cpu,
         server_rss_mib,
         down_bytes_per_client_per_s: report.down_bytes_per_bot_per_s,
@@ -305,10 +393,42 @@ fn run_steps(
     clock_ticks: ClockTicks,
 ) -> anyhow::Result<Vec<Step>> {
     let server = start_server(setup, binaries)?;
+    // The proxy's tasks run on this runtime, which lives as long as the steps.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let proxy = args
+        .proxy_latency_ms
+        .map(|latency_ms| {
+            let delay = Delay {
+                latency: Duration::from_millis(latency_ms),
+                jitter: Duration::ZERO,
+            };
+            runtime.block_on(Proxy::start(server.addr(), delay))
+        })
+        .transpose()?;
+    let url = match &proxy {
+        Some(proxy) => format!("ws://{}/ws", proxy.addr()),
+        None => server.ws_url("/ws"),
+    };
+    let syscall_seconds = (args.syscall_seconds > 0.0).then_some(args.syscall_seconds);
+    let syscall_seconds = match syscall_seconds {
+        Some(_) if !strace::available() => {
+            eprintln!(
+                "load: strace is not installed (apt-get install strace); system calls are not counted"
+            );
+            None
+        }
+        seconds => seconds,
+    };
+    let plan = StepPlan {
+        url: &url,
+        snapshot_hz: setup.snapshot_hz,
+        hold: args.hold,
+        syscall_seconds,
+    };
     let mut steps = Vec::new();
     for &players in &args.steps {
         eprintln!("load: {players} playing bots, holding {} s", args.hold);
-        let step = run_step(&server, players, args.hold, clock_ticks, binaries)?;
+        let step = run_step(&server, players, &plan, clock_ticks, binaries)?;
         eprintln!("load: {}", serde_json::to_string(&step)?);
         let passed = step.passed;
         steps.push(step);
@@ -356,18 +476,20 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
     eprintln!("load: open files limit {soft} -> {hard}");
     let clock_ticks = ClockTicks::of_this_machine();
+    let load_average = procfs::load_average();
     let out_dir = binaries.out_dir.join("load");
     std::fs::create_dir_all(&out_dir)?;
 
     let playing = ServerSetup {
-        tick_hz: DEFAULT_TICK_HZ,
-        snapshot_hz: DEFAULT_SNAPSHOT_HZ,
+        room_capacity: args.room_capacity,
+        tick_hz: args.tick_hz,
+        snapshot_hz: args.snapshot_hz,
         realtime_rooms: !args.no_realtime_rooms,
         room_threads: args.room_threads,
     };
     let steps = run_steps(args, playing, binaries, clock_ticks)?;
     let idle = run_idle(args, playing, binaries)?;
-    let writes = if args.strace_seconds > 0.0 {
+    let writes = if args.strace_seconds > 0.0 && strace::available() {
         eprintln!("load: counting socket writes with strace");
         Some(writes::count_writes(
             args.strace_players,
@@ -381,8 +503,19 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     let report = Report {
         writes,
         machine: format!(
-            "{} cores, server and bots on the same machine",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
+            "{} cores, server and bots on the same machine, load average {} at the start",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load_average
+        ),
+        scenario: format!(
+            "rooms of {}, {} Hz ticks, {} Hz snapshots, {}",
+            args.room_capacity,
+            args.tick_hz,
+            args.snapshot_hz,
+            args.proxy_latency_ms
+                .map_or("no proxy".to_owned(), |ms| format!(
+                    "through the latency proxy at {ms} ms each way"
+                ))
         ),
         bar: "every bot receives >= 98% of expected snapshots and tick lateness p99 <= 2 ms".into(),
         steps,
@@ -434,6 +567,39 @@ fn print_table(report: &Report) {
             s.encode_us_per_recipient,
             s.write_us_per_recipient,
             s.passed
+        );
+    }
+    println!(
+        "{:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "players",
+        "srv ms/p-s",
+        "net ms/p-s",
+        "room ms/p-s",
+        "syscall/p-s",
+        "reads/p-s",
+        "writes/p-s",
+        "epoll/p-s",
+        "input p50",
+        "input p99"
+    );
+    for s in &report.steps {
+        let calls = |field: fn(&SyscallsPerPlayer) -> f64| {
+            s.syscalls
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |c| format!("{:.1}", field(c)))
+        };
+        println!(
+            "{:>7} {:>10.3} {:>10.3} {:>10.3} {:>10} {:>10} {:>10} {:>10} {:>8.1}ms {:>8.1}ms",
+            s.players,
+            s.server_ms_per_player_s,
+            s.net_ms_per_player_s,
+            s.room_ms_per_player_s,
+            calls(|c| c.total),
+            calls(|c| c.socket_reads),
+            calls(|c| c.socket_writes),
+            calls(|c| c.epoll_waits),
+            s.input_latency_ms_p50,
+            s.input_latency_ms_p99,
         );
     }
     for m in &report.idle {
