@@ -6,7 +6,7 @@
 //! measures resident memory per idle connection. Writes JSON and an SVG of the curves.
 
 mod plot;
-mod strace;
+mod syscalls;
 mod writes;
 
 use std::process::Stdio;
@@ -50,10 +50,12 @@ pub struct Args {
     /// this many milliseconds each way (0 still goes through the proxy).
     #[arg(long)]
     proxy_latency_ms: Option<u64>,
-    /// Seconds strace counts the server's system calls for, after each step's window
-    /// (strace slows the calls it sees, so CPU is measured without it); 0 skips.
-    #[arg(long, default_value_t = 5.0)]
-    syscall_seconds: f64,
+    /// Do not count the server's system calls with perf during each step's window.
+    #[arg(long)]
+    no_syscalls: bool,
+    /// Measure every step, even after one misses the bar.
+    #[arg(long)]
+    all_steps: bool,
     /// Playing bots at each step.
     #[arg(
         long,
@@ -102,8 +104,8 @@ struct Step {
     server_ms_per_player_s: f64,
     net_ms_per_player_s: f64,
     room_ms_per_player_s: f64,
-    /// The server's system calls per player-second, counted by strace after the
-    /// window; `None` when not counted.
+    /// The server's system calls per player-second over the window, counted by
+    /// perf; `None` when not counted.
     syscalls: Option<SyscallsPerPlayer>,
     /// From an input leaving a bot to the first snapshot that shows it, over the
     /// bots' whole run, in milliseconds.
@@ -131,11 +133,11 @@ struct Step {
 /// System calls per player-second, by kind.
 #[derive(Debug, Serialize)]
 struct SyscallsPerPlayer {
-    seconds: f64,
     total: f64,
     socket_reads: f64,
     socket_writes: f64,
     epoll_waits: f64,
+    futex: f64,
 }
 
 /// Quantiles of what a histogram observed during the step's window, in milliseconds,
@@ -249,8 +251,8 @@ struct StepPlan<'a> {
     url: &'a str,
     snapshot_hz: u16,
     hold: f64,
-    /// Seconds of strace after the window; `None` skips it.
-    syscall_seconds: Option<f64>,
+    /// Count system calls during the window.
+    count_syscalls: bool,
 }
 
 fn run_step(
@@ -261,34 +263,34 @@ fn run_step(
     binaries: &Binaries,
 ) -> anyhow::Result<Step> {
     let hold = plan.hold;
-    let syscall_seconds = plan.syscall_seconds.unwrap_or(0.0);
-    // Every bot plays until a second after the window and the strace count close.
-    let swarm = playing_swarm(plan.url, players, SETTLE_S + hold + syscall_seconds + 1.0);
+    // Every bot plays until a second after the window closes.
+    let swarm = playing_swarm(plan.url, players, SETTLE_S + hold + 1.0);
     let bots = swarm.spawn(&binaries.bots)?;
     sleep(swarm.ramp + Duration::from_secs_f64(SETTLE_S));
     let metrics_before = server.metrics()?;
     let cpu_before = CpuClock::read(server.pid(), bots.pid(), clock_ticks);
+    let perf_out = binaries.out_dir.join(format!("load/perf-{players}.txt"));
+    let counting = plan
+        .count_syscalls
+        .then(|| syscalls::start(server.pid(), &perf_out))
+        .transpose()?;
     let started = Instant::now();
     sleep(Duration::from_secs_f64(hold));
+    let calls = counting.map(syscalls::Counting::finish).transpose()?;
     let metrics_after = server.metrics()?;
     let cpu_after = CpuClock::read(server.pid(), bots.pid(), clock_ticks);
     let wall = started.elapsed().as_secs_f64();
     let server_rss_mib = procfs::rss_kib(server.pid()) as f64 / 1024.0;
-    let syscalls = plan
-        .syscall_seconds
-        .map(|seconds| {
-            let summary = binaries.out_dir.join(format!("load/strace-{players}.txt"));
-            let calls = strace::count(server.pid(), seconds, &summary)?;
-            let per_player_s = |calls: f64| calls / (seconds * players as f64);
-            anyhow::Ok(SyscallsPerPlayer {
-                seconds,
-                total: per_player_s(calls.total),
-                socket_reads: per_player_s(calls.socket_reads),
-                socket_writes: per_player_s(calls.socket_writes),
-                epoll_waits: per_player_s(calls.epoll_waits),
-            })
-        })
-        .transpose()?;
+    let syscalls = calls.map(|calls| {
+        let per_player_s = |calls: f64| calls / (wall * players as f64);
+        SyscallsPerPlayer {
+            total: per_player_s(calls.total),
+            socket_reads: per_player_s(calls.socket_reads),
+            socket_writes: per_player_s(calls.socket_writes),
+            epoll_waits: per_player_s(calls.epoll_waits),
+            futex: per_player_s(calls.futex),
+        }
+    });
     let (report, _status) = bots.report()?;
 
     let server_cpu = (cpu_after.server - cpu_before.server) / wall;
@@ -409,21 +411,17 @@ fn run_steps(
         Some(proxy) => format!("ws://{}/ws", proxy.addr()),
         None => server.ws_url("/ws"),
     };
-    let syscall_seconds = (args.syscall_seconds > 0.0).then_some(args.syscall_seconds);
-    let syscall_seconds = match syscall_seconds {
-        Some(_) if !strace::available() => {
-            eprintln!(
-                "load: strace is not installed (apt-get install strace); system calls are not counted"
-            );
-            None
-        }
-        seconds => seconds,
-    };
+    let count_syscalls = !args.no_syscalls && syscalls::available();
+    if !args.no_syscalls && !count_syscalls {
+        eprintln!(
+            "load: perf cannot count syscall tracepoints here (apt-get install linux-perf, and run as root); system calls are not counted"
+        );
+    }
     let plan = StepPlan {
         url: &url,
         snapshot_hz: setup.snapshot_hz,
         hold: args.hold,
-        syscall_seconds,
+        count_syscalls,
     };
     let mut steps = Vec::new();
     for &players in &args.steps {
@@ -432,7 +430,7 @@ fn run_steps(
         eprintln!("load: {}", serde_json::to_string(&step)?);
         let passed = step.passed;
         steps.push(step);
-        if !passed {
+        if !passed && !args.all_steps {
             eprintln!("load: {players} missed the bar; stopping");
             break;
         }
@@ -489,7 +487,13 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     };
     let steps = run_steps(args, playing, binaries, clock_ticks)?;
     let idle = run_idle(args, playing, binaries)?;
-    let writes = if args.strace_seconds > 0.0 && strace::available() {
+    let strace_here = writes::strace_available();
+    if args.strace_seconds > 0.0 && !strace_here {
+        eprintln!(
+            "load: strace is not installed (apt-get install strace); socket writes are not counted"
+        );
+    }
+    let writes = if args.strace_seconds > 0.0 && strace_here {
         eprintln!("load: counting socket writes with strace");
         Some(writes::count_writes(
             args.strace_players,
@@ -570,7 +574,7 @@ fn print_table(report: &Report) {
         );
     }
     println!(
-        "{:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "{:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "players",
         "srv ms/p-s",
         "net ms/p-s",
@@ -579,6 +583,7 @@ fn print_table(report: &Report) {
         "reads/p-s",
         "writes/p-s",
         "epoll/p-s",
+        "futex/p-s",
         "input p50",
         "input p99"
     );
@@ -589,7 +594,7 @@ fn print_table(report: &Report) {
                 .map_or_else(|| "-".to_owned(), |c| format!("{:.1}", field(c)))
         };
         println!(
-            "{:>7} {:>10.3} {:>10.3} {:>10.3} {:>10} {:>10} {:>10} {:>10} {:>8.1}ms {:>8.1}ms",
+            "{:>7} {:>10.3} {:>10.3} {:>10.3} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8.1}ms {:>8.1}ms",
             s.players,
             s.server_ms_per_player_s,
             s.net_ms_per_player_s,
@@ -598,6 +603,7 @@ fn print_table(report: &Report) {
             calls(|c| c.socket_reads),
             calls(|c| c.socket_writes),
             calls(|c| c.epoll_waits),
+            calls(|c| c.futex),
             s.input_latency_ms_p50,
             s.input_latency_ms_p99,
         );
