@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use shared::codec::{DecodeError, decode_server, encoded_len};
-use shared::consts::SNAPSHOT_RING;
+use shared::consts::{MAX_INPUT_BATCH, SNAPSHOT_RING};
 use shared::game::GameEvent;
 use shared::game::InputFrame;
 use shared::protocol::{ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Welcome};
@@ -40,6 +40,8 @@ pub struct RoomView {
     pub map: Option<Map>,
     pub tick_hz: u16,
     pub snapshot_hz: u16,
+    /// Ticks of input gathered into each message, as the welcome asked (at least 1).
+    pub input_batch: u8,
     /// Everyone in the room: names, and who is away.
     pub roster: Roster,
     /// The newest snapshot, as the room's state at its tick.
@@ -62,8 +64,10 @@ pub struct RoomView {
     pub saved_match: Option<i64>,
     /// Recent snapshots as received, newest last: the baselines deltas refer to.
     received: VecDeque<QState>,
-    /// The newest input sequence this client has sent.
+    /// The newest input sequence this client has sent or gathered to send.
     last_sent_seq: Seq,
+    /// Inputs gathered since the last input message, oldest first.
+    unsent_inputs: Vec<InputFrame>,
 }
 
 const CHAT_LOG: usize = 100;
@@ -197,6 +201,7 @@ impl RoomView {
         self.map = Some(welcome.map.clone());
         self.tick_hz = welcome.tick_hz;
         self.snapshot_hz = welcome.snapshot_hz;
+        self.input_batch = welcome.input_batch.clamp(1, MAX_INPUT_BATCH);
         self.roster = Roster::default();
         for entry in &welcome.roster {
             self.roster.join(entry.id, &entry.name);
@@ -210,6 +215,7 @@ impl RoomView {
         if !welcome.resumed {
             self.received.clear();
             self.snapshot = None;
+            self.unsent_inputs.clear();
         }
     }
 
@@ -295,14 +301,44 @@ impl RoomView {
         self.received.back().map(|s| Fixed16(s.tick.0 as u16))
     }
 
-    /// The message that sends `frame` to the server, acknowledging the newest
-    /// snapshot. Every client builds its input messages here.
-    pub fn input_message(&mut self, frame: InputFrame) -> ClientMsg {
-        self.last_sent_seq = frame.seq;
-        ClientMsg::Input {
-            ack: self.ack(),
-            frame,
+    /// Gathers this tick's input; once the welcome's batch is full, returns the
+    /// message that sends every input gathered, acknowledging the newest snapshot.
+    /// Every client sends its inputs through here, so bots and browsers send alike.
+    pub fn queue_input(&mut self, frame: InputFrame) -> Option<ClientMsg> {
+        self.gather(frame);
+        if self.unsent_inputs.len() < usize::from(self.input_batch.max(1)) {
+            return None;
         }
+        self.flush_inputs()
+    }
+
+    /// The message that sends every input gathered so far at once; `None` if there
+    /// is none.
+    pub fn flush_inputs(&mut self) -> Option<ClientMsg> {
+        if self.unsent_inputs.is_empty() {
+            return None;
+        }
+        Some(ClientMsg::Input {
+            ack: self.ack(),
+            frames: std::mem::take(&mut self.unsent_inputs),
+        })
+    }
+
+    /// The message that sends `frame` now, after any inputs gathered before it.
+    pub fn input_message(&mut self, frame: InputFrame) -> ClientMsg {
+        self.gather(frame);
+        // Invariant: `gather` just added a frame, so there is one to send.
+        self.flush_inputs().expect("a frame was just gathered")
+    }
+
+    fn gather(&mut self, frame: InputFrame) {
+        self.last_sent_seq = frame.seq;
+        // A batch never outgrows what the server reads; a client held up for longer
+        // sends what it has so far rather than a message the server would refuse.
+        if self.unsent_inputs.len() >= usize::from(MAX_INPUT_BATCH) {
+            self.unsent_inputs.remove(0);
+        }
+        self.unsent_inputs.push(frame);
     }
 
     /// An acknowledgement of the newest snapshot, for a client that is not sending
@@ -370,6 +406,7 @@ mod tests {
             room: "r1".into(),
             tick_hz: 60,
             snapshot_hz: 30,
+            input_batch: 2,
             tick: Tick(0),
             map: Map::test_arena(),
             roster: vec![
@@ -526,6 +563,41 @@ mod tests {
         }
         assert_eq!(view.snapshot.map(|s| s.tick), Some(Tick(10)));
         assert_eq!(view.snapshots_received, 2);
+    }
+
+    #[test]
+    fn inputs_go_up_in_the_welcomes_batches_oldest_first_with_the_newest_ack() {
+        let mut view = welcomed();
+        assert_eq!(
+            view.input_batch, 2,
+            "the welcome asked for two ticks a message"
+        );
+        view.apply(&snapshot_msg(None, &state(10, vec![q_player(1, 80)])))
+            .expect("full applies");
+        let frame = |seq| InputFrame {
+            seq: Seq(seq),
+            ..InputFrame::default()
+        };
+        assert_eq!(view.queue_input(frame(1)), None, "the first tick waits");
+        let sent = view.queue_input(frame(2));
+        assert_eq!(
+            sent,
+            Some(ClientMsg::Input {
+                ack: Some(Fixed16(10)),
+                frames: vec![frame(1), frame(2)],
+            }),
+            "the second tick sends both"
+        );
+        assert_eq!(view.queue_input(frame(3)), None);
+        assert_eq!(
+            view.flush_inputs(),
+            Some(ClientMsg::Input {
+                ack: Some(Fixed16(10)),
+                frames: vec![frame(3)],
+            }),
+            "a flush sends what is gathered"
+        );
+        assert_eq!(view.flush_inputs(), None, "and nothing twice");
     }
 
     #[test]

@@ -390,6 +390,7 @@ fn placeholder_welcome() -> Welcome {
         room: String::new(),
         tick_hz: 0,
         snapshot_hz: 0,
+        input_batch: 1,
         tick: shared::Tick(0),
         map: shared::Map::test_arena(),
         roster: Vec::new(),

@@ -105,8 +105,9 @@ impl Session {
         Ok(())
     }
 
-    /// Numbers and predicts this tick's input and returns the message that sends it.
-    pub fn input(&mut self, buttons: u8, aim: f32) -> ClientMsg {
+    /// Numbers and predicts this tick's input; returns the message that sends it with
+    /// the ticks before it once the welcome's batch is full.
+    pub fn input(&mut self, buttons: u8, aim: f32) -> Option<ClientMsg> {
         self.last_seq = self.last_seq.next();
         let frame = InputFrame {
             seq: self.last_seq,
@@ -114,7 +115,13 @@ impl Session {
             aim,
         };
         self.predictor.apply_input(frame, self.dt, &self.map);
-        self.view.input_message(frame)
+        self.view.queue_input(frame)
+    }
+
+    /// The message that sends the inputs gathered so far without waiting for the
+    /// batch to fill; `None` if there are none.
+    pub fn flush_inputs(&mut self) -> Option<ClientMsg> {
+        self.view.flush_inputs()
     }
 
     /// Encodes a message for sending at `now` and counts its bytes.

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use server::inbound::{Inbound, read_hello, read_message};
-use shared::consts::{CHAT_MAX_CHARS, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
+use shared::consts::{CHAT_MAX_CHARS, MAX_INPUT_BATCH, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
 use shared::game::buttons;
 
 fuzz_target!(|frame: &[u8]| {
@@ -14,9 +14,12 @@ fuzz_target!(|frame: &[u8]| {
         assert!(hello.room.is_none_or(|room| room.chars().count() <= ROOM_NAME_MAX_CHARS));
     }
     match read_message(frame) {
-        Ok(Inbound::Input { frame: input, .. }) => {
-            assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
-            assert_eq!(input.buttons & !buttons::ALL, 0);
+        Ok(Inbound::Input { frames, .. }) => {
+            assert!(!frames.is_empty() && frames.len() <= usize::from(MAX_INPUT_BATCH));
+            for input in frames {
+                assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
+                assert_eq!(input.buttons & !buttons::ALL, 0);
+            }
         }
         Ok(Inbound::Chat(Some(text))) => {
             assert!(!text.is_empty() && text.chars().count() <= CHAT_MAX_CHARS);

@@ -162,11 +162,18 @@ mod tests {
             },
             ClientMsg::Input {
                 ack: Some(Fixed16(513)),
-                frame: InputFrame {
-                    seq: Seq(u32::MAX),
-                    buttons: buttons::UP | buttons::FIRE,
-                    aim: -1.5,
-                },
+                frames: vec![
+                    InputFrame {
+                        seq: Seq(u32::MAX),
+                        buttons: buttons::UP | buttons::FIRE,
+                        aim: -1.5,
+                    },
+                    InputFrame {
+                        seq: Seq(0),
+                        buttons: 0,
+                        aim: 0.5,
+                    },
+                ],
             },
             ClientMsg::Chat { text: "gg".into() },
             ClientMsg::Ping { nonce: 7 },
@@ -241,6 +248,7 @@ mod tests {
                 room: "r1".into(),
                 tick_hz: 60,
                 snapshot_hz: 30,
+                input_batch: 2,
                 tick: Tick(99),
                 map: Map::test_arena(),
                 roster: vec![
@@ -325,15 +333,20 @@ mod tests {
 
     #[test]
     fn input_frame_is_small_on_the_wire() {
+        let frame = |seq| InputFrame {
+            seq: Seq(seq),
+            buttons: buttons::ALL,
+            aim: 1.0,
+        };
         let bytes = encode_client(&ClientMsg::Input {
             ack: Some(Fixed16(1000)),
-            frame: InputFrame {
-                seq: Seq(1000),
-                buttons: buttons::ALL,
-                aim: 1.0,
-            },
+            frames: vec![frame(1000), frame(1001)],
         });
-        assert!(bytes.len() <= 12, "input frame took {} bytes", bytes.len());
+        assert!(
+            bytes.len() <= 21,
+            "two ticks of input took {} bytes",
+            bytes.len()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Tick rates, protocol limits and game tuning in one place, so no number is written twice.
 
 /// Bumped whenever the wire format changes; checked in the handshake.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// A match's default score limit: kills by one player.
 pub const DEFAULT_MATCH_SCORE_LIMIT: u16 = 20;
@@ -23,6 +23,15 @@ pub const MAX_RATE_HZ: u16 = 240;
 pub fn tick_dt(tick_hz: u16) -> f32 {
     1.0 / f32::from(tick_hz.max(1))
 }
+
+/// Ticks of input a client gathers before sending them in one message, unless the
+/// server says otherwise in its welcome. Every message up is a wakeup, a read and a
+/// queue hand-off on the server; two ticks a message halves them, and adds at most one
+/// tick to when an input reaches the server.
+pub const DEFAULT_INPUT_BATCH: u8 = 2;
+/// Ticks of input one message may carry. No larger than `MAX_QUEUED_INPUTS`, so a whole
+/// batch fits in the room's queue.
+pub const MAX_INPUT_BATCH: u8 = 8;
 
 /// Seats in a room.
 pub const DEFAULT_ROOM_CAPACITY: u16 = 16;
@@ -91,3 +100,8 @@ pub mod tuning {
     pub const PROJECTILE_TTL_S: f32 = 1.2;
     pub const PROJECTILE_DAMAGE: u8 = 25;
 }
+
+const _: () = assert!(
+    MAX_INPUT_BATCH as usize <= MAX_QUEUED_INPUTS,
+    "a whole input batch must fit in the room's queue"
+);

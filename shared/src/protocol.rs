@@ -27,11 +27,13 @@ pub enum ClientMsg {
         /// The seat decides the room and the name; `name` and `room` are then unused.
         resume: Option<Resume>,
     },
-    /// One tick's worth of input, carrying the newest snapshot the client holds.
+    /// The inputs of the ticks since the last such message, oldest first (at most
+    /// `MAX_INPUT_BATCH`, as many as the welcome's `input_batch` asks for), carrying the
+    /// newest snapshot the client holds.
     Input {
         /// Low 16 bits of the tick of the newest snapshot applied, once there is one.
         ack: Option<Fixed16>,
-        frame: InputFrame,
+        frames: Vec<InputFrame>,
     },
     /// A chat line for the room.
     Chat { text: String },
@@ -101,6 +103,9 @@ pub struct Welcome {
     pub room: String,
     pub tick_hz: u16,
     pub snapshot_hz: u16,
+    /// Ticks of input the client gathers into each `Input` message: the server decides
+    /// how many messages it reads per player.
+    pub input_batch: u8,
     pub tick: Tick,
     pub map: Map,
     /// Everyone in the room, including the new player.

@@ -370,11 +370,19 @@ impl Player {
                     if !config.idle {
                         self.seq = self.seq.next();
                         let (held, aim) = self.brain.decide(self.me, self.view.snapshot.as_ref());
-                        let input = self.view.input_message(InputFrame { seq: self.seq, buttons: held, aim });
-                        if let Err(err) = conn.send(&input).await {
-                            return Err(lost(err, last_word, last_snapshot_at, false));
+                        let frame = InputFrame { seq: self.seq, buttons: held, aim };
+                        // An input leaves when its batch does; the latency counts from then.
+                        if let Some(inputs) = self.view.queue_input(frame) {
+                            if let Err(err) = conn.send(&inputs).await {
+                                return Err(lost(err, last_word, last_snapshot_at, false));
+                            }
+                            let now = Instant::now();
+                            if let ClientMsg::Input { frames, .. } = &inputs {
+                                for frame in frames {
+                                    self.input_latency.sent(frame.seq, now);
+                                }
+                            }
                         }
-                        self.input_latency.sent(self.seq, Instant::now());
                     }
                     let now = Instant::now();
                     if now >= next_ping && ping_sent.is_none() {

@@ -727,8 +727,9 @@ impl App {
                 self.aim = aim;
             }
             drop(controls);
-            let input = session.input(held, self.aim);
-            outgoing.push(session.encode(&input, now));
+            if let Some(inputs) = session.input(held, self.aim) {
+                outgoing.push(session.encode(&inputs, now));
+            }
             self.tick_backlog -= tick_secs;
             ticks += 1;
         }

@@ -499,18 +499,20 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
     while let Some(bytes) = conn.next_frame().await? {
         match read_message(&bytes)? {
             Inbound::Ack(tick) => acks.store(tick),
-            Inbound::Input { ack, frame } => {
+            Inbound::Input { ack, frames } => {
                 if let Some(ack) = ack {
                     acks.store(ack);
                 }
-                match inputs.try_send(frame) {
-                    Ok(()) => {}
-                    // A burst after a network hiccup: the room drops a backlog anyway,
-                    // and a sustained flood is the message bucket's to close.
-                    Err(mpsc::error::TrySendError::Full(_)) => {}
-                    // The room let go of this player (kicked); the kick is on its way.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return Err((CloseReason::TooSlow, "removed from the room".into()));
+                for frame in frames {
+                    match inputs.try_send(frame) {
+                        Ok(()) => {}
+                        // A burst after a network hiccup: the room drops a backlog
+                        // anyway, and a sustained flood is the message bucket's to close.
+                        Err(mpsc::error::TrySendError::Full(_)) => break,
+                        // The room let go of this player (kicked); the kick is on its way.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            return Err((CloseReason::TooSlow, "removed from the room".into()));
+                        }
                     }
                 }
             }

@@ -3,7 +3,7 @@
 //! the fuzz target and the property tests exercise exactly what the server runs.
 
 use shared::codec::{decode_client, peek_hello_version};
-use shared::consts::PROTOCOL_VERSION;
+use shared::consts::{MAX_INPUT_BATCH, PROTOCOL_VERSION};
 use shared::game::InputFrame;
 use shared::protocol::{ClientMsg, CloseReason, Resume};
 use shared::text::{sanitize_chat, validate_name, validate_room_name};
@@ -29,11 +29,12 @@ const MAX_TOKEN_CHARS: usize = 128;
 /// A validated message from a seated player.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Inbound {
-    /// Unknown buttons masked, aim finite and wrapped; with the low 16 bits of the
-    /// newest snapshot tick the client holds, once it holds one.
+    /// One to `MAX_INPUT_BATCH` ticks of input, oldest first, each with unknown
+    /// buttons masked and aim finite and wrapped; with the low 16 bits of the newest
+    /// snapshot tick the client holds, once it holds one.
     Input {
         ack: Option<u16>,
-        frame: InputFrame,
+        frames: Vec<InputFrame>,
     },
     /// Acknowledges a snapshot (low 16 tick bits) without input.
     Ack(u16),
@@ -91,18 +92,43 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
 pub fn read_message(bytes: &[u8]) -> Result<Inbound, Refusal> {
     let msg = decode_client(bytes).map_err(|err| (CloseReason::Malformed, err.to_string()))?;
     match msg {
-        ClientMsg::Input { ack, frame } => frame
-            .validated()
-            .map(|frame| Inbound::Input {
-                ack: ack.map(|tick| tick.0),
-                frame,
-            })
-            .map_err(|err| (CloseReason::Malformed, err.to_string())),
+        ClientMsg::Input { ack, frames } => Ok(Inbound::Input {
+            ack: ack.map(|tick| tick.0),
+            frames: validated_batch(frames)?,
+        }),
         ClientMsg::Ack { tick } => Ok(Inbound::Ack(tick.0)),
         ClientMsg::Chat { text } => Ok(Inbound::Chat(sanitize_chat(&text))),
         ClientMsg::Ping { nonce } => Ok(Inbound::Ping { nonce }),
         ClientMsg::Hello { .. } => Err((CloseReason::Malformed, "hello sent twice".into())),
     }
+}
+
+/// A batch the room can take: not empty, no more ticks than any client is asked for,
+/// and every frame valid.
+fn validated_batch(frames: Vec<InputFrame>) -> Result<Vec<InputFrame>, Refusal> {
+    if frames.is_empty() {
+        return Err((
+            CloseReason::Malformed,
+            "an input message with no input".into(),
+        ));
+    }
+    if frames.len() > usize::from(MAX_INPUT_BATCH) {
+        return Err((
+            CloseReason::TooBig,
+            format!(
+                "{} ticks of input in one message; at most {MAX_INPUT_BATCH}",
+                frames.len()
+            ),
+        ));
+    }
+    frames
+        .into_iter()
+        .map(|frame| {
+            frame
+                .validated()
+                .map_err(|err| (CloseReason::Malformed, err.to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -133,25 +159,29 @@ mod tests {
         );
     }
 
+    fn batch(frames: &[(f32, u8)]) -> Vec<u8> {
+        let frames = frames
+            .iter()
+            .zip(1..)
+            .map(|(&(aim, held), seq)| InputFrame {
+                seq: shared::Seq(seq),
+                buttons: held,
+                aim,
+            })
+            .collect();
+        encode_client(&ClientMsg::Input { ack: None, frames })
+    }
+
     #[test]
     fn every_field_is_checked() {
-        let input = |aim: f32, held: u8| {
-            encode_client(&ClientMsg::Input {
-                ack: None,
-                frame: InputFrame {
-                    seq: shared::Seq(1),
-                    buttons: held,
-                    aim,
-                },
-            })
-        };
+        let input = |aim: f32, held: u8| batch(&[(aim, held)]);
         assert!(read_message(&input(f32::NAN, 0)).is_err());
         assert!(read_message(&input(f32::INFINITY, 0)).is_err());
-        let Ok(Inbound::Input { frame, .. }) = read_message(&input(10.0, 0xFF)) else {
+        let Ok(Inbound::Input { frames, .. }) = read_message(&input(10.0, 0xFF)) else {
             panic!("a finite aim with stray bits is accepted after cleaning");
         };
-        assert_eq!(frame.buttons, buttons::ALL);
-        assert!(frame.aim.abs() <= core::f32::consts::PI);
+        assert_eq!(frames[0].buttons, buttons::ALL);
+        assert!(frames[0].aim.abs() <= core::f32::consts::PI);
         let mut trailing = input(0.0, 0);
         trailing.push(7);
         assert!(
@@ -159,6 +189,33 @@ mod tests {
             "the frame must be consumed whole"
         );
         assert!(read_message(&vec![2u8; MAX_CLIENT_MSG_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn a_batch_is_refused_whole_when_empty_oversize_or_holding_one_bad_frame() {
+        let good = (0.5, buttons::UP);
+        let Ok(Inbound::Input { frames, .. }) = read_message(&batch(&[good; 2])) else {
+            panic!("two good ticks are accepted");
+        };
+        assert_eq!(frames.len(), 2, "both ticks reach the room, oldest first");
+        assert_eq!(frames[0].seq, shared::Seq(1));
+        let most = usize::from(MAX_INPUT_BATCH);
+        assert!(read_message(&batch(&vec![good; most])).is_ok());
+        assert_eq!(
+            read_message(&batch(&vec![good; most + 1])).map_err(|r| r.0),
+            Err(CloseReason::TooBig),
+            "more ticks than any client is asked to gather"
+        );
+        assert_eq!(
+            read_message(&batch(&[])).map_err(|r| r.0),
+            Err(CloseReason::Malformed),
+            "an empty batch"
+        );
+        assert_eq!(
+            read_message(&batch(&[good, (f32::NAN, 0), good])).map_err(|r| r.0),
+            Err(CloseReason::Malformed),
+            "one bad tick refuses the batch"
+        );
     }
 
     #[test]

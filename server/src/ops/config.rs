@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::consts::{
-    DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT, DEFAULT_MATCH_TIME_LIMIT_SECS,
-    DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ,
-    MAX_RATE_HZ, MAX_ROOM_CAPACITY, MIN_RATE_HZ,
+    DEFAULT_INPUT_BATCH, DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT,
+    DEFAULT_MATCH_TIME_LIMIT_SECS, DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY,
+    DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
+    MIN_RATE_HZ,
 };
 
 /// Skirmish game server: serves the page, the client bundle and the game WebSocket.
@@ -26,6 +27,12 @@ pub struct Config {
     /// Snapshot rate, per second; at most the tick rate.
     #[arg(long, default_value_t = DEFAULT_SNAPSHOT_HZ, value_parser = clap::value_parser!(u16).range(MIN_RATE_HZ as i64..=MAX_RATE_HZ as i64))]
     pub snapshot_hz: u16,
+
+    /// Ticks of input each client gathers into one message (told in the welcome):
+    /// fewer messages for the server to read, at up to this many ticks minus one of
+    /// added input delay.
+    #[arg(long, default_value_t = DEFAULT_INPUT_BATCH, value_parser = clap::value_parser!(u8).range(1..=MAX_INPUT_BATCH as i64))]
+    pub input_batch: u8,
 
     /// Seats per room.
     #[arg(long, default_value_t = DEFAULT_ROOM_CAPACITY, value_parser = clap::value_parser!(u16).range(1..=MAX_ROOM_CAPACITY as i64))]

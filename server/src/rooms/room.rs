@@ -33,6 +33,8 @@ use crate::store::{MatchId, ResultSink};
 pub(crate) struct RoomSettings {
     pub tick_hz: u16,
     pub snapshot_hz: u16,
+    /// Ticks of input each client sends per message, as the welcome tells it.
+    pub input_batch: u8,
     pub capacity: u16,
     pub empty_grace: Duration,
     pub map: Map,
@@ -475,6 +477,7 @@ impl Room {
             room: self.id.clone(),
             tick_hz: self.settings.tick_hz,
             snapshot_hz: self.settings.snapshot_hz,
+            input_batch: self.settings.input_batch,
             tick: self.world.tick,
             map: self.settings.map.clone(),
             roster: self

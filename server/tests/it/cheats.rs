@@ -175,7 +175,7 @@ async fn nothing_in_a_message_can_act_for_another_player() {
     let mut forger = join_room(&server, "forger", "spoof").await;
     let mut forged = shared::codec::encode_client(&ClientMsg::Input {
         ack: None,
-        frame: frame(1, held),
+        frames: vec![frame(1, held)],
     });
     forged.extend_from_slice(&victim_id.0.to_le_bytes());
     forger.send_raw(forged).await.expect("send forged");

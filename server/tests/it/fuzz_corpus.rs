@@ -3,9 +3,15 @@
 
 use proptest::prelude::*;
 use server::inbound::{Inbound, read_hello, read_message};
-use shared::consts::{CHAT_MAX_CHARS, MAX_CLIENT_MSG_BYTES, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
-use shared::game::buttons;
+use shared::Seq;
+use shared::codec::encode_client;
+use shared::consts::{
+    CHAT_MAX_CHARS, MAX_CLIENT_MSG_BYTES, MAX_INPUT_BATCH, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS,
+};
+use shared::game::{InputFrame, buttons};
+use shared::protocol::ClientMsg;
 use shared::protocol::CloseReason;
+use shared::snapshot::Fixed16;
 
 /// What `fuzz/fuzz_targets/client_frame.rs` asserts for every input.
 fn check_frame(frame: &[u8]) {
@@ -18,9 +24,12 @@ fn check_frame(frame: &[u8]) {
         );
     }
     match read_message(frame) {
-        Ok(Inbound::Input { frame: input, .. }) => {
-            assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
-            assert_eq!(input.buttons & !buttons::ALL, 0);
+        Ok(Inbound::Input { frames, .. }) => {
+            assert!(!frames.is_empty() && frames.len() <= usize::from(MAX_INPUT_BATCH));
+            for input in frames {
+                assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
+                assert_eq!(input.buttons & !buttons::ALL, 0);
+            }
         }
         Ok(Inbound::Chat(Some(text))) => {
             assert!(!text.is_empty() && text.chars().count() <= CHAT_MAX_CHARS);
@@ -72,6 +81,18 @@ fn the_committed_fuzz_corpus_replays_cleanly() {
         read_message(&frame("input")),
         Ok(Inbound::Input { .. })
     ));
+    assert!(
+        matches!(read_message(&frame("input_batch")), Ok(Inbound::Input { frames, .. }) if frames.len() == 2),
+        "the batch seed carries two ticks"
+    );
+    assert_eq!(
+        read_message(&frame("input_batch_oversize")).map_err(|refusal| refusal.0),
+        Err(CloseReason::TooBig)
+    );
+    assert_eq!(
+        read_message(&frame("input_batch_empty")).map_err(|refusal| refusal.0),
+        Err(CloseReason::Malformed)
+    );
     assert!(matches!(read_message(&frame("ack")), Ok(Inbound::Ack(_))));
     assert!(matches!(
         read_message(&frame("ping")),
@@ -108,6 +129,40 @@ proptest! {
         }
         frame.extend_from_slice(&tail);
         check_frame(&frame);
+    }
+
+    #[test]
+    fn input_batches_are_taken_whole_or_refused_with_their_reason(
+        frames in proptest::collection::vec(
+            (any::<u32>(), any::<u8>(), prop_oneof![any::<f32>(), Just(f32::NAN)]),
+            0..=usize::from(MAX_INPUT_BATCH) + 3,
+        ),
+        ack in proptest::option::of(any::<u16>()),
+    ) {
+        let frames: Vec<InputFrame> = frames
+            .into_iter()
+            .map(|(seq, held, aim)| InputFrame { seq: Seq(seq), buttons: held, aim })
+            .collect();
+        let bytes = encode_client(&ClientMsg::Input { ack: ack.map(Fixed16), frames: frames.clone() });
+        check_frame(&bytes);
+        let read = read_message(&bytes);
+        if bytes.len() > MAX_CLIENT_MSG_BYTES {
+            prop_assert!(read.is_err());
+        } else if frames.is_empty() {
+            prop_assert_eq!(read.map_err(|r| r.0), Err(CloseReason::Malformed));
+        } else if frames.len() > usize::from(MAX_INPUT_BATCH) {
+            prop_assert_eq!(read.map_err(|r| r.0), Err(CloseReason::TooBig));
+        } else if frames.iter().any(|f| !f.aim.is_finite()) {
+            prop_assert_eq!(read.map_err(|r| r.0), Err(CloseReason::Malformed));
+        } else {
+            let Ok(Inbound::Input { ack: read_ack, frames: read_frames }) = read else {
+                panic!("a good batch is accepted: {read:?}");
+            };
+            prop_assert_eq!(read_ack, ack);
+            let seqs: Vec<Seq> = read_frames.iter().map(|f| f.seq).collect();
+            let sent: Vec<Seq> = frames.iter().map(|f| f.seq).collect();
+            prop_assert_eq!(seqs, sent, "every tick, in order");
+        }
     }
 
     #[test]
