@@ -347,7 +347,7 @@ fn room_settings(
     RoomSettings {
         tick_hz: config.tick_hz,
         snapshot_hz: config.snapshot_hz,
-        input_batch: config.input_batch,
+        input_batch: config.input_batch(),
         capacity: config.room_capacity,
         empty_grace: config.room_grace(),
         map,

@@ -24,11 +24,6 @@ pub fn tick_dt(tick_hz: u16) -> f32 {
     1.0 / f32::from(tick_hz.max(1))
 }
 
-/// Ticks of input a client gathers before sending them in one message, unless the
-/// server says otherwise in its welcome. Every message up is a wakeup, a read and a
-/// queue hand-off on the server; two ticks a message halves them, and adds at most one
-/// tick to when an input reaches the server.
-pub const DEFAULT_INPUT_BATCH: u8 = 2;
 /// Ticks of input one message may carry. No larger than `MAX_QUEUED_INPUTS`, so a whole
 /// batch fits in the room's queue.
 pub const MAX_INPUT_BATCH: u8 = 8;

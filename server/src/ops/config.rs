@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::consts::{
-    DEFAULT_INPUT_BATCH, DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT,
-    DEFAULT_MATCH_TIME_LIMIT_SECS, DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY,
-    DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ, MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY,
-    MIN_RATE_HZ,
+    DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT, DEFAULT_MATCH_TIME_LIMIT_SECS,
+    DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ,
+    MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY, MIN_RATE_HZ,
 };
 
 /// Skirmish game server: serves the page, the client bundle and the game WebSocket.
@@ -30,9 +29,9 @@ pub struct Config {
 
     /// Ticks of input each client gathers into one message (told in the welcome):
     /// fewer messages for the server to read, at up to this many ticks minus one of
-    /// added input delay.
-    #[arg(long, default_value_t = DEFAULT_INPUT_BATCH, value_parser = clap::value_parser!(u8).range(1..=MAX_INPUT_BATCH as i64))]
-    pub input_batch: u8,
+    /// added input delay. Default: the ticks of one snapshot interval.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=MAX_INPUT_BATCH as i64))]
+    pub input_batch: Option<u8>,
 
     /// Seats per room.
     #[arg(long, default_value_t = DEFAULT_ROOM_CAPACITY, value_parser = clap::value_parser!(u16).range(1..=MAX_ROOM_CAPACITY as i64))]
@@ -309,6 +308,18 @@ impl Config {
         seconds(self.resume_grace_secs, 0.0)
     }
 
+    /// Ticks of input each client gathers into one message. By default one snapshot
+    /// interval's worth: an input gathered meanwhile could not show in a snapshot
+    /// sooner than the next one anyway, so waiting for it adds little latency.
+    pub fn input_batch(&self) -> u8 {
+        self.input_batch.unwrap_or_else(|| {
+            let ticks_per_snapshot = self.tick_hz / self.snapshot_hz.max(1);
+            u8::try_from(ticks_per_snapshot)
+                .unwrap_or(MAX_INPUT_BATCH)
+                .clamp(1, MAX_INPUT_BATCH)
+        })
+    }
+
     pub fn stall_timeout(&self) -> Duration {
         seconds(self.stall_timeout_secs, 0.5)
     }
@@ -423,6 +434,23 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         Config::parse_from(std::iter::once("server").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clients_batch_one_snapshot_interval_of_input_unless_told_otherwise() {
+        assert_eq!(config(&[]).input_batch(), 2, "60 Hz ticks, 30 Hz snapshots");
+        assert_eq!(config(&["--snapshot-hz", "20"]).input_batch(), 3);
+        assert_eq!(config(&["--snapshot-hz", "60"]).input_batch(), 1);
+        assert_eq!(
+            config(&["--tick-hz", "240", "--snapshot-hz", "1"]).input_batch(),
+            MAX_INPUT_BATCH,
+            "never more than a message may carry"
+        );
+        assert_eq!(
+            config(&["--snapshot-hz", "20", "--input-batch", "1"]).input_batch(),
+            1,
+            "the flag wins"
+        );
     }
 
     #[test]

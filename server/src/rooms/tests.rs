@@ -141,7 +141,7 @@ impl TestRoom {
         let settings = RoomSettings {
             tick_hz: TICK_HZ,
             snapshot_hz: SNAPSHOT_HZ,
-            input_batch: shared::consts::DEFAULT_INPUT_BATCH,
+            input_batch: 2,
             capacity: 16,
             empty_grace: GRACE,
             map: crate::load_map(None).expect("the built-in map"),

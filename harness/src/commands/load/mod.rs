@@ -46,6 +46,9 @@ pub struct Args {
     /// Snapshots per second to each player.
     #[arg(long, default_value_t = DEFAULT_SNAPSHOT_HZ)]
     snapshot_hz: u16,
+    /// The server's `--input-batch`; without it, the server's default.
+    #[arg(long)]
+    input_batch: Option<u8>,
     /// Put the latency proxy between the bots and the server, delaying every chunk by
     /// this many milliseconds each way (0 still goes through the proxy).
     #[arg(long)]
@@ -188,6 +191,7 @@ struct ServerSetup {
     snapshot_hz: u16,
     realtime_rooms: bool,
     room_threads: Option<u16>,
+    input_batch: Option<u8>,
 }
 
 /// The release server, with room for every bot.
@@ -204,6 +208,9 @@ fn start_server(setup: ServerSetup, binaries: &Binaries) -> anyhow::Result<Serve
     }
     if let Some(threads) = setup.room_threads {
         command.args(["--room-threads", &threads.to_string()]);
+    }
+    if let Some(batch) = setup.input_batch {
+        command.args(["--input-batch", &batch.to_string()]);
     }
     Ok(ServerProcess::start(command)?)
 }
@@ -484,6 +491,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         snapshot_hz: args.snapshot_hz,
         realtime_rooms: !args.no_realtime_rooms,
         room_threads: args.room_threads,
+        input_batch: args.input_batch,
     };
     let steps = run_steps(args, playing, binaries, clock_ticks)?;
     let idle = run_idle(args, playing, binaries)?;
@@ -512,10 +520,12 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
             load_average
         ),
         scenario: format!(
-            "rooms of {}, {} Hz ticks, {} Hz snapshots, {}",
+            "rooms of {}, {} Hz ticks, {} Hz snapshots, input batch {}, {}",
             args.room_capacity,
             args.tick_hz,
             args.snapshot_hz,
+            args.input_batch
+                .map_or("the server's default".to_owned(), |batch| batch.to_string()),
             args.proxy_latency_ms
                 .map_or("no proxy".to_owned(), |ms| format!(
                     "through the latency proxy at {ms} ms each way"
