@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{decode_replay_frame, encode_replay_frame};
 use crate::consts::MAX_REPLAY_FRAME_BYTES;
 use crate::ids::{PlayerId, Tick};
+use crate::map::Map;
 use crate::snapshot::{DeltaError, QState, SnapshotBody, apply};
 
 /// The first bytes of every replay file; the last byte is the format's version.
@@ -20,10 +21,11 @@ pub const MAGIC: &[u8; 8] = b"SKRPLAY\x01";
 pub const FRAME_HEAD_BYTES: usize = 8;
 
 /// What a replay is of.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReplayHeader {
     pub room: String,
-    pub map: String,
+    /// The arena, whole: a viewer draws it as a player's page does.
+    pub map: Map,
     pub tick_hz: u16,
     /// Frames recorded per second.
     pub snapshot_hz: u16,
@@ -47,7 +49,7 @@ pub struct KeyframeEntry {
 }
 
 /// One frame's payload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ReplayFrame {
     /// Always the first frame.
     Header(ReplayHeader),
@@ -326,7 +328,12 @@ mod tests {
         write_frame(
             &ReplayFrame::Header(ReplayHeader {
                 room: "r".into(),
-                map: "arena".into(),
+                map: Map {
+                    name: "arena".into(),
+                    size: glam::Vec2::new(2000.0, 1500.0),
+                    walls: Vec::new(),
+                    spawns: vec![glam::Vec2::new(100.0, 100.0)],
+                },
                 tick_hz: 60,
                 snapshot_hz: 30,
                 started_at_ms: 5,

@@ -1,6 +1,6 @@
 //! `GET /api/matches/{id}/replay`: a saved match's replay file, whole or by a byte
-//! range, so a viewer can fetch the index and seek without the rest. `byte_span` is the
-//! one pure reading of the `Range` header.
+//! range, so a viewer can fetch the index and seek without the rest; and `/replay/{id}`,
+//! which sends a browser to the viewer. `byte_span` is the one pure reading of `Range`.
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use http_range_header::{RangeUnsatisfiableError, parse_range_header};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::header::{
-    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION,
 };
 use warp::http::{Response as HttpResponse, StatusCode};
 use warp::reply::{Reply, Response};
@@ -118,15 +118,35 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     warp::reply::with_status(text, status).into_response()
 }
 
-/// `GET` and `HEAD` on `/api/matches/{id}/replay`, from `<data_dir>/replays`.
+/// The viewer's address: the page's assets are named relative to `/`, so the viewer
+/// runs there, and `/replay/{id}` is a short way to it.
+fn viewer(segment: String) -> Response {
+    match parse_match_id(&segment) {
+        Ok(id) => HttpResponse::builder()
+            .status(StatusCode::FOUND)
+            .header(LOCATION, format!("/?replay={id}"))
+            .body(Bytes::new())
+            .map_or_else(
+                |_| StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                Reply::into_response,
+            ),
+        Err(_) => plain(StatusCode::NOT_FOUND, "no such replay\n"),
+    }
+}
+
+/// `GET` and `HEAD` on `/api/matches/{id}/replay`, from `<data_dir>/replays`, and on
+/// `/replay/{id}`, the viewer.
 pub(crate) fn routes(data_dir: PathBuf) -> BoxedFilter<(Response,)> {
     let data_dir = Arc::new(data_dir);
-    warp::path!("api" / "matches" / String / "replay")
+    let file = warp::path!("api" / "matches" / String / "replay")
         .and(get_or_head())
         .and(warp::header::optional::<String>("range"))
         .and(warp::any().map(move || Arc::clone(&data_dir)))
-        .then(serve)
-        .boxed()
+        .then(serve);
+    let viewer = warp::path!("replay" / String)
+        .and(get_or_head())
+        .map(viewer);
+    file.or(viewer).unify().boxed()
 }
 
 #[cfg(test)]

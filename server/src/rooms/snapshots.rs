@@ -144,7 +144,7 @@ impl Room {
             self.occupants.iter().map(|o| (o.id, o.name.as_str())),
             || ReplayHeader {
                 room: id.clone(),
-                map: settings.map.name.clone(),
+                map: settings.map.clone(),
                 tick_hz: settings.tick_hz,
                 snapshot_hz: settings.snapshot_hz,
                 started_at_ms,

@@ -106,4 +106,59 @@ async fn a_bots_match_is_served_as_a_replay_whole_by_range_and_to_head() {
     assert_eq!(unknown.status, 404, "an unknown match has no replay");
     let malformed = http_request(server.addr, "GET", "/api/matches/x1/replay", &[]).await;
     assert_eq!(malformed.status, 400);
+
+    let viewer = http_request(server.addr, "GET", &format!("/replay/{id}"), &[]).await;
+    assert_eq!(
+        viewer.status, 302,
+        "the viewer's short address sends to the page"
+    );
+    assert_eq!(
+        viewer.header("location"),
+        Some(format!("/?replay={id}").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_replay_cut_short_or_with_a_flipped_byte_plays_up_to_the_damage() {
+    let server = start_server(|config| {
+        config.match_time_limit_secs = 5.0;
+        config.match_results_secs = 1.0;
+    })
+    .await;
+    let id = play_a_match(&server, 3).await;
+    let whole = fetch_replay(&server, id).await.body;
+    let intact = decode(&whole).expect("the whole file reads");
+    assert_eq!(intact.damage, None);
+    let n_states = intact.states.len();
+
+    let cut = &whole[..whole.len() * 2 / 3];
+    let truncated = decode(cut).expect("the header survives the cut");
+    let damage = truncated.damage.expect("the cut is reported");
+    assert_eq!(damage.problem, shared::replay::Problem::Truncated);
+    assert!(
+        truncated.states.len() > n_states / 2 && truncated.states.len() < n_states,
+        "about two thirds play: {} of {n_states}",
+        truncated.states.len()
+    );
+    assert_eq!(truncated.states, intact.states[..truncated.states.len()]);
+
+    let mut flipped = whole.clone();
+    let flip_at = whole.len() / 2;
+    flipped[flip_at] ^= 0x40;
+    let corrupted = decode(&flipped).expect("the header is before the flip");
+    let damage = corrupted.damage.clone().expect("the flipped byte is found");
+    assert!(
+        damage.offset as usize <= flip_at,
+        "reported at the frame holding byte {flip_at}: {damage}"
+    );
+    assert!(
+        corrupted.states.len() > n_states / 4 && corrupted.states.len() < n_states,
+        "about half plays: {} of {n_states}",
+        corrupted.states.len()
+    );
+    assert_eq!(corrupted.states, intact.states[..corrupted.states.len()]);
+    // Seeking in what survives starts at a keyframe that survived.
+    let last = corrupted.states.len() - 1;
+    let key = corrupted.keyframe_before(last).expect("a keyframe before");
+    assert!(corrupted.keyframes.contains(&key) && key <= last);
 }
