@@ -425,6 +425,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_after_the_magic_are_read_without_a_panic(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&tail);
+            if let Ok(replay) = decode(&bytes) {
+                proptest::prop_assert!(replay.damage.is_some(), "random bytes are damage");
+            }
+        }
+
+        #[test]
+        fn a_recording_with_random_bytes_spliced_in_plays_a_prefix(
+            at in 0usize..2000,
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..64)
+        ) {
+            let (bytes, states) = recording(10, 4);
+            let at = MAGIC.len() + at % (bytes.len() - MAGIC.len());
+            let mut spliced = bytes[..at].to_vec();
+            spliced.extend_from_slice(&junk);
+            spliced.extend_from_slice(&bytes[at..]);
+            if let Ok(replay) = decode(&spliced) {
+                proptest::prop_assert_eq!(&replay.states[..], &states[..replay.states.len()]);
+            }
+        }
+    }
+
     #[test]
     fn a_foreign_file_is_not_a_replay() {
         let err = decode(b"GIF89a\x00\x00\x00\x00").expect_err("not a replay");
