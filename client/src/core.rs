@@ -91,6 +91,15 @@ pub struct Seat {
 }
 
 impl Roster {
+    /// Everyone named, as a replay's roster lists them.
+    pub fn of<'a>(names: impl IntoIterator<Item = (PlayerId, &'a str)>) -> Roster {
+        let mut roster = Roster::default();
+        for (id, name) in names {
+            roster.join(id, name);
+        }
+        roster
+    }
+
     pub fn name(&self, id: PlayerId) -> Option<&str> {
         let idx = self.find(id).ok()?;
         Some(&self.seats[idx].name)

@@ -2,8 +2,8 @@
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
 //! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
 //! `store-bench` for the match store's reads and writes, `console-cost` for what the
-//! operations console costs, `tls-memory` for what TLS adds to an idle connection.
-//! `cargo xtask` builds and runs it.
+//! operations console costs, `tls-memory` for what TLS adds to an idle connection,
+//! `replay-size` for replay bytes per player-minute. `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -58,6 +58,8 @@ enum Command {
     ConsoleCost(commands::console_cost::Args),
     /// Memory per idle connection over wss:// against ws://, measured in one run.
     TlsMemory(commands::tls_memory::Args),
+    /// Replay size per player-minute: bots play one match, its replay is read back.
+    ReplaySize(commands::replay_size::Args),
 }
 
 /// The resolved paths every command works with.
@@ -97,5 +99,6 @@ fn main() -> anyhow::Result<()> {
         Command::StoreBench(args) => commands::store_bench::run(&args, &binaries),
         Command::ConsoleCost(args) => commands::console_cost::run(&args, &binaries),
         Command::TlsMemory(args) => commands::tls_memory::run(&args, &binaries),
+        Command::ReplaySize(args) => commands::replay_size::run(&args, &binaries),
     }
 }

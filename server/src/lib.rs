@@ -40,6 +40,7 @@ use crate::rooms::listing::{self, Listings};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
+use crate::store::replays::{ReplaySink, ReplayWriter};
 use crate::store::{AuditLog, MatchStore, PostgresStore, ResultSink, SqliteStore};
 
 /// How long `Server::shutdown` waits for connections to finish their close handshakes.
@@ -81,6 +82,8 @@ struct AppState {
     store: Arc<dyn MatchStore>,
     /// The newest room listing, for the lobby feed's sockets.
     listings: Listings,
+    /// Where the replays are kept (`--data-dir`).
+    data_dir: std::path::PathBuf,
 }
 
 /// A running server. Dropping it stops the room threads and the accept loops;
@@ -97,6 +100,8 @@ pub struct Server {
     /// The plain-HTTP listener that redirects to HTTPS, when there is one.
     redirect: Option<Redirect>,
     scheduler: Scheduler,
+    /// The replay files' writer; `None` once `shutdown` stopped it.
+    replays: Option<ReplayWriter>,
 }
 
 /// The `--redirect-http` listener's address and its accept loop.
@@ -136,11 +141,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
     let (store, audit) = open_store(&config, &metrics).await?;
     let seat_tokens = Arc::new(SeatTokens::new(identities.derive_key("seat tokens")));
+    let (replays, replay_sink) = ReplayWriter::start(&config.data_dir, &metrics)
+        .with_context(|| format!("open the replays folder in {}", config.data_dir.display()))?;
     let settings = Arc::new(room_settings(
         &config,
         map,
         Arc::clone(&store) as Arc<dyn ResultSink>,
         Arc::clone(&seat_tokens),
+        replay_sink,
     ));
     let limits = RoomLimits {
         max_rooms: config.max_rooms as usize,
@@ -178,6 +186,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         next_link: AtomicU64::new(1),
         store,
         listings,
+        data_dir: config.data_dir.clone(),
     });
     // One of the tracked tasks, so shutdown waits for it as for the connections.
     app.tasks.spawn(listing::publish(
@@ -244,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         certificates,
         redirect,
         scheduler,
+        replays: Some(replays),
     })
 }
 
@@ -343,6 +353,7 @@ fn room_settings(
     map: Map,
     results: Arc<dyn ResultSink>,
     seat_tokens: Arc<SeatTokens>,
+    replays: ReplaySink,
 ) -> RoomSettings {
     RoomSettings {
         tick_hz: config.tick_hz,
@@ -358,6 +369,7 @@ fn room_settings(
         resume_grace: config.resume_grace(),
         seat_tokens,
         draining: Arc::default(),
+        replays,
     }
 }
 
@@ -472,6 +484,10 @@ impl Server {
             .unwrap_or(false);
         if !flushed {
             tracing::warn!("the store had not written every match when the server stopped");
+        }
+        // After the store: the replays of the matches it just saved are kept by their ids.
+        if let Some(mut replays) = self.replays.take() {
+            let _ = tokio::task::spawn_blocking(move || replays.stop()).await;
         }
     }
 }

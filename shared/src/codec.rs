@@ -4,9 +4,12 @@
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::consts::{MAX_CLIENT_MSG_BYTES, MAX_LOBBY_MSG_BYTES, MAX_SERVER_MSG_BYTES};
+use crate::consts::{
+    MAX_CLIENT_MSG_BYTES, MAX_LOBBY_MSG_BYTES, MAX_REPLAY_FRAME_BYTES, MAX_SERVER_MSG_BYTES,
+};
 use crate::lobby::LobbyMsg;
 use crate::protocol::{ClientMsg, ServerMsg, SnapshotHeader};
+use crate::replay::ReplayFrame;
 use crate::snapshot::SnapshotBody;
 
 /// Why a frame could not be read as a message.
@@ -119,6 +122,15 @@ pub fn encode_lobby(msg: &LobbyMsg) -> Vec<u8> {
 
 pub fn decode_lobby(bytes: &[u8]) -> Result<LobbyMsg, DecodeError> {
     decode::<LobbyMsg, MAX_LOBBY_MSG_BYTES>(bytes)
+}
+
+/// Appends one replay frame's payload (without its length and checksum) to `out`.
+pub fn encode_replay_frame(frame: &ReplayFrame, out: &mut Vec<u8>) {
+    encode(frame, out);
+}
+
+pub fn decode_replay_frame(bytes: &[u8]) -> Result<ReplayFrame, DecodeError> {
+    decode::<ReplayFrame, MAX_REPLAY_FRAME_BYTES>(bytes)
 }
 
 /// Reads the protocol version from a frame that starts like a `Hello` of any version,

@@ -76,6 +76,11 @@ pub const DEFAULT_RESUME_GRACE_SECS: f64 = 20.0;
 /// whose newest acknowledged snapshot is older gets a full snapshot instead of a delta.
 pub const SNAPSHOT_RING: usize = 32;
 
+/// Seconds between a replay's keyframes: how far a seek has to replay deltas at most.
+pub const REPLAY_KEYFRAME_SECS: u16 = 3;
+/// Largest frame in a replay file: a keyframe of a full room, or a long match's index.
+pub const MAX_REPLAY_FRAME_BYTES: usize = 1024 * 1024;
+
 /// Projectiles alive in one room at most; a shot past this is not fired.
 pub const MAX_PROJECTILES: usize = 200;
 

@@ -10,6 +10,7 @@ pub mod lobby;
 pub mod map;
 pub mod protocol;
 pub mod quant;
+pub mod replay;
 pub mod snapshot;
 pub mod text;
 pub mod view;

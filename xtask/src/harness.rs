@@ -27,6 +27,7 @@ pub enum Run {
     StoreBench,
     ConsoleCost,
     TlsMemory,
+    ReplaySize,
 }
 
 impl Run {
@@ -40,6 +41,7 @@ impl Run {
             Run::StoreBench => "store-bench",
             Run::ConsoleCost => "console-cost",
             Run::TlsMemory => "tls-memory",
+            Run::ReplaySize => "replay-size",
         }
     }
 }
@@ -89,7 +91,8 @@ mod tests {
             | Task::Flood(args)
             | Task::StoreBench(args)
             | Task::ConsoleCost(args)
-            | Task::TlsMemory(args) => args.harness_args,
+            | Task::TlsMemory(args)
+            | Task::ReplaySize(args) => args.harness_args,
             other => panic!("{other:?} is not a harness task"),
         }
     }

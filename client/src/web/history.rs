@@ -75,6 +75,9 @@ async fn fill_match_page(id: Option<MatchId>) {
 
 fn show_match(record: &MatchRecord) {
     let title = format!("Match {}", record.id);
+    let replay: HtmlElement = by_id("match-replay");
+    let _ = replay.set_attribute("href", &format!("/replay/{}", record.id));
+    show(&replay, true);
     document().set_title(&format!("{title} · Skirmish"));
     by_id::<HtmlElement>("match-title").set_text_content(Some(&title));
     let duration_secs = (record.ended_at - record.started_at).max(0) / 1000;

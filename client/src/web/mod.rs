@@ -13,6 +13,7 @@ mod live_rooms;
 mod lobby;
 mod probe;
 mod render;
+mod replay;
 mod results;
 mod resume;
 mod socket;
@@ -23,10 +24,15 @@ use wasm_bindgen::prelude::*;
 
 /// Runs when the page loads the module: a deep link (`?room=ID&name=NAME`, or `?name=NAME`
 /// for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
-/// show old data; anything else opens the lobby.
+/// show old data, `?replay=ID` plays a match again; anything else opens the lobby.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
+    if let Some(id) = dom::query_param("replay") {
+        socket::discard_early();
+        replay::show_replay(id);
+        return Ok(());
+    }
     if let Some(page) = history::Page::from_address() {
         socket::discard_early();
         history::show_page(page);

@@ -12,6 +12,7 @@ mod live_lobby;
 mod proxy;
 mod reconnect;
 mod refusal;
+mod replay_viewer;
 mod resume;
 mod touch;
 mod two_pages;

@@ -6,6 +6,7 @@ pub mod bots;
 pub mod console_cost;
 pub mod flood;
 pub mod load;
+pub mod replay_size;
 pub mod soak;
 pub mod store_bench;
 pub mod tls_memory;

@@ -17,6 +17,7 @@ pub(crate) mod lobby;
 pub(crate) mod origin;
 pub(crate) mod ratelimit;
 pub(crate) mod redirect;
+pub(crate) mod replay_files;
 pub(crate) mod routes;
 pub(crate) mod tls;
 pub(crate) mod upgrade;

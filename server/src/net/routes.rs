@@ -154,6 +154,7 @@ pub(crate) fn routes(
 
     // Old data: matches, players, the leaderboard.
     let history = crate::net::api::routes(Arc::clone(&app.store));
+    let replays = crate::net::replay_files::routes(app.data_dir.clone());
 
     // On the admin listener always; here only with `--public-metrics`.
     let public_metrics = app.public_metrics;
@@ -188,6 +189,8 @@ pub(crate) fn routes(
         .or(healthz)
         .unify()
         .or(rooms)
+        .unify()
+        .or(replays)
         .unify()
         .or(history)
         .unify()

@@ -219,6 +219,13 @@ pub struct Metrics {
     /// Finished matches lost: the queue was full, the database refused one, or the
     /// server stopped while the disk was failing.
     pub store_results_dropped: Counter,
+    /// Replay frames lost because the replay writer's queue was full; the recording
+    /// goes on from a keyframe.
+    pub replay_frames_dropped: Counter,
+    /// Replay files kept, one per saved match.
+    pub replays_saved: Counter,
+    /// Replay files lost to a disk error.
+    pub replay_write_failures: Counter,
     /// Failed tries to write a match (disk full, I/O error, a lock held elsewhere);
     /// each is retried.
     pub store_write_failures: Counter,
@@ -267,6 +274,9 @@ impl Metrics {
             store_queue_depth: Gauge::default(),
             store_results_saved: Counter::default(),
             store_results_dropped: Counter::default(),
+            replay_frames_dropped: Counter::default(),
+            replays_saved: Counter::default(),
+            replay_write_failures: Counter::default(),
             store_write_failures: Counter::default(),
             store_spool_depth: Gauge::default(),
             store_spool_bytes: Gauge::default(),
@@ -387,6 +397,21 @@ impl Metrics {
             "store_results_dropped",
             "Finished matches lost: queue full, refused by the database, or the disk failing at shutdown",
             m.store_results_dropped.clone(),
+        );
+        registry.register(
+            "replay_frames_dropped",
+            "Replay frames lost to a full writer queue; the recording goes on from a keyframe",
+            m.replay_frames_dropped.clone(),
+        );
+        registry.register(
+            "replays_saved",
+            "Replay files kept, one per saved match",
+            m.replays_saved.clone(),
+        );
+        registry.register(
+            "replay_write_failures",
+            "Replay files lost to a disk error",
+            m.replay_write_failures.clone(),
         );
         registry.register(
             "store_write_failures",

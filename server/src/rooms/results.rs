@@ -8,7 +8,7 @@ use shared::game::{MatchEnd, Phase, Player};
 use shared::protocol::{MatchResults, ResultLine, ServerMsg};
 use tokio::sync::oneshot;
 
-use crate::rooms::room::Room;
+use crate::rooms::room::{Room, Saving};
 use crate::store::{EndReason, MatchResult, PlayerResult};
 
 impl From<MatchEnd> for EndReason {
@@ -35,6 +35,7 @@ impl Room {
     pub(super) fn finish_match(&mut self, reason: EndReason) {
         let lines = self.result_lines();
         if lines.is_empty() {
+            self.recorder.discard();
             return;
         }
         let shown = ServerMsg::MatchResults(Box::new(MatchResults {
@@ -69,7 +70,10 @@ impl Room {
         };
         let (saved, saving) = oneshot::channel();
         self.settings.results.submit(record, saved);
-        self.saving.push(saving);
+        self.saving.push(Saving {
+            saved: saving,
+            replay: self.recorder.finish(),
+        });
     }
 
     /// Records the match being played as ended by a shutdown. Results already standing
@@ -84,15 +88,21 @@ impl Room {
     pub(super) fn announce_saves(&mut self) {
         let mut idx = 0;
         while idx < self.saving.len() {
-            match self.saving[idx].try_recv() {
+            match self.saving[idx].saved.try_recv() {
                 Ok(match_id) => {
-                    self.saving.swap_remove(idx);
+                    let saving = self.saving.swap_remove(idx);
+                    if let Some(key) = saving.replay {
+                        self.recorder.keep(key, match_id);
+                    }
                     self.broadcast(&ServerMsg::MatchSaved { match_id });
                 }
                 Err(oneshot::error::TryRecvError::Empty) => idx += 1,
                 // Dropped: the store could not take it, and has said so in its log.
                 Err(oneshot::error::TryRecvError::Closed) => {
-                    self.saving.swap_remove(idx);
+                    let saving = self.saving.swap_remove(idx);
+                    if let Some(key) = saving.replay {
+                        self.recorder.drop_recording(key);
+                    }
                 }
             }
         }
@@ -132,5 +142,17 @@ impl Room {
             };
         }
         lines
+    }
+}
+
+impl Drop for Room {
+    /// Matches the store has not confirmed yet keep their replays all the same: the
+    /// writer waits for the store's word in the room's place.
+    fn drop(&mut self) {
+        for saving in self.saving.drain(..) {
+            if let Some(key) = saving.replay {
+                self.recorder.keep_when_saved(key, saving.saved);
+            }
+        }
     }
 }

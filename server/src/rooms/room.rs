@@ -25,7 +25,9 @@ use crate::rooms::directory::SeatLease;
 use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
+use crate::rooms::recorder::Recorder;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
+use crate::store::replays::{RecordingKey, ReplaySink};
 use crate::store::{MatchId, ResultSink};
 
 /// How every room runs; set once from the flags.
@@ -53,6 +55,8 @@ pub(crate) struct RoomSettings {
     pub seat_tokens: Arc<SeatTokens>,
     /// Set once the server drains: a room then closes when its match is over.
     pub draining: Arc<AtomicBool>,
+    /// Where recordings of matches go.
+    pub replays: ReplaySink,
 }
 
 /// Which connection a link came from, so word from a connection that was since replaced
@@ -188,11 +192,22 @@ pub(super) struct Room {
     /// When the match being played started, in milliseconds since the Unix epoch.
     pub(super) match_started_ms: i64,
     /// Finished matches handed to the store, waiting for it to say they are saved.
-    pub(super) saving: Vec<oneshot::Receiver<MatchId>>,
+    pub(super) saving: Vec<Saving>,
+    /// The recording of the match being played.
+    pub(super) recorder: Recorder,
     /// The most recent tick times, for the console.
     pub(super) tick_times: TickTimes,
     /// An operator closed the room, or it drained: it closes as soon as it is empty.
     pub(super) closing: bool,
+}
+
+/// A finished match the store has not confirmed yet.
+#[derive(Debug)]
+pub(super) struct Saving {
+    /// Gets the match's id once it is saved.
+    pub(super) saved: oneshot::Receiver<MatchId>,
+    /// Its recording, kept under that id.
+    pub(super) replay: Option<RecordingKey>,
 }
 
 /// One snapshot tick's encoding: a body per baseline in use, and a head per recipient.
@@ -222,6 +237,7 @@ impl Room {
         Room {
             id,
             world: World::with_rules(settings.map.clone(), settings.rules),
+            recorder: Recorder::new(settings.replays.clone(), settings.tick_hz),
             settings,
             occupants: Vec::new(),
             next_player_id: 1,

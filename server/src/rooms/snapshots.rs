@@ -6,8 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use shared::codec::{encode_snapshot_body, encode_snapshot_head};
 use shared::consts::SNAPSHOT_RING;
+use shared::game::Phase;
 use shared::protocol::{CloseReason, SnapshotHeader, TickRef};
 use shared::quant::quantize_vel;
+use shared::replay::ReplayHeader;
 use shared::snapshot::{QState, diff};
 
 use crate::rooms::outbox::Overflow;
@@ -120,6 +122,9 @@ impl Room {
             .snapshot_recipients
             .inc_by(outgoing.recipients.len() as u64);
         metrics.snapshot_bodies.inc_by(outgoing.bodies.len() as u64);
+        if state.clock.phase == Phase::Playing {
+            self.record(&state);
+        }
         if self.sent.len() == SNAPSHOT_RING {
             self.sent.pop_front();
         }
@@ -129,5 +134,21 @@ impl Room {
         for id in stalled.into_iter().chain(overflowed) {
             self.hold_seat(id, Some(CloseReason::TooSlow));
         }
+    }
+
+    /// Hands the state of the match being played to its recording.
+    fn record(&mut self, state: &QState) {
+        let (id, settings, started_at_ms) = (&self.id, &self.settings, self.match_started_ms);
+        self.recorder.record(
+            state,
+            self.occupants.iter().map(|o| (o.id, o.name.as_str())),
+            || ReplayHeader {
+                room: id.clone(),
+                map: settings.map.clone(),
+                tick_hz: settings.tick_hz,
+                snapshot_hz: settings.snapshot_hz,
+                started_at_ms,
+            },
+        );
     }
 }

@@ -24,6 +24,7 @@ use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSetting
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::rooms::seat_token::{SeatClaim, SeatTokens};
+use crate::store::replays::ReplayWriter;
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
 const TICK_HZ: u16 = 60;
@@ -129,6 +130,32 @@ struct TestRoom {
     commands: mpsc::Sender<RoomCmd>,
     now: Instant,
     store: Arc<MemoryStore>,
+    /// Stopped (and joined) before the folder it writes in goes.
+    replays: ReplayWriter,
+    data_dir: TestDir,
+}
+
+/// A folder of its own under the system's temporary folder, removed at the end.
+#[derive(Debug)]
+struct TestDir(std::path::PathBuf);
+
+impl TestDir {
+    fn new(what: &str) -> TestDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "skirmish-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("make a test folder");
+        TestDir(path)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl TestRoom {
@@ -138,6 +165,9 @@ impl TestRoom {
 
     fn with_rules(rules: MatchRules) -> TestRoom {
         let store = Arc::new(MemoryStore::default());
+        let data_dir = TestDir::new("room");
+        let (replays, replay_sink) =
+            ReplayWriter::start(&data_dir.0, &Metrics::new()).expect("the replay writer starts");
         let settings = RoomSettings {
             tick_hz: TICK_HZ,
             snapshot_hz: SNAPSHOT_HZ,
@@ -152,6 +182,7 @@ impl TestRoom {
             resume_grace: RESUME_GRACE,
             seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
             draining: Arc::default(),
+            replays: replay_sink,
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
@@ -170,6 +201,8 @@ impl TestRoom {
             commands,
             now,
             store,
+            replays,
+            data_dir,
         }
     }
 
@@ -1103,4 +1136,148 @@ fn a_draining_room_finishes_its_match_then_lets_everyone_go() {
         "the finished match was recorded"
     );
     assert_eq!(room.tick(), Ticked::Expired, "then it closes at once");
+}
+
+/// Moves and fires, changing course every second, and acknowledges the newest snapshot:
+/// what a bot does, without a socket.
+fn play_like_a_bot(player: &mut TestPlayer, style: usize, tick: usize) -> Vec<ServerMsg> {
+    use shared::game::buttons::{DOWN, FIRE, LEFT, RIGHT, UP};
+    const COURSES: [u8; 4] = [
+        UP | RIGHT | FIRE,
+        DOWN | LEFT,
+        LEFT | UP | FIRE,
+        RIGHT | DOWN,
+    ];
+    player.next_seq += 1;
+    let frame = InputFrame {
+        seq: Seq(player.next_seq),
+        buttons: COURSES[(style + tick / TICK_HZ as usize) % COURSES.len()],
+        aim: (tick as f32 * 0.05 + style as f32).sin() * 3.0,
+    };
+    let _ = player.inputs.try_send(frame);
+    let received = player.received();
+    for msg in &received {
+        if let ServerMsg::Snapshot(snapshot) = msg {
+            let tick = match snapshot.header.tick {
+                TickRef::Full(tick) => tick.0 as u16,
+                TickRef::Delta {
+                    baseline_low,
+                    after,
+                } => baseline_low.wrapping_add(after as u16),
+            };
+            player.acks.store(tick);
+        }
+    }
+    received
+}
+
+#[test]
+fn a_recorded_match_replays_every_player_within_one_grid_step_of_the_room() {
+    let mut room = TestRoom::with_rules(MatchRules::new(1000, 7.0, 1.0, TICK_HZ));
+    let mut players: Vec<TestPlayer> = ["ann", "bob", "cyd"]
+        .into_iter()
+        .map(|name| room.join(name))
+        .collect();
+    // The room's own full-precision state at every third snapshot tick.
+    let mut sampled: Vec<(Tick, Vec<(PlayerId, glam::Vec2)>)> = Vec::new();
+    let mut saved = None;
+    for tick in 0..TICK_HZ as usize * 9 {
+        for (style, player) in players.iter_mut().enumerate() {
+            for msg in play_like_a_bot(player, style, tick) {
+                if let ServerMsg::MatchSaved { match_id } = msg {
+                    saved = Some(match_id);
+                }
+            }
+        }
+        room.until_snapshot();
+        let world = room.runner.world();
+        if tick % 3 == 0 && world.clock().phase == shared::game::Phase::Playing {
+            sampled.push((
+                world.tick,
+                world.players().iter().map(|p| (p.id, p.body.pos)).collect(),
+            ));
+        }
+        if saved.is_some() {
+            break;
+        }
+    }
+    let match_id = saved.expect("the match ended and was saved");
+    let path = crate::store::replays::replay_path(&room.data_dir.0, match_id);
+    let bytes = wait_for_file(&path);
+    let replay = shared::replay::decode(&bytes).expect("the replay's header reads");
+    assert_eq!(replay.damage, None, "a finished recording is whole");
+    assert_eq!(replay.header.room, "test");
+    assert!(
+        replay.keyframes.len() >= 7 / usize::from(shared::consts::REPLAY_KEYFRAME_SECS),
+        "a keyframe every few seconds: {:?}",
+        replay.keyframes
+    );
+    let names: Vec<&str> = replay
+        .roster_at(replay.states.len() - 1)
+        .iter()
+        .map(|entry| entry.name.as_str())
+        .collect();
+    assert_eq!(names, ["ann", "bob", "cyd"]);
+    assert!(sampled.len() > 50, "the match was sampled throughout");
+    let step = 1.0 / shared::quant::POS_STEPS_PER_UNIT;
+    let mut n_compared = 0;
+    for (tick, positions) in &sampled {
+        let Some(state) = replay.states.iter().find(|state| state.tick == *tick) else {
+            continue;
+        };
+        let snapshot = state.to_snapshot(shared::consts::tick_dt(TICK_HZ));
+        assert_eq!(snapshot.players.len(), positions.len(), "at {tick:?}");
+        for (player, (id, pos)) in snapshot.players.iter().zip(positions) {
+            assert_eq!(player.id, *id);
+            assert!(
+                (player.pos - *pos).abs().max_element() <= step,
+                "player {id:?} at {tick:?}: replayed {} but the room had {pos}",
+                player.pos
+            );
+        }
+        n_compared += 1;
+    }
+    assert!(
+        n_compared * 10 >= sampled.len() * 9,
+        "nearly every sampled tick is in the replay ({n_compared} of {})",
+        sampled.len()
+    );
+}
+
+#[test]
+fn a_replay_is_kept_for_a_match_the_shutdown_ended_after_the_room_is_gone() {
+    let mut room = TestRoom::new();
+    let _ann = room.join("ann");
+    room.ticks(TICK_HZ as usize);
+    room.runner.close_for_shutdown();
+    let data_dir = room.data_dir.0.clone();
+    let TestRoom {
+        runner,
+        mut replays,
+        data_dir: _dir,
+        ..
+    } = room;
+    drop(runner);
+    replays.stop();
+    let bytes = std::fs::read(crate::store::replays::replay_path(&data_dir, 1))
+        .expect("the shutdown's match keeps its replay");
+    let replay = shared::replay::decode(&bytes).expect("it reads");
+    assert_eq!(replay.damage, None);
+    assert!(!replay.states.is_empty(), "it holds the second played");
+}
+
+/// The file once the replay writer has kept it; it works on a thread of its own.
+fn wait_for_file(path: &std::path::Path) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(bytes) = std::fs::read(path) {
+            return bytes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay writer kept {} within 10 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

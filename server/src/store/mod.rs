@@ -8,6 +8,7 @@
 mod behaviour;
 mod postgres;
 pub(crate) mod rating;
+pub(crate) mod replays;
 mod spool;
 mod sqlite;
 mod writing;

@@ -16,6 +16,7 @@ mod lobby;
 mod matches;
 mod postgres;
 mod proxy;
+mod replays;
 mod resume;
 mod room_limits;
 mod slow_clients;
