@@ -26,6 +26,9 @@ pub enum ClientMsg {
         /// Takes back a seat held since a lost connection, instead of joining afresh.
         /// The seat decides the room and the name; `name` and `room` are then unused.
         resume: Option<Resume>,
+        /// A seat reserved for this client in a room of this process by another
+        /// process of the cluster (`ServerMsg::Redirect`); it decides the room.
+        reservation: Option<String>,
     },
     /// One tick's worth of input, carrying the newest snapshot the client holds.
     Input {
@@ -91,6 +94,14 @@ pub enum ServerMsg {
     PlayerBack { id: PlayerId },
     /// A message from the server's operators to every player, shown prominently.
     Announcement { text: String },
+    /// The room lives on another process of the cluster: connect to its game socket at
+    /// `url` and say hello again there, with `reservation` (the seat held for this
+    /// client) or, for a resume, the same resume token. The connection then closes
+    /// with `CloseReason::Moved`.
+    Redirect {
+        url: String,
+        reservation: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -211,12 +222,14 @@ pub enum CloseReason {
     /// An operator removed the player (from the console or its API); the seat is not
     /// held. The detail says "kicked by an operator", and the operator's reason if any.
     Kicked,
+    /// The room lives on another process; the `Redirect` just sent says where.
+    Moved,
 }
 
 impl CloseReason {
     /// Every reason (a `VersionMismatch` stands for all of its versions), so counts by
     /// reason can list them all.
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::VersionMismatch { server: 0 },
         CloseReason::RoomFull,
         CloseReason::BadName,
@@ -232,6 +245,7 @@ impl CloseReason {
         CloseReason::ResumeRefused,
         CloseReason::Replaced,
         CloseReason::Kicked,
+        CloseReason::Moved,
     ];
 
     /// The WebSocket close code: standard codes where one fits, 4000-4999 for the rest.
@@ -250,6 +264,7 @@ impl CloseReason {
             CloseReason::ResumeRefused => 4006,
             CloseReason::Replaced => 4007,
             CloseReason::Kicked => 4008,
+            CloseReason::Moved => 4009,
         }
     }
 
@@ -266,6 +281,7 @@ impl CloseReason {
             4006 => Some(CloseReason::ResumeRefused),
             4007 => Some(CloseReason::Replaced),
             4008 => Some(CloseReason::Kicked),
+            4009 => Some(CloseReason::Moved),
             _ => None,
         }
     }
@@ -288,6 +304,7 @@ impl CloseReason {
             CloseReason::ResumeRefused => "resume_refused",
             CloseReason::Replaced => "replaced",
             CloseReason::Kicked => "kicked",
+            CloseReason::Moved => "moved",
         }
     }
 }
@@ -375,7 +392,7 @@ mod tests {
     use super::*;
 
     /// Every reason, so a new one cannot be left out of the checks below.
-    const REASONS: [CloseReason; 15] = CloseReason::ALL;
+    const REASONS: [CloseReason; 16] = CloseReason::ALL;
 
     /// Fails to compile when a reason is added without a place in `CloseReason::ALL`.
     fn position_in_all(reason: CloseReason) -> usize {
@@ -395,6 +412,7 @@ mod tests {
             CloseReason::ResumeRefused => 12,
             CloseReason::Replaced => 13,
             CloseReason::Kicked => 14,
+            CloseReason::Moved => 15,
         }
     }
 
