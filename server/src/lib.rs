@@ -496,11 +496,18 @@ impl Server {
     }
 
     /// Stops the rooms, which record the matches being played with the end reason
-    /// "shutdown" and tell their players the server is going away (1001); stops
+    /// "shutdown" and tell their players the server is going away (1001) and to join
+    /// again (in a cluster, after leaving the directory, so they land elsewhere); stops
     /// accepting; waits (3 s at most) for the connections to close; then waits (3 s at
     /// most) for the store to write what it holds. A shutdown takes under a second
     /// when nothing is slow, and 6 s at the very most.
     pub async fn shutdown(mut self) {
+        if let Some(cluster) = &self.app.cluster {
+            // Draining first: nobody is seated here any more, and the other processes
+            // stop sending players here before the rooms tell theirs to join again.
+            self.app.directory.drain();
+            cluster.withdraw(&self.app.directory.list()).await;
+        }
         self.scheduler.stop();
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;

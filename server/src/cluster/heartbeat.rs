@@ -34,6 +34,9 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => break,
             _ = beats.tick() => {}
         }
+        if cluster.withdrawn.load(Ordering::Relaxed) {
+            return;
+        }
         let beat = async {
             publish(&cluster, &*directory, &mut published).await?;
             refresh(&cluster).await
@@ -57,7 +60,9 @@ pub(crate) async fn run(
         cluster.reachable.store(reachable, Ordering::Relaxed);
         metrics.cluster_reachable.set(i64::from(reachable));
     }
-    leave(&cluster, &published).await;
+    if !cluster.withdrawn.load(Ordering::Relaxed) {
+        leave(&cluster, published.keys().map(String::as_str)).await;
+    }
 }
 
 /// Renews the registry entry and writes the changed rooms, in one atomic round trip.
@@ -185,7 +190,7 @@ async fn refresh(cluster: &Cluster) -> redis::RedisResult<()> {
 }
 
 /// Removes this process's entry, rooms and claims, so the others stop listing it now.
-async fn leave(cluster: &Cluster, published: &BTreeMap<String, RoomEntry>) {
+pub(crate) async fn leave<'a>(cluster: &Cluster, rooms: impl Iterator<Item = &'a str>) {
     let mut redis = cluster.redis.clone();
     let mut pipe = redis::pipe();
     pipe.del(keys::process(&cluster.id)).ignore();
@@ -193,7 +198,7 @@ async fn leave(cluster: &Cluster, published: &BTreeMap<String, RoomEntry>) {
     pipe.srem(keys::PROCESSES, &cluster.id).ignore();
     let left = async {
         pipe.query_async::<()>(&mut redis).await?;
-        for room in published.keys() {
+        for room in rooms {
             let _: i64 = keys::RELEASE
                 .key(keys::claim(room))
                 .arg(&cluster.id)

@@ -83,6 +83,9 @@ pub(crate) struct Cluster {
     /// Whether the last heartbeat reached Redis: quick play, which may not need Redis
     /// to choose, refuses while it did not, as every other join does.
     reachable: AtomicBool,
+    /// Set when the process stops: it has left the directory, and the heartbeat must
+    /// not write it back.
+    withdrawn: AtomicBool,
     /// Reservations redeemed here since the last heartbeat, as (room, token): the next
     /// heartbeat counts their players and drops them from the pending sets together.
     redeemed: Mutex<Vec<(String, String)>>,
@@ -156,6 +159,7 @@ impl Cluster {
             view: Mutex::default(),
             changed: watch::Sender::new(0),
             reachable: AtomicBool::new(true),
+            withdrawn: AtomicBool::new(false),
             redeemed: Mutex::default(),
         }
     }
@@ -168,6 +172,13 @@ impl Cluster {
     /// across the cluster.
     pub(crate) fn room_suffix(&self) -> String {
         format!("-{}", self.id)
+    }
+
+    /// Takes this process out of the registry and the directory now, as it stops, so
+    /// no process sends players here any more; `rooms` are the rooms whose claims go.
+    pub(crate) async fn withdraw(&self, rooms: &[RoomInfo]) {
+        self.withdrawn.store(true, Ordering::Relaxed);
+        heartbeat::leave(self, rooms.iter().map(|room| room.id.as_str())).await;
     }
 
     /// Moves whenever the other processes' rooms change.

@@ -165,7 +165,7 @@ impl<'a> Conn<'a> {
             let frame = tokio::select! {
                 biased;
                 () = self.app.shutdown.cancelled() => {
-                    return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
+                    return Err((CloseReason::ServerShutdown, SHUTTING_DOWN.into()));
                 }
                 kicked = &mut self.kick, if self.kick_open => match kicked {
                     Ok(Kick { reason, detail }) => {
@@ -603,10 +603,14 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What a player whose server stops is told: the game goes on, elsewhere in a cluster
+/// or here once it is back, so clients join again.
+const SHUTTING_DOWN: &str = "server is shutting down; join again to play on";
+
 /// What a player removed by the room is told.
 fn kick_detail(reason: CloseReason) -> &'static str {
     match reason {
-        CloseReason::ServerShutdown => "server is shutting down",
+        CloseReason::ServerShutdown => SHUTTING_DOWN,
         CloseReason::RoomCrashed => "the room failed; join again to open it anew",
         CloseReason::Replaced => "this seat was taken back by a newer connection",
         CloseReason::TooSlow => "the client stopped reading",

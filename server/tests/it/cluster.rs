@@ -345,3 +345,67 @@ async fn redis_unreachable_at_start_stops_the_server_with_the_reason() {
     );
     assert!(output.stdout.is_empty(), "it never said it was listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_join_again() {
+    let _turn = serial().await;
+    let Some(redis) =
+        redis("sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_join_again")
+    else {
+        return;
+    };
+    let secret = shared_secret();
+    let a = start_process(&redis, &secret);
+    let mut c = start_process(&redis, &secret);
+    let mut player = Client::connect_url(&c.ws_url, Hello::new("cy").in_room("on-c"))
+        .await
+        .expect("a player joins on C");
+    let listed = eventually(Duration::from_secs(5), async || {
+        ids(&rooms(&a).await).contains("on-c")
+    })
+    .await;
+    assert!(listed, "A lists C's room: {:?}", rooms(&a).await);
+
+    let stopped_at = Instant::now();
+    c.signal("-TERM");
+    let said = timeout(Duration::from_secs(10), async {
+        loop {
+            match player.recv().await {
+                Ok(Some(ServerMsg::Disconnect { reason, detail })) => return (reason, detail),
+                Ok(Some(_)) => {}
+                other => panic!("the player is told before the close: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the player hears that C stops");
+    assert_eq!(said.0, CloseReason::ServerShutdown, "{}", said.1);
+    assert!(
+        said.1.contains("join again"),
+        "the reason says to join again: {}",
+        said.1
+    );
+    // A reads the directory each second; C's entries would expire only after 5 s.
+    let left = eventually(Duration::from_secs(2), async || {
+        !ids(&rooms(&a).await).contains("on-c")
+    })
+    .await;
+    assert!(
+        left && stopped_at.elapsed() < Duration::from_secs(4),
+        "C took itself out of A's lobby, before its entries could expire: {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+    assert!(
+        c.exited(Duration::from_secs(15)).await.success(),
+        "C exits cleanly"
+    );
+    eprintln!(
+        "C was out of the cluster and exited {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+
+    let back = Client::connect_url(&a.ws_url, Hello::new("cy").in_room("on-c"))
+        .await
+        .expect("the player joins again through A");
+    assert_eq!(back.url, a.ws_url, "the room opens anew on a live process");
+}
