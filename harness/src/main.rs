@@ -2,7 +2,8 @@
 //! endurance (bots, churn, faults, a latency proxy), `load` for capacity, `bench-net`
 //! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
 //! `store-bench` for the match store's reads and writes, `console-cost` for what the
-//! operations console costs, `tls-memory` for what TLS adds to an idle connection.
+//! operations console costs, `tls-memory` for what TLS adds to an idle connection,
+//! `cluster-cost` for what a cluster of processes on Redis costs a join and Redis.
 //! `cargo xtask` builds and runs it.
 
 mod bots_process;
@@ -58,6 +59,9 @@ enum Command {
     ConsoleCost(commands::console_cost::Args),
     /// Memory per idle connection over wss:// against ws://, measured in one run.
     TlsMemory(commands::tls_memory::Args),
+    /// Two processes on a private Redis: join latency through another process, and
+    /// Redis commands per second per 1,000 players.
+    ClusterCost(commands::cluster_cost::Args),
 }
 
 /// The resolved paths every command works with.
@@ -97,5 +101,6 @@ fn main() -> anyhow::Result<()> {
         Command::StoreBench(args) => commands::store_bench::run(&args, &binaries),
         Command::ConsoleCost(args) => commands::console_cost::run(&args, &binaries),
         Command::TlsMemory(args) => commands::tls_memory::run(&args, &binaries),
+        Command::ClusterCost(args) => commands::cluster_cost::run(&args, &binaries),
     }
 }

@@ -114,6 +114,32 @@ impl Redis {
         )
     }
 
+    /// Commands Redis has executed since it started (`INFO stats`'s
+    /// `total_commands_processed`, which counts this query too), for measuring the
+    /// traffic its clients make.
+    pub fn commands_processed(&self) -> anyhow::Result<u64> {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .with_context(|| format!("connect to redis-server on port {}", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"INFO stats\r\n")?;
+        let mut reader = BufReader::new(stream);
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let length: usize = header
+            .trim()
+            .strip_prefix('$')
+            .and_then(|length| length.parse().ok())
+            .with_context(|| format!("INFO answered {header:?}"))?;
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body)?;
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|line| line.strip_prefix("total_commands_processed:"))
+            .and_then(|count| count.trim().parse().ok())
+            .context("INFO stats has no total_commands_processed")
+    }
+
     /// Whether it answers PING on its port.
     pub fn answers(&self) -> bool {
         use std::io::{Read, Write};
@@ -198,6 +224,11 @@ mod tests {
         };
         let mut redis = Redis::start(&bin).expect("a private redis-server starts");
         assert!(redis.answers(), "it answers PING");
+        let before = redis.commands_processed().expect("INFO stats");
+        assert!(
+            redis.commands_processed().expect("INFO stats") > before,
+            "each query counts as a command"
+        );
         assert!(redis.url().ends_with(&format!(":{}/", redis.port())));
         redis.stop();
         assert!(!redis.answers(), "a stopped server does not answer");

@@ -1,4 +1,4 @@
-//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost|tls-memory`:
+//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost|tls-memory|cluster-cost`:
 //! release builds of the server, the bots and the harness, then `harness SUBCOMMAND`
 //! with the flags exactly as given (so `cargo xtask load --help` shows the harness's
 //! own help). Reports go to `target/`.
@@ -27,6 +27,7 @@ pub enum Run {
     StoreBench,
     ConsoleCost,
     TlsMemory,
+    ClusterCost,
 }
 
 impl Run {
@@ -40,6 +41,7 @@ impl Run {
             Run::StoreBench => "store-bench",
             Run::ConsoleCost => "console-cost",
             Run::TlsMemory => "tls-memory",
+            Run::ClusterCost => "cluster-cost",
         }
     }
 }

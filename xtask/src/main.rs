@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `build` makes the browser bundle, `serve` builds and runs the game (`--tls` for HTTPS
 //! with a local CA), `test` runs every check CI runs; `bots`, `bench-net`, `load`, `soak`,
-//! `flood`, `store-bench`, `console-cost` and `tls-memory` build and run the harness,
+//! `flood`, `store-bench`, `console-cost`, `tls-memory` and `cluster-cost` build and run the harness,
 //! which plays bots against a release server and measures bandwidth, capacity,
-//! endurance, the match store, the operations console's cost and the memory TLS costs.
+//! endurance, the match store, the operations console's cost, the memory TLS costs and a
+//! cluster's cost.
 
 mod build;
 mod compliance;
@@ -64,6 +65,10 @@ enum Task {
     /// Memory per idle connection over wss:// against ws://, in one run; JSON report
     /// (`harness tls-memory`).
     TlsMemory(harness::Args),
+    /// Two server processes on a private Redis: join latency through another process
+    /// (p50, p99) and Redis commands per second per 1,000 players; JSON report
+    /// (`harness cluster-cost`).
+    ClusterCost(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -93,5 +98,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::StoreBench(args) => harness::run(harness::Run::StoreBench, args),
         Task::ConsoleCost(args) => harness::run(harness::Run::ConsoleCost, args),
         Task::TlsMemory(args) => harness::run(harness::Run::TlsMemory, args),
+        Task::ClusterCost(args) => harness::run(harness::Run::ClusterCost, args),
     }
 }
