@@ -25,7 +25,9 @@ pub(crate) async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
-    let mut published = BTreeMap::new();
+    // `None` until a beat has written the whole rooms hash: then it holds what Redis
+    // holds, and each beat writes only the difference.
+    let mut published: Option<BTreeMap<String, RoomEntry>> = None;
     let mut beats = tokio::time::interval(HEARTBEAT);
     beats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut reachable = true;
@@ -54,14 +56,15 @@ pub(crate) async fn run(
                 }
                 reachable = false;
                 // Whatever Redis held may be gone: write it all again once it is back.
-                published.clear();
+                published = None;
             }
         }
         cluster.reachable.store(reachable, Ordering::Relaxed);
         metrics.cluster_reachable.set(i64::from(reachable));
     }
     if !cluster.withdrawn.load(Ordering::Relaxed) {
-        leave(&cluster, published.keys().map(String::as_str)).await;
+        let rooms = published.unwrap_or_default();
+        leave(&cluster, rooms.keys().map(String::as_str)).await;
     }
 }
 
@@ -69,7 +72,7 @@ pub(crate) async fn run(
 async fn publish(
     cluster: &Cluster,
     directory: &dyn Directory,
-    published: &mut BTreeMap<String, RoomEntry>,
+    published: &mut Option<BTreeMap<String, RoomEntry>>,
 ) -> redis::RedisResult<()> {
     let now: BTreeMap<String, RoomEntry> = directory
         .list()
@@ -87,15 +90,21 @@ async fn publish(
     let ttl_ms = ENTRY_TTL.as_millis() as u64;
     let mut pipe = redis::pipe();
     pipe.atomic();
+    let whole = published.is_none();
+    if whole {
+        // Rooms that closed while Redis was away must not stay listed.
+        pipe.del(&rooms_key).ignore();
+    }
+    let known = published.take().unwrap_or_default();
     for (room, entry) in &now {
-        if published.get(room) != Some(entry) {
+        if known.get(room) != Some(entry) {
             pipe.hset(&rooms_key, room, json(entry)).ignore();
-            if !published.contains_key(room) {
+            if !known.contains_key(room) {
                 pipe.set_nx(keys::claim(room), &cluster.id).ignore();
             }
         }
     }
-    let closed: Vec<String> = published
+    let closed: Vec<String> = known
         .keys()
         .filter(|room| !now.contains_key(*room))
         .cloned()
@@ -129,11 +138,10 @@ async fn publish(
             .invoke_async(&mut redis)
             .await?;
     }
-    *published = now;
-    if !rooms_kept && !published.is_empty() {
-        // Redis lost the rooms hash (it restarted between two beats): write it all
-        // again at the next one.
-        published.clear();
+    // A rooms hash that is gone although it holds rooms means Redis lost it (it
+    // restarted between two beats): write it all again at the next one.
+    if rooms_kept || now.is_empty() {
+        *published = Some(now);
     }
     Ok(())
 }
