@@ -20,6 +20,10 @@ use crate::bots_process::Swarm;
 use crate::commands::server_command;
 use crate::commands::store_bench::reads::nearest_rank;
 
+/// Rooms held open on B that the timed joins take turns at: a room's reservations
+/// count against its seats until B's next heartbeat (at most a second) counts their
+/// players, so a single room would fill with back-to-back joins that left at once.
+const TIMED_ROOMS: usize = 20;
 /// Seconds after the bots have joined before the steady window.
 const SETTLE_S: f64 = 5.0;
 
@@ -89,6 +93,8 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
             .arg("--secret-file")
             .arg(&secret)
             .args(["--max-connections", "100000"])
+            // The timed rooms are opened by name from one address.
+            .args(["--new-rooms-per-minute", "1000"])
             .stderr(Stdio::null());
         ServerProcess::start(command)
     };
@@ -161,21 +167,30 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Times `joins` joins of a room held open on B: asked of A (redirected), then of B.
+/// Times `joins` joins of rooms held open on B: asked of A (redirected), then of B.
 async fn time_joins(
     a: &ServerProcess,
     b: &ServerProcess,
     joins: usize,
 ) -> anyhow::Result<(Latency, Latency)> {
-    let holder = Connection::join(&b.ws_url("/ws"), Hello::new("holder").in_room("far"))
-        .await
-        .context("open the room on B")?;
+    let mut holders = Vec::new();
+    for room in 0..TIMED_ROOMS {
+        let hello = Hello::new("holder").in_room(format!("far{room}"));
+        holders.push(
+            Connection::join(&b.ws_url("/ws"), hello)
+                .await
+                .context("open the rooms on B")?,
+        );
+    }
+    // A sees B's rooms once B has published them and A has read them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut results = Vec::new();
     for entry in [a.ws_url("/ws"), b.ws_url("/ws")] {
         let mut times = Vec::with_capacity(joins);
         for idx in 0..joins {
             let started = Instant::now();
-            let joined = Connection::join(&entry, Hello::new(format!("j{idx}")).in_room("far"))
+            let hello = Hello::new(format!("j{idx}")).in_room(format!("far{}", idx % TIMED_ROOMS));
+            let joined = Connection::join(&entry, hello)
                 .await
                 .with_context(|| format!("join {idx} through {entry}"))?;
             times.push(started.elapsed());
@@ -194,7 +209,9 @@ async fn time_joins(
             max_ms: ms(1.0),
         });
     }
-    holder.close().await?;
+    for holder in holders {
+        holder.close().await?;
+    }
     let direct = results.pop().context("two latencies")?;
     let through = results.pop().context("two latencies")?;
     Ok((through, direct))
