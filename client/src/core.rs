@@ -199,7 +199,10 @@ impl RoomView {
                 self.saved_match = None;
             }
             ServerMsg::MatchSaved { match_id } => self.saved_match = Some(*match_id),
-            ServerMsg::Pong { .. } | ServerMsg::Notice { .. } | ServerMsg::Disconnect { .. } => {}
+            ServerMsg::Pong { .. }
+            | ServerMsg::Notice { .. }
+            | ServerMsg::Disconnect { .. }
+            | ServerMsg::Redirect { .. } => {}
         }
         Ok(())
     }

@@ -45,6 +45,9 @@ pub enum NetError {
     TimedOut,
     #[error("expected a welcome, got {0}")]
     UnexpectedFirstMessage(String),
+    /// The servers sent the hello on more often than a cluster does.
+    #[error("redirected too many times")]
+    TooManyRedirects,
 }
 
 /// Why a certificate authority could not be trusted.
@@ -148,6 +151,8 @@ pub struct Hello {
     pub token: Option<String>,
     /// Takes back the seat a lost connection left held, instead of joining afresh.
     pub resume: Option<Resume>,
+    /// The seat another process of a cluster reserved (from `ServerMsg::Redirect`).
+    pub reservation: Option<String>,
 }
 
 impl Hello {
@@ -158,6 +163,7 @@ impl Hello {
             protocol: PROTOCOL_VERSION,
             token: None,
             resume: None,
+            reservation: None,
         }
     }
 
@@ -199,6 +205,9 @@ pub struct Traffic {
 #[derive(Debug)]
 pub struct Connection {
     socket: Socket,
+    /// The game socket this connection ended up on, after any redirects: where a
+    /// resume goes first.
+    pub url: String,
     pub welcome: Welcome,
     pub traffic: Traffic,
     /// Payload bytes of the last message received.
@@ -255,12 +264,33 @@ impl Connection {
         Connection::join_trusting(url, hello, &Trust::public()).await
     }
 
-    /// As `join`, verifying a `wss://` server against `trust`.
+    /// As `join`, verifying a `wss://` server against `trust`. A server of a cluster
+    /// may answer that the room lives on another process: the hello goes there, with
+    /// the seat reserved for it, as the browser's does.
     pub async fn join_trusting(
         url: &str,
         hello: Hello,
         trust: &Trust,
     ) -> Result<Connection, NetError> {
+        let mut url = url.to_owned();
+        let mut hello = hello;
+        for _ in 0..MAX_REDIRECTS {
+            match Connection::join_once(&url, hello.clone(), trust).await? {
+                Answer::Welcomed(connection) => return Ok(*connection),
+                Answer::Redirected {
+                    url: next,
+                    reservation,
+                } => {
+                    url = next;
+                    hello.reservation = reservation;
+                }
+            }
+        }
+        Err(NetError::TooManyRedirects)
+    }
+
+    /// One hello to one server: its welcome, or where it sends us.
+    async fn join_once(url: &str, hello: Hello, trust: &Trust) -> Result<Answer, NetError> {
         let mut socket = open_socket(url, trust).await?;
         let msg = ClientMsg::Hello {
             protocol: hello.protocol,
@@ -268,12 +298,14 @@ impl Connection {
             room: hello.room,
             token: hello.token,
             resume: hello.resume,
+            reservation: hello.reservation,
         };
         let bytes = encode_client(&msg);
         let up_bytes = bytes.len() as u64;
         socket.send(Message::binary(bytes)).await?;
         let mut connection = Connection {
             socket,
+            url: url.to_owned(),
             welcome: placeholder_welcome(),
             traffic: Traffic {
                 up_bytes,
@@ -288,7 +320,11 @@ impl Connection {
         match connection.recv().await? {
             Some(ServerMsg::Welcome(welcome)) => {
                 connection.welcome = *welcome;
-                Ok(connection)
+                Ok(Answer::Welcomed(Box::new(connection)))
+            }
+            Some(ServerMsg::Redirect { url, reservation }) => {
+                // The server closes after it; our side of the close is not awaited.
+                Ok(Answer::Redirected { url, reservation })
             }
             Some(ServerMsg::Disconnect { reason, detail }) => {
                 Err(NetError::Refused { reason, detail })
@@ -377,6 +413,19 @@ impl Connection {
     pub fn socket_mut(&mut self) -> &mut Socket {
         &mut self.socket
     }
+}
+
+/// Redirects one join follows at most: a cluster sends a player on once, so more means
+/// processes that disagree about where a room lives.
+const MAX_REDIRECTS: usize = 4;
+
+/// What a server answered a hello with.
+enum Answer {
+    Welcomed(Box<Connection>),
+    Redirected {
+        url: String,
+        reservation: Option<String>,
+    },
 }
 
 /// Frames drained from the socket in one go at most; bounds a client's own memory.

@@ -3,7 +3,8 @@
 //! for bandwidth, `bots` for a plain swarm, `flood` for a flood of new rooms,
 //! `store-bench` for the match store's reads and writes, `console-cost` for what the
 //! operations console costs, `tls-memory` for what TLS adds to an idle connection,
-//! `replay-size` for replay bytes per player-minute. `cargo xtask` builds and runs it.
+//! `replay-size` for replay bytes per player-minute, `cluster-cost` for what a cluster of
+//! processes on Redis costs a join and Redis. `cargo xtask` builds and runs it.
 
 mod bots_process;
 mod commands;
@@ -60,6 +61,9 @@ enum Command {
     TlsMemory(commands::tls_memory::Args),
     /// Replay size per player-minute: bots play one match, its replay is read back.
     ReplaySize(commands::replay_size::Args),
+    /// Two processes on a private Redis: join latency through another process, and
+    /// Redis commands per second per 1,000 players.
+    ClusterCost(commands::cluster_cost::Args),
 }
 
 /// The resolved paths every command works with.
@@ -100,5 +104,6 @@ fn main() -> anyhow::Result<()> {
         Command::ConsoleCost(args) => commands::console_cost::run(&args, &binaries),
         Command::TlsMemory(args) => commands::tls_memory::run(&args, &binaries),
         Command::ReplaySize(args) => commands::replay_size::run(&args, &binaries),
+        Command::ClusterCost(args) => commands::cluster_cost::run(&args, &binaries),
     }
 }

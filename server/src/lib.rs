@@ -1,10 +1,12 @@
 //! The Skirmish game server as a library, so tests and tools can run the real thing
 //! in-process on `127.0.0.1:0`. Three layers, each a folder: `net` (sockets, HTTP,
 //! connections), `rooms` (the directory, the rooms and their threads) and `ops` (flags
-//! and metrics); above them `admin`, the operations console on a listener of its own.
+//! and metrics); above them `admin`, the operations console on a listener of its own,
+//! and `cluster`, which joins this process to others through Redis (`--redis`).
 //! `Server` owns everything it starts, and stops it all.
 
 mod admin;
+mod cluster;
 mod net;
 mod ops;
 mod rooms;
@@ -23,10 +25,11 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::net::inbound;
 pub use crate::net::tls::CertError;
-pub use crate::ops::config::{Config, DatabaseUrl};
+pub use crate::ops::config::{Config, DatabaseUrl, RedisUrl};
 pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
+use crate::cluster::Cluster;
 use crate::net::caps::ConnCaps;
 use crate::net::client_addr::TrustedProxies;
 use crate::net::conn::ConnLimits;
@@ -84,6 +87,20 @@ struct AppState {
     listings: Listings,
     /// Where the replays are kept (`--data-dir`).
     data_dir: std::path::PathBuf,
+    /// This process's place in a cluster (`--redis`); `None` runs it alone.
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl AppState {
+    /// The rooms `/api/rooms` and the lobby list: this process's, or in a cluster every
+    /// process's.
+    fn rooms_listed(&self) -> Vec<RoomInfo> {
+        let local = self.directory.list();
+        match &self.cluster {
+            Some(cluster) => cluster.list(&local),
+            None => local,
+        }
+    }
 }
 
 /// A running server. Dropping it stops the room threads and the accept loops;
@@ -139,6 +156,11 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let metrics = Arc::new(Metrics::new());
     let certificates = load_certificates(&config)?;
     let identities = Identities::load(config.secret_file.as_deref(), &config.data_dir)?;
+    // Before anything else is started: an unreachable Redis stops the start here.
+    let redis = match &config.redis {
+        Some(url) => Some(cluster::connect(url).await?),
+        None => None,
+    };
     let (store, audit) = open_store(&config, &metrics).await?;
     let seat_tokens = Arc::new(SeatTokens::new(identities.derive_key("seat tokens")));
     let (replays, replay_sink) = ReplayWriter::start(&config.data_dir, &metrics)
@@ -154,12 +176,30 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         max_rooms: config.max_rooms as usize,
         new_rooms_per_minute: config.new_rooms_per_minute,
     };
+    let listener =
+        net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
+    let addr = listener.local_addr().context("read the bound address")?;
+    let cluster = redis.map(|redis| {
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            let scheme = if certificates.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{addr}")
+        });
+        Arc::new(Cluster::new(redis, public_url, config.room_capacity))
+    });
+    let room_suffix = cluster
+        .as_ref()
+        .map_or_else(String::new, |cluster| cluster.room_suffix());
     let (spawner, threads) = scheduler::queues(config.room_threads());
     let directory = Arc::new(LocalDirectory::new(
         settings,
         limits,
         Arc::clone(&metrics),
         spawner,
+        room_suffix,
     ));
     let scheduler = threads
         .start(
@@ -187,16 +227,29 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         store,
         listings,
         data_dir: config.data_dir.clone(),
+        cluster,
     });
-    // One of the tracked tasks, so shutdown waits for it as for the connections.
+    // Tracked tasks, so shutdown waits for them as for the connections.
+    let changes = listing::Changes {
+        here: app.directory.changes(),
+        elsewhere: app.cluster.as_ref().map(|cluster| cluster.changes()),
+    };
+    let listed = Arc::clone(&app);
     app.tasks.spawn(listing::publish(
-        Arc::clone(&app.directory),
+        changes,
+        move || listed.rooms_listed(),
         publish_listings,
         app.shutdown.clone(),
     ));
-    let listener =
-        net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
-    let addr = listener.local_addr().context("read the bound address")?;
+    if let Some(cluster) = &app.cluster {
+        tracing::info!(process = cluster.id(), "joined the cluster");
+        app.tasks.spawn(cluster::heartbeat(
+            Arc::clone(cluster),
+            Arc::clone(&app.directory),
+            Arc::clone(&app.metrics),
+            app.shutdown.clone(),
+        ));
+    }
     let routes = net::routes::routes(Arc::clone(&app));
     let tls = match &certificates {
         Some(certificates) => Some(Handshaker::new(
@@ -456,11 +509,18 @@ impl Server {
     }
 
     /// Stops the rooms, which record the matches being played with the end reason
-    /// "shutdown" and tell their players the server is going away (1001); stops
+    /// "shutdown" and tell their players the server is going away (1001) and to join
+    /// again (in a cluster, after leaving the directory, so they land elsewhere); stops
     /// accepting; waits (3 s at most) for the connections to close; then waits (3 s at
     /// most) for the store to write what it holds. A shutdown takes under a second
     /// when nothing is slow, and 6 s at the very most.
     pub async fn shutdown(mut self) {
+        if let Some(cluster) = &self.app.cluster {
+            // Draining first: nobody is seated here any more, and the other processes
+            // stop sending players here before the rooms tell theirs to join again.
+            self.app.directory.drain();
+            cluster.withdraw(&self.app.directory.list()).await;
+        }
         self.scheduler.stop();
         self.app.shutdown.cancel();
         let _ = (&mut self.accept_task).await;

@@ -161,6 +161,7 @@ mod tests {
                 room: Some("lobby".into()),
                 token: Some("v1.0123456789abcdef.00".into()),
                 resume: None,
+                reservation: None,
             },
             ClientMsg::Hello {
                 protocol: PROTOCOL_VERSION,
@@ -171,6 +172,7 @@ mod tests {
                     token: "s1.lobby.3.ffffffffffffffff.0000000000000001.00".into(),
                     newest_tick: Some(Tick(u32::MAX)),
                 }),
+                reservation: Some("0123456789abcdef0123456789abcdef".into()),
             },
             ClientMsg::Input {
                 ack: Some(Fixed16(513)),
@@ -305,6 +307,10 @@ mod tests {
             ServerMsg::Announcement {
                 text: "restarting in 5 minutes".into(),
             },
+            ServerMsg::Redirect {
+                url: "wss://b.play.example.com/ws".into(),
+                reservation: Some("0123456789abcdef0123456789abcdef".into()),
+            },
             ServerMsg::PlayerJoined {
                 id: PlayerId(4),
                 name: "bob".into(),
@@ -435,6 +441,7 @@ mod tests {
             room: None,
             token: None,
             resume: None,
+            reservation: None,
         });
         assert_eq!(peek_hello_version(&hello), Some(4242));
         // A future Hello with extra fields appended still shows its version.

@@ -26,6 +26,9 @@ pub enum ClientMsg {
         /// Takes back a seat held since a lost connection, instead of joining afresh.
         /// The seat decides the room and the name; `name` and `room` are then unused.
         resume: Option<Resume>,
+        /// A seat reserved for this client in a room of this process by another
+        /// process of the cluster (`ServerMsg::Redirect`); it decides the room.
+        reservation: Option<String>,
     },
     /// The inputs of the ticks since the last such message, oldest first (at most
     /// `MAX_INPUT_BATCH`, as many as the welcome's `input_batch` asks for), carrying the
@@ -93,6 +96,14 @@ pub enum ServerMsg {
     PlayerBack { id: PlayerId },
     /// A message from the server's operators to every player, shown prominently.
     Announcement { text: String },
+    /// The room lives on another process of the cluster: connect to its game socket at
+    /// `url` and say hello again there, with `reservation` (the seat held for this
+    /// client) or, for a resume, the same resume token. The connection then closes
+    /// with `CloseReason::Moved`.
+    Redirect {
+        url: String,
+        reservation: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -216,12 +227,14 @@ pub enum CloseReason {
     /// An operator removed the player (from the console or its API); the seat is not
     /// held. The detail says "kicked by an operator", and the operator's reason if any.
     Kicked,
+    /// The room lives on another process; the `Redirect` just sent says where.
+    Moved,
 }
 
 impl CloseReason {
     /// Every reason (a `VersionMismatch` stands for all of its versions), so counts by
     /// reason can list them all.
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::VersionMismatch { server: 0 },
         CloseReason::RoomFull,
         CloseReason::BadName,
@@ -237,6 +250,7 @@ impl CloseReason {
         CloseReason::ResumeRefused,
         CloseReason::Replaced,
         CloseReason::Kicked,
+        CloseReason::Moved,
     ];
 
     /// The WebSocket close code: standard codes where one fits, 4000-4999 for the rest.
@@ -255,6 +269,7 @@ impl CloseReason {
             CloseReason::ResumeRefused => 4006,
             CloseReason::Replaced => 4007,
             CloseReason::Kicked => 4008,
+            CloseReason::Moved => 4009,
         }
     }
 
@@ -271,6 +286,7 @@ impl CloseReason {
             4006 => Some(CloseReason::ResumeRefused),
             4007 => Some(CloseReason::Replaced),
             4008 => Some(CloseReason::Kicked),
+            4009 => Some(CloseReason::Moved),
             _ => None,
         }
     }
@@ -293,6 +309,7 @@ impl CloseReason {
             CloseReason::ResumeRefused => "resume_refused",
             CloseReason::Replaced => "replaced",
             CloseReason::Kicked => "kicked",
+            CloseReason::Moved => "moved",
         }
     }
 }
@@ -380,7 +397,7 @@ mod tests {
     use super::*;
 
     /// Every reason, so a new one cannot be left out of the checks below.
-    const REASONS: [CloseReason; 15] = CloseReason::ALL;
+    const REASONS: [CloseReason; 16] = CloseReason::ALL;
 
     /// Fails to compile when a reason is added without a place in `CloseReason::ALL`.
     fn position_in_all(reason: CloseReason) -> usize {
@@ -400,6 +417,7 @@ mod tests {
             CloseReason::ResumeRefused => 12,
             CloseReason::Replaced => 13,
             CloseReason::Kicked => 14,
+            CloseReason::Moved => 15,
         }
     }
 

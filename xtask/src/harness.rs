@@ -1,4 +1,4 @@
-//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost|tls-memory`:
+//! `cargo xtask soak|load|bench-net|bots|flood|store-bench|console-cost|tls-memory|cluster-cost`:
 //! release builds of the server, the bots and the harness, then `harness SUBCOMMAND`
 //! with the flags exactly as given (so `cargo xtask load --help` shows the harness's
 //! own help). Reports go to `target/`.
@@ -28,6 +28,7 @@ pub enum Run {
     ConsoleCost,
     TlsMemory,
     ReplaySize,
+    ClusterCost,
 }
 
 impl Run {
@@ -42,6 +43,7 @@ impl Run {
             Run::ConsoleCost => "console-cost",
             Run::TlsMemory => "tls-memory",
             Run::ReplaySize => "replay-size",
+            Run::ClusterCost => "cluster-cost",
         }
     }
 }

@@ -1,10 +1,10 @@
 //! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
 //! `build` makes the browser bundle, `serve` builds and runs the game (`--tls` for HTTPS
 //! with a local CA), `test` runs every check CI runs; `bots`, `bench-net`, `load`, `soak`,
-//! `flood`, `store-bench`, `console-cost`, `tls-memory` and `replay-size` build and run
-//! the harness, which plays bots against a release server and measures bandwidth,
-//! capacity, endurance, the match store, the operations console's cost, the memory TLS
-//! costs and the size of replays.
+//! `flood`, `store-bench`, `console-cost`, `tls-memory`, `replay-size` and `cluster-cost`
+//! build and run the harness, which plays bots against a release server and measures
+//! bandwidth, capacity, endurance, the match store, the operations console's cost, the
+//! memory TLS costs, the size of replays and a cluster's cost.
 
 mod build;
 mod compliance;
@@ -68,6 +68,10 @@ enum Task {
     /// Replay bytes per player-minute: bots play one match and its replay is read back;
     /// JSON report (`harness replay-size`).
     ReplaySize(harness::Args),
+    /// Two server processes on a private Redis: join latency through another process
+    /// (p50, p99) and Redis commands per second per 1,000 players; JSON report
+    /// (`harness cluster-cost`).
+    ClusterCost(harness::Args),
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -98,5 +102,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::ConsoleCost(args) => harness::run(harness::Run::ConsoleCost, args),
         Task::TlsMemory(args) => harness::run(harness::Run::TlsMemory, args),
         Task::ReplaySize(args) => harness::run(harness::Run::ReplaySize, args),
+        Task::ClusterCost(args) => harness::run(harness::Run::ClusterCost, args),
     }
 }

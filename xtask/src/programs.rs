@@ -1,5 +1,5 @@
-//! Outside programs the tests run: Chromium and chromedriver, Caddy, and PostgreSQL for
-//! the shared store. Each is found, installed from Debian's packages with apt-get when
+//! Outside programs the tests run: Chromium and chromedriver, Caddy, PostgreSQL for
+//! the shared store and redis-server for the cluster. Each is found, installed from Debian's packages with apt-get when
 //! missing and running as root, or else the run stops with the command to run.
 
 use std::path::{Path, PathBuf};
@@ -57,6 +57,25 @@ pub fn ensure_postgres() -> anyhow::Result<PathBuf> {
         &["postgresql"],
         newest_debian_postgres,
     )
+}
+
+/// Returns the `redis-server` program, installing it first if that is possible here.
+/// `SKIRMISH_REDIS_SERVER` chooses the program when set.
+pub fn ensure_redis() -> anyhow::Result<PathBuf> {
+    if let Some(chosen) = std::env::var_os(test_redis::BIN_ENV) {
+        let chosen = PathBuf::from(chosen);
+        if !chosen.is_file() {
+            bail!(
+                "{} is {}, which is no file",
+                test_redis::BIN_ENV,
+                chosen.display()
+            );
+        }
+        return Ok(chosen);
+    }
+    ensure("the cluster's tests need Redis", &["redis-server"], || {
+        on_path("redis-server")
+    })
 }
 
 /// What the tests run of PostgreSQL.

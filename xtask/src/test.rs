@@ -1,9 +1,10 @@
 //! `cargo xtask test`: every check CI runs, in order from cheapest to slowest, ending with
 //! the browser tests in real headless Chromium against the freshly built bundle, and the
-//! reverse-proxy test behind a real Caddy; the shared store's tests get PostgreSQL.
+//! reverse-proxy test behind a real Caddy; the shared store's tests get PostgreSQL and
+//! the cluster's tests redis-server.
 
 use crate::build::bundle;
-use crate::programs::{ensure_caddy, ensure_chromium, ensure_postgres};
+use crate::programs::{ensure_caddy, ensure_chromium, ensure_postgres, ensure_redis};
 use crate::util::{cargo, ensure_target, exec, target_dir, timed};
 use crate::{compliance, deny, harness};
 
@@ -36,13 +37,15 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // With the variable set, the tests that need PostgreSQL run (and fail if it is
-    // not there) instead of skipping, as they do under a plain `cargo test`.
+    // With the variables set, the tests that need PostgreSQL or Redis run (and fail if
+    // it is not there) instead of skipping, as they do under a plain `cargo test`.
     let postgres = ensure_postgres()?;
+    let redis = ensure_redis()?;
     exec(
         cargo()
             .args(["test", "--workspace"])
-            .env(test_postgres::BIN_ENV, &postgres),
+            .env(test_postgres::BIN_ENV, &postgres)
+            .env(test_redis::BIN_ENV, &redis),
     )?;
 
     let web_root = bundle()?;
@@ -66,6 +69,7 @@ pub fn run(_args: Args) -> anyhow::Result<()> {
                     "--nocapture",
                 ])
                 .env(test_postgres::BIN_ENV, &postgres)
+                .env(test_redis::BIN_ENV, &redis)
                 .env("SKIRMISH_E2E_WEB_ROOT", &web_root)
                 .env("SKIRMISH_E2E_CHROMIUM", &chromium.browser)
                 .env("SKIRMISH_E2E_CHROMEDRIVER", &chromium.driver)

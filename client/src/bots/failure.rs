@@ -50,6 +50,7 @@ pub(crate) fn cause(err: &NetError, last_word: LastWord) -> String {
         NetError::Decode(_) => "decode_error".into(),
         NetError::Silent => "server_silent".into(),
         NetError::TimedOut => "connect_timed_out".into(),
+        NetError::TooManyRedirects => "too_many_redirects".into(),
         // A close frame alone does not say which reason: 1008 is a flood, a timeout
         // or a slow reader alike.
         NetError::Closed => match last_word.close_code {

@@ -71,6 +71,14 @@ pub struct App {
     ended_socket: Option<Socket>,
     /// The reason the server gave just before closing, if it did.
     goodbye: Option<(CloseReason, String)>,
+    /// Where a server of the cluster just sent this page (`ServerMsg::Redirect`): the
+    /// room's process and the seat reserved there, followed when the socket closes.
+    redirect: Option<(String, Option<String>)>,
+    /// The game socket of the process that runs this page's room, when that is not the
+    /// page's own server; a lost connection tries it first, then the page's own.
+    game_url: Option<String>,
+    /// The seat reserved for the next hello.
+    reservation: Option<String>,
     failed_attempts: u32,
     controls: Rc<RefCell<Controls>>,
     renderer: Renderer,
@@ -116,6 +124,9 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
             socket: None,
             ended_socket: None,
             goodbye: None,
+            redirect: None,
+            game_url: None,
+            reservation: None,
             failed_attempts: 0,
             controls,
             renderer,
@@ -308,6 +319,10 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             format!("An operator removed you from {room} ({detail})."),
             false,
         ),
+        CloseReason::Moved => (
+            "The room is on another server of this game, which could not be reached.".to_owned(),
+            true,
+        ),
     }
 }
 
@@ -377,7 +392,11 @@ impl App {
             Link::Connecting
         });
         let me = self.me.clone();
-        let opened = Socket::open(&websocket_url("/ws"), move |event| {
+        let url = self
+            .game_url
+            .clone()
+            .unwrap_or_else(|| websocket_url("/ws"));
+        let opened = Socket::open(&url, move |event| {
             if let Some(app) = me.upgrade()
                 && let Ok(mut app) = app.try_borrow_mut()
             {
@@ -411,6 +430,7 @@ impl App {
                     room: self.room.clone(),
                     token: stored_token(),
                     resume: self.resume_request(),
+                    reservation: self.reservation.take(),
                 };
                 self.send(&hello);
             }
@@ -456,6 +476,7 @@ impl App {
         match msg {
             ServerMsg::Welcome(welcome) => self.welcomed(welcome, now),
             ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),
+            ServerMsg::Redirect { url, reservation } => self.redirect = Some((url, reservation)),
             ServerMsg::Chat { name, text, .. } => self.chat.line(&name, &text),
             ServerMsg::Notice { text } => self.chat.notice(&text),
             ServerMsg::Announcement { text } => {
@@ -579,6 +600,20 @@ impl App {
         let said = self.goodbye.take().or_else(|| {
             CloseReason::from_close_code(code).map(|reason_code| (reason_code, reason.to_owned()))
         });
+        let redirect = self.redirect.take();
+        if let (Some((CloseReason::Moved, _)), Some((url, reservation))) = (&said, redirect) {
+            // The room lives on another process of the cluster: go there at once, as
+            // part of the same join.
+            self.game_url = Some(url);
+            self.reservation = reservation;
+            self.connect();
+            return;
+        }
+        // A room's process that cannot be reached may be gone: the next try asks the
+        // page's own server, which knows where the room (or a new one) is now.
+        if self.failed_attempts > 0 {
+            self.game_url = None;
+        }
         match said {
             Some((CloseReason::ResumeRefused, detail)) => {
                 // The seat is gone (or the token is): join afresh at once, and say so.

@@ -50,6 +50,7 @@ async fn join_from(
         room: Some(ROOM.into()),
         token: None,
         resume: None,
+        reservation: None,
     });
     socket.send(Message::binary(hello)).await?;
     timeout(PATIENCE, async {

@@ -249,6 +249,7 @@ async fn hello_once(addr: SocketAddr, from: IpAddr, room: String) -> Result<Answ
         room: Some(room),
         token: None,
         resume: None,
+        reservation: None,
     };
     ws.send(Message::binary(encode_client(&hello)))
         .await

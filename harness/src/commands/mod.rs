@@ -3,6 +3,7 @@
 
 pub mod bench_net;
 pub mod bots;
+pub mod cluster_cost;
 pub mod console_cost;
 pub mod flood;
 pub mod load;

@@ -23,6 +23,7 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::CloseFrame;
 
 use crate::AppState;
+use crate::cluster::{ClusterError, Placement};
 use crate::net::caps::ConnSlot;
 use crate::net::inbound::{Hello, Inbound, Refusal, read_hello, read_message};
 use crate::net::ratelimit::TokenBucket;
@@ -164,7 +165,7 @@ impl<'a> Conn<'a> {
             let frame = tokio::select! {
                 biased;
                 () = self.app.shutdown.cancelled() => {
-                    return Err((CloseReason::ServerShutdown, "server is shutting down".into()));
+                    return Err((CloseReason::ServerShutdown, SHUTTING_DOWN.into()));
                 }
                 kicked = &mut self.kick, if self.kick_open => match kicked {
                     Ok(Kick { reason, detail }) => {
@@ -329,8 +330,8 @@ async fn session(
     };
     let link_id = link.id;
     let (id, room) = match hello.resume {
-        Some(resume) => resume_seat(app, resume, link).await?,
-        None => join_seat(app, hello, link, slot).await?,
+        Some(resume) => resume_seat(app, resume, link, conn).await?,
+        None => join_seat(app, hello, link, slot, conn).await?,
     };
 
     conn.go_live();
@@ -367,11 +368,10 @@ async fn join_seat(
     hello: Hello,
     link: PlayerLink,
     slot: &ConnSlot,
+    conn: &Conn<'_>,
 ) -> Result<(PlayerId, RoomHandle), Refusal> {
+    let Seat { handle, lease } = reserve(app, &hello, slot, conn).await?;
     let (profile, token) = app.identities.admit(hello.token.as_deref());
-    let Seat { handle, lease } = Arc::clone(&app.directory)
-        .reserve(hello.room.as_deref(), slot.address())
-        .map_err(|refused| seat_refusal(refused, hello.room.as_deref()))?;
     let link_id = link.id;
     let (reply_tx, mut reply_rx) = oneshot::channel();
     let join = RoomCmd::Join {
@@ -402,11 +402,75 @@ async fn join_seat(
     }
 }
 
-/// Has the room named in a resume token give its held seat to this connection.
+/// Reserves the seat a hello asks for: here, or in a cluster wherever its room lives,
+/// in which case the client is told where to go (and the connection ends with that).
+async fn reserve(
+    app: &AppState,
+    hello: &Hello,
+    slot: &ConnSlot,
+    conn: &Conn<'_>,
+) -> Result<Seat, Refusal> {
+    let directory = Arc::clone(&app.directory);
+    let room = hello.room.as_deref();
+    let Some(cluster) = &app.cluster else {
+        return directory
+            .reserve(room, slot.address())
+            .map_err(|refused| seat_refusal(refused, room));
+    };
+    if let Some(token) = &hello.reservation {
+        let redeemed = cluster.redeem(token).await.map_err(cluster_refusal)?;
+        let Some(redeemed) = redeemed else {
+            return Err((
+                CloseReason::ResumeRefused,
+                "the seat reservation is unknown, used or expired".into(),
+            ));
+        };
+        return directory
+            .reserve_redeemed(&redeemed.room, redeemed.quick_play)
+            .map_err(|refused| seat_refusal(refused, Some(&redeemed.room)));
+    }
+    if directory.is_draining() {
+        return Err(seat_refusal(SeatRefused::Draining, room));
+    }
+    match cluster.place(room, &directory.list()).await {
+        Ok(Placement::Here(room)) => directory
+            .reserve(room.as_deref(), slot.address())
+            .map_err(|refused| seat_refusal(refused, room.as_deref())),
+        Ok(Placement::Elsewhere { url, reservation }) => {
+            Err(redirect(app, conn, url, Some(reservation)))
+        }
+        Err(ClusterError::RoomFull) => Err(seat_refusal(SeatRefused::RoomFull, room)),
+        Err(err) => Err(cluster_refusal(err)),
+    }
+}
+
+/// Tells the client where its room lives; the refusal then closes this connection.
+fn redirect(app: &AppState, conn: &Conn<'_>, url: String, reservation: Option<String>) -> Refusal {
+    app.metrics.cluster_redirects.inc();
+    if let Err(refusal) = conn.reply(&ServerMsg::Redirect { url, reservation }) {
+        return refusal;
+    }
+    (
+        CloseReason::Moved,
+        "the room is on another server; follow the redirect".into(),
+    )
+}
+
+fn cluster_refusal(err: ClusterError) -> Refusal {
+    tracing::warn!(%err, "a join waited on the cluster directory in vain");
+    (
+        CloseReason::ServerShutdown,
+        "the cluster directory is unreachable; try again shortly".into(),
+    )
+}
+
+/// Has the room named in a resume token give its held seat to this connection (in a
+/// cluster, the room may live on another process: the client is sent there).
 async fn resume_seat(
     app: &AppState,
     resume: Resume,
     link: PlayerLink,
+    conn: &Conn<'_>,
 ) -> Result<(PlayerId, RoomHandle), Refusal> {
     let refused = |why: String| {
         app.metrics.resumes_refused.inc();
@@ -417,6 +481,15 @@ async fn resume_seat(
         return Err(refused("the resume token is not valid".into()));
     };
     let Some(handle) = app.directory.find(&claim.room) else {
+        if let Some(cluster) = &app.cluster {
+            let owner = cluster
+                .owner_socket(&claim.room)
+                .await
+                .map_err(cluster_refusal)?;
+            if let Some(url) = owner {
+                return Err(redirect(app, conn, url, None));
+            }
+        }
         return Err(refused(ResumeRefused::SeatGone.to_string()));
     };
     let link_id = link.id;
@@ -532,10 +605,14 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// What a player whose server stops is told: the game goes on, elsewhere in a cluster
+/// or here once it is back, so clients join again.
+const SHUTTING_DOWN: &str = "server is shutting down; join again to play on";
+
 /// What a player removed by the room is told.
 fn kick_detail(reason: CloseReason) -> &'static str {
     match reason {
-        CloseReason::ServerShutdown => "server is shutting down",
+        CloseReason::ServerShutdown => SHUTTING_DOWN,
         CloseReason::RoomCrashed => "the room failed; join again to open it anew",
         CloseReason::Replaced => "this seat was taken back by a newer connection",
         CloseReason::TooSlow => "the client stopped reading",

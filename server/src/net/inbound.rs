@@ -21,6 +21,9 @@ pub struct Hello {
     /// A held seat to take back. Its token is only ever verified (and refused if it
     /// does not), so it needs no check here.
     pub resume: Option<Resume>,
+    /// A seat another process of the cluster reserved here; its shape is checked, and
+    /// only Redis can say whether it is real.
+    pub reservation: Option<String>,
 }
 
 /// Longer than any token this server issues (`net::identity`), with room to spare.
@@ -66,6 +69,7 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
         room,
         token,
         resume,
+        reservation,
         ..
     }) = decode_client(bytes)
     else {
@@ -80,11 +84,20 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
     // A token is only ever checked, never shown or stored, so an odd one costs nothing:
     // it fails verification and its bearer gets a fresh identity.
     let token = token.filter(|token| token.len() <= MAX_TOKEN_CHARS);
+    if let Some(reservation) = &reservation
+        && !crate::cluster::is_reservation_token(reservation)
+    {
+        return Err((
+            CloseReason::Malformed,
+            "the seat reservation is malformed".into(),
+        ));
+    }
     Ok(Hello {
         name,
         room,
         token,
         resume,
+        reservation,
     })
 }
 
@@ -231,6 +244,7 @@ mod tests {
                 room: None,
                 token,
                 resume: None,
+                reservation: None,
             })
         };
         assert!(read_message(&hello(None)).is_err());
@@ -241,6 +255,7 @@ mod tests {
                 room: None,
                 token: Some("v1.x.y".into()),
                 resume: None,
+                reservation: None,
             })
         );
         let oversized = read_hello(&hello(Some("t".repeat(MAX_TOKEN_CHARS + 1))));
@@ -249,5 +264,36 @@ mod tests {
             Ok(None),
             "an oversized token is dropped, not trusted or refused"
         );
+    }
+
+    #[test]
+    fn a_reservation_of_the_wrong_shape_is_refused_as_malformed() {
+        let hello = |reservation: &str| {
+            encode_client(&ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "ann".into(),
+                room: None,
+                token: None,
+                resume: None,
+                reservation: Some(reservation.into()),
+            })
+        };
+        let good = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            read_hello(&hello(good)).map(|hello| hello.reservation),
+            Ok(Some(good.to_owned()))
+        );
+        for bad in [
+            "",
+            "skirmish:processes",
+            &"a".repeat(33),
+            &good.to_uppercase(),
+        ] {
+            assert_eq!(
+                read_hello(&hello(bad)).map_err(|refusal| refusal.0),
+                Err(CloseReason::Malformed),
+                "{bad:?} is no reservation"
+            );
+        }
     }
 }

@@ -150,7 +150,7 @@ pub(crate) fn routes(
     let rooms = warp::path!("api" / "rooms")
         .and(get_or_head())
         .and(with_app.clone())
-        .map(|app: Arc<AppState>| warp::reply::json(&app.directory.list()).into_response());
+        .map(|app: Arc<AppState>| warp::reply::json(&app.rooms_listed()).into_response());
 
     // Old data: matches, players, the leaderboard.
     let history = crate::net::api::routes(Arc::clone(&app.store));

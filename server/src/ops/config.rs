@@ -222,6 +222,24 @@ pub struct Config {
     #[arg(long, value_name = "ADDR", requires = "tls_cert")]
     pub redirect_http: Option<SocketAddr>,
 
+    /// Redis shared by the processes of a cluster: `redis://[:PASSWORD@]HOST:PORT/[DB]`.
+    /// With it this process joins the cluster: its rooms are listed in every process's
+    /// lobby, and players who join here are sent on to the process whose room they
+    /// belong in. Redis unreachable at start stops the server.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SKIRMISH_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<RedisUrl>,
+
+    /// The address players reach this process's page at (`http(s)://host:port`), which
+    /// other processes of the cluster send players to. Default: the address it listens
+    /// on, which must then not be 0.0.0.0 or [::].
+    #[arg(long, value_name = "URL", requires = "redis")]
+    pub public_url: Option<String>,
+
     /// Folder with the built browser bundle (index.html and friends), served at `/`.
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
@@ -258,6 +276,40 @@ impl std::fmt::Debug for DatabaseUrl {
             Some((scheme, rest)) => match rest.rsplit_once('@') {
                 Some((_, host)) => write!(f, "{scheme}://…@{host}"),
                 None => write!(f, "{scheme}://{rest}"),
+            },
+            None => f.write_str("…"),
+        }
+    }
+}
+
+/// A Redis URL, which may hold a password: shown only as `redis://…@host:port/db`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<RedisUrl, String> {
+        if url.starts_with("redis://") {
+            Ok(RedisUrl(url.to_owned()))
+        } else {
+            Err("expected a redis:// URL".into())
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.strip_prefix("redis://") {
+            Some(rest) => match rest.rsplit_once('@') {
+                Some((_, host)) => write!(f, "redis://…@{host}"),
+                None => write!(f, "redis://{rest}"),
             },
             None => f.write_str("…"),
         }
@@ -383,6 +435,19 @@ impl Config {
 
     /// Checks what clap's parsers cannot see alone.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                (url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() > "https://".len(),
+                "--public-url must be an http:// or https:// address, not {url:?}"
+            );
+        } else {
+            anyhow::ensure!(
+                self.redis.is_none() || !self.addr.ip().is_unspecified(),
+                "--redis needs --public-url when listening on {} (all interfaces): other processes must know where to send players",
+                self.addr
+            );
+        }
         anyhow::ensure!(
             self.snapshot_hz <= self.tick_hz,
             "--snapshot-hz ({}) must not exceed --tick-hz ({})",

@@ -238,6 +238,11 @@ pub struct Metrics {
     pub store_results_spooled: Counter,
     /// Open lobby feed WebSockets; they take connection slots as game sockets do.
     pub lobby_connections: Gauge,
+    /// 1 while the cluster's Redis answers the heartbeat, 0 while it does not (cluster
+    /// mode only; always 0 without `--redis`).
+    pub cluster_reachable: Gauge,
+    /// Joins and resumes sent on to the process that owns their room (cluster mode).
+    pub cluster_redirects: Counter,
 }
 
 impl Metrics {
@@ -282,6 +287,8 @@ impl Metrics {
             store_spool_bytes: Gauge::default(),
             store_results_spooled: Counter::default(),
             lobby_connections: Gauge::default(),
+            cluster_reachable: Gauge::default(),
+            cluster_redirects: Counter::default(),
         };
         let m = &metrics;
         registry.register_with_unit(
@@ -438,6 +445,16 @@ impl Metrics {
             "lobby_connections",
             "Open lobby feed WebSocket connections",
             m.lobby_connections.clone(),
+        );
+        registry.register(
+            "cluster_reachable",
+            "1 while the cluster's Redis answers this process's heartbeat",
+            m.cluster_reachable.clone(),
+        );
+        registry.register(
+            "cluster_redirects",
+            "Joins and resumes sent on to the process that owns their room",
+            m.cluster_redirects.clone(),
         );
         registry.register(
             "disconnects",

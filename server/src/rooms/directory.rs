@@ -36,6 +36,11 @@ pub(crate) trait Directory: Send + Sync + fmt::Debug {
     /// open quick-play room with a free seat, or else in a new quick-play room. `from`
     /// is the client's address key (see `net::caps::address_key`).
     fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused>;
+    /// Reserves a seat in `room` for a player whose seat the cluster reserved here: the
+    /// room is opened if needed (as a quick-play room if `quick_play`), with no
+    /// per-address budget, since the process that placed the player counted it.
+    fn reserve_redeemed(self: Arc<Self>, room: &str, quick_play: bool)
+    -> Result<Seat, SeatRefused>;
     /// Gives a seat back; called when its lease drops.
     fn release(&self, key: RoomKey, room: &str);
     /// How to reach the open room of this name, to take back a seat held in it.
@@ -64,6 +69,12 @@ pub struct RoomInfo {
     pub id: String,
     pub players: u16,
     pub capacity: u16,
+    /// Opened by quick play, which may seat anyone in it.
+    #[serde(skip)]
+    pub quick_play: bool,
+    /// The page address of the process that runs the room (in a cluster only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Why no seat was reserved.
@@ -174,6 +185,9 @@ pub(crate) struct LocalDirectory {
     drained: CancellationToken,
     /// Moved on every change to the list; see `Directory::changes`.
     changed: watch::Sender<u64>,
+    /// Ends every quick-play room's name: empty for a single process, the process's id
+    /// in a cluster, where names must not clash across processes.
+    room_suffix: String,
 }
 
 #[derive(Debug, Default)]
@@ -201,6 +215,7 @@ impl LocalDirectory {
         limits: RoomLimits,
         metrics: Arc<Metrics>,
         spawner: Spawner,
+        room_suffix: String,
     ) -> LocalDirectory {
         LocalDirectory {
             rooms: Mutex::new(Rooms {
@@ -214,6 +229,7 @@ impl LocalDirectory {
             next_key: AtomicU64::new(1),
             drained: CancellationToken::new(),
             changed: watch::Sender::new(0),
+            room_suffix,
         }
     }
 
@@ -233,12 +249,14 @@ impl LocalDirectory {
         rooms: &mut Rooms,
         room_id: &str,
         auto: bool,
-        from: IpAddr,
+        from: Option<IpAddr>,
     ) -> Result<RoomEntry, SeatRefused> {
         if rooms.by_name.len() >= self.limits.max_rooms {
             return Err(SeatRefused::RoomLimit);
         }
-        if !auto {
+        if let Some(from) = from
+            && !auto
+        {
             let per_minute = self.limits.new_rooms_per_minute;
             if rooms.creators.len() >= CREATORS_KEPT {
                 rooms.creators.retain(|_, budget| !budget.is_full());
@@ -277,9 +295,9 @@ impl LocalDirectory {
         })
     }
 
-    fn new_auto_room_id(rooms: &mut Rooms) -> String {
+    fn new_auto_room_id(&self, rooms: &mut Rooms) -> String {
         loop {
-            let id = format!("r{}", rooms.next_auto_room);
+            let id = format!("r{}{}", rooms.next_auto_room, self.room_suffix);
             rooms.next_auto_room += 1;
             if !rooms.by_name.contains_key(&id) {
                 return id;
@@ -305,8 +323,14 @@ impl LocalDirectory {
     }
 }
 
-impl Directory for LocalDirectory {
-    fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused> {
+impl LocalDirectory {
+    /// Reserves a seat in the named room (`Some((name, quick_play))`), or by quick play.
+    /// `from` is the address whose budget pays for a new named room, if any does.
+    fn take_seat(
+        self: Arc<Self>,
+        room: Option<(&str, bool)>,
+        from: Option<IpAddr>,
+    ) -> Result<Seat, SeatRefused> {
         let capacity = self.settings.capacity;
         let mut rooms = self.rooms.lock();
         let rooms = &mut *rooms;
@@ -314,7 +338,7 @@ impl Directory for LocalDirectory {
             return Err(SeatRefused::Draining);
         }
         let room_id = match room {
-            Some(name) => name.to_owned(),
+            Some((name, _)) => name.to_owned(),
             None => match rooms
                 .by_name
                 .iter()
@@ -322,11 +346,12 @@ impl Directory for LocalDirectory {
                 .max_by_key(|(_, entry)| entry.seats_taken)
             {
                 Some((id, _)) => id.clone(),
-                None => Self::new_auto_room_id(rooms),
+                None => self.new_auto_room_id(rooms),
             },
         };
         if !rooms.by_name.contains_key(&room_id) {
-            let entry = self.open(rooms, &room_id, room.is_none(), from)?;
+            let auto = room.is_none_or(|(_, quick_play)| quick_play);
+            let entry = self.open(rooms, &room_id, auto, from)?;
             rooms.by_name.insert(room_id.clone(), entry);
         }
         let Some(entry) = rooms.by_name.get_mut(&room_id) else {
@@ -347,6 +372,20 @@ impl Directory for LocalDirectory {
             },
             handle,
         })
+    }
+}
+
+impl Directory for LocalDirectory {
+    fn reserve(self: Arc<Self>, room: Option<&str>, from: IpAddr) -> Result<Seat, SeatRefused> {
+        self.take_seat(room.map(|name| (name, false)), Some(from))
+    }
+
+    fn reserve_redeemed(
+        self: Arc<Self>,
+        room: &str,
+        quick_play: bool,
+    ) -> Result<Seat, SeatRefused> {
+        self.take_seat(Some((room, quick_play)), None)
     }
 
     fn find(&self, room: &str) -> Option<RoomHandle> {
@@ -408,6 +447,8 @@ impl Directory for LocalDirectory {
                 id: id.clone(),
                 players: entry.seats_taken,
                 capacity: self.settings.capacity,
+                quick_play: entry.auto,
+                server: None,
             })
             .collect()
     }
@@ -428,6 +469,8 @@ impl LocalDirectory {
                     id: id.clone(),
                     players: entry.seats_taken,
                     capacity: self.settings.capacity,
+                    quick_play: entry.auto,
+                    server: None,
                 };
                 (info, entry.handle.clone())
             })

@@ -12,7 +12,7 @@ use shared::lobby::{RoomList, RoomSummary};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::rooms::directory::{Directory, RoomInfo};
+use crate::rooms::directory::RoomInfo;
 
 /// The least time between two listings. People read the lobby: four updates a second
 /// look live, and on a busy server, whose seats change all the time, a lobby page gets
@@ -43,17 +43,39 @@ pub(crate) fn channel() -> (watch::Sender<Arc<Listing>>, Listings) {
     }))
 }
 
-/// Publishes a listing after each change of the directory, until `shutdown`.
+/// Publishes a listing after each change of the rooms `list` returns, until
+/// `shutdown`. They change when `changes` moves, or (in a cluster) `elsewhere` does.
 pub(crate) async fn publish(
-    directory: Arc<dyn Directory>,
+    changes: Changes,
+    list: impl Fn() -> Vec<RoomInfo>,
     listings: watch::Sender<Arc<Listing>>,
     shutdown: CancellationToken,
 ) {
-    let changes = directory.changes();
-    let list = move || listed(directory.list());
+    let list = move || listed(list());
     tokio::select! {
         () = shutdown.cancelled() => {}
         () = publish_changes(changes, list, listings, PUBLISH_EVERY) => {}
+    }
+}
+
+/// What moves when the listed rooms change: this process's directory, and in a cluster
+/// also the other processes' rooms.
+#[derive(Debug)]
+pub(crate) struct Changes {
+    pub(crate) here: watch::Receiver<u64>,
+    pub(crate) elsewhere: Option<watch::Receiver<u64>>,
+}
+
+impl Changes {
+    /// Waits for either to move; false once neither can any more.
+    async fn changed(&mut self) -> bool {
+        match &mut self.elsewhere {
+            Some(elsewhere) => tokio::select! {
+                here = self.here.changed() => here.is_ok(),
+                elsewhere = elsewhere.changed() => elsewhere.is_ok(),
+            },
+            None => self.here.changed().await.is_ok(),
+        }
     }
 }
 
@@ -75,14 +97,14 @@ fn listed(rooms: Vec<RoomInfo>) -> RoomList {
 /// last listing, and rests for `every` before looking again. The first change after a
 /// quiet spell goes out at once; a flurry of them goes out as one listing per `every`.
 async fn publish_changes(
-    mut changes: watch::Receiver<u64>,
+    mut changes: Changes,
     list: impl Fn() -> RoomList,
     listings: watch::Sender<Arc<Listing>>,
     every: Duration,
 ) {
     let mut shown = RoomList::default();
     let mut serial = 0;
-    while changes.changed().await.is_ok() {
+    while changes.changed().await {
         let rooms = list();
         if let Some(changed) = shown.changes_to(&rooms) {
             serial += 1;
@@ -134,6 +156,10 @@ mod tests {
         let list = {
             let rooms = Arc::clone(&rooms);
             move || RoomList::new(rooms.lock().clone())
+        };
+        let changes = Changes {
+            here: changes,
+            elsewhere: None,
         };
         let task = tokio::spawn(publish_changes(changes, list, sender, every));
         (Source { rooms, changed }, listings, task)

@@ -189,6 +189,7 @@ async fn nothing_in_a_message_can_act_for_another_player() {
             room: Some("spoof".into()),
             token: None,
             resume: None,
+            reservation: None,
         })
         .await
         .expect("second hello");

@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod bots;
 mod cheats;
+mod cluster;
 mod edges;
 mod fuzz_corpus;
 mod gameplay;

@@ -110,6 +110,7 @@ async fn join_from(
         room: Some(room.into()),
         token: None,
         resume: None,
+        reservation: None,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {

@@ -736,6 +736,7 @@ pub async fn raw_join(
         room: Some(room.into()),
         token: None,
         resume: None,
+        reservation: None,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {

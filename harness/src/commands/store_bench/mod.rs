@@ -4,7 +4,7 @@
 //! against a release server on that database, and (2) the rooms' tick timing while a
 //! second process writes 1,000 results a second into the same database file.
 
-mod reads;
+pub(crate) mod reads;
 mod seed;
 mod ticks;
 

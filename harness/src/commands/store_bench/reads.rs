@@ -174,7 +174,7 @@ impl LatencyMs {
 
 /// The `q` quantile of `sorted` by nearest rank: the sample at rank `ceil(q * n)`,
 /// counting from 1.
-fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
+pub(crate) fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
     let n = sorted.len();
     if n == 0 {
         return None;

@@ -1,0 +1,411 @@
+//! Server processes joined in a cluster through one private redis-server (`--redis`):
+//! every lobby lists the same rooms; bots that all ask one process are seated on
+//! several; a process killed outright leaves the directory within seconds while the
+//! players elsewhere play on; Redis away makes joins fail cleanly, and once it is back
+//! the directory is whole again; Redis unreachable at start stops the server.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use client::bots::{BotsConfig, run};
+use client::native::{Hello, NetError};
+use serde_json::Value;
+use shared::protocol::{CloseReason, ServerMsg};
+use test_redis::Redis;
+use tokio::time::{Instant, sleep, timeout};
+
+use crate::support::*;
+
+/// Seats per room: 48 bots need six rooms, more than one process's share.
+const CAPACITY: &str = "8";
+
+/// A private redis-server; `None` when this run has none.
+fn redis(test: &str) -> Option<Redis> {
+    let bin = test_redis::server_bin(test)?;
+    Some(Redis::start(&bin).expect("a private redis-server starts"))
+}
+
+/// The identity key every process of the cluster shares, so a resume token issued by
+/// one verifies on another.
+fn shared_secret() -> std::path::PathBuf {
+    let dir = fresh_data_dir();
+    std::fs::create_dir_all(&dir).expect("make a folder for the key");
+    let path = dir.join("identity.key");
+    std::fs::write(&path, "a cluster-wide identity key of 32 bytes or more")
+        .expect("write the key");
+    path
+}
+
+fn start_process(redis: &Redis, secret: &std::path::Path) -> ServerProcess {
+    let secret = secret.display().to_string();
+    let url = redis.url();
+    ServerProcess::start(&[
+        "--redis",
+        &url,
+        "--secret-file",
+        &secret,
+        "--room-capacity",
+        CAPACITY,
+    ])
+}
+
+/// `/api/rooms` of one process.
+async fn rooms(server: &ServerProcess) -> Vec<Value> {
+    let (status, body) = http_get_at(server.addr, "/api/rooms").await;
+    assert_eq!(status, 200, "{body}");
+    let rooms: Value = serde_json::from_str(&body).expect("JSON");
+    rooms.as_array().expect("a list of rooms").clone()
+}
+
+fn ids(rooms: &[Value]) -> BTreeSet<String> {
+    rooms
+        .iter()
+        .map(|room| room["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+fn page(server: &ServerProcess) -> String {
+    format!("http://{}", server.addr)
+}
+
+/// Polls `check` every 100 ms until it holds or `within` passes; whether it held.
+async fn eventually<F: AsyncFnMut() -> bool>(within: Duration, mut check: F) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads for `span`; true if snapshots kept coming and the connection stayed open.
+async fn plays_on(client: &mut Client, span: Duration) -> bool {
+    let end = Instant::now() + span;
+    let mut snapshots = 0;
+    while Instant::now() < end {
+        match timeout(end - Instant::now(), client.recv()).await {
+            Err(_) => break,
+            Ok(Ok(Some(ServerMsg::Snapshot(_)))) => snapshots += 1,
+            Ok(Ok(Some(ServerMsg::Disconnect { .. }))) | Ok(Ok(None)) | Ok(Err(_)) => {
+                return false;
+            }
+            Ok(Ok(Some(_))) => {}
+        }
+    }
+    snapshots > 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_share_one_lobby_spread_bots_and_forget_a_killed_one() {
+    let _turn = serial().await;
+    let Some(redis) = redis("three_processes_share_one_lobby_spread_bots_and_forget_a_killed_one")
+    else {
+        return;
+    };
+    let secret = shared_secret();
+    let a = start_process(&redis, &secret);
+    let b = start_process(&redis, &secret);
+    let c = start_process(&redis, &secret);
+    // Every process has registered once its first heartbeat is in.
+    sleep(Duration::from_millis(1500)).await;
+
+    let bots = tokio::spawn(run(BotsConfig {
+        url: a.ws_url.clone(),
+        trust: client::native::Trust::public(),
+        count: 48,
+        duration: Duration::from_secs(25),
+        room: None,
+        name_prefix: "bot".into(),
+        seed: 13,
+        ramp: Duration::from_secs(3),
+        idle: false,
+    }));
+    let all_seated = eventually(Duration::from_secs(30), async || {
+        let listed = rooms(&a).await;
+        let players: u64 = listed
+            .iter()
+            .map(|room| room["players"].as_u64().unwrap_or(0))
+            .sum();
+        players == 48
+    })
+    .await;
+    let listed = rooms(&a).await;
+    assert!(all_seated, "A's lobby counts the 48 bots: {listed:?}");
+
+    for other in [&b, &c] {
+        let same = eventually(Duration::from_secs(5), async || {
+            ids(&rooms(other).await) == ids(&rooms(&a).await)
+        })
+        .await;
+        assert!(
+            same,
+            "every lobby lists the same rooms: {:?} and {:?}",
+            rooms(other).await,
+            rooms(&a).await
+        );
+    }
+    let hosts: BTreeSet<String> = listed
+        .iter()
+        .filter(|room| room["players"].as_u64() > Some(0))
+        .map(|room| room["server"].as_str().expect("a server").to_owned())
+        .collect();
+    assert!(
+        hosts.len() > 1,
+        "bots that all asked A are seated on more than one process: {listed:?}"
+    );
+    let on_b: BTreeSet<String> = listed
+        .iter()
+        .filter(|room| room["server"].as_str() == Some(page(&b).as_str()))
+        .map(|room| room["id"].as_str().expect("an id").to_owned())
+        .collect();
+    assert!(!on_b.is_empty(), "B runs some of the rooms: {listed:?}");
+
+    // Players who stay: one on A, one on C, each in a room of its own process.
+    let mut on_a = Client::connect_url(&a.ws_url, Hello::new("stays-a").in_room("witness-a"))
+        .await
+        .expect("a player joins on A");
+    let mut on_c = Client::connect_url(&c.ws_url, Hello::new("stays-c").in_room("witness-c"))
+        .await
+        .expect("a player joins on C");
+
+    let killed_at = Instant::now();
+    b.signal("-KILL");
+    let gone = eventually(Duration::from_secs(10), async || {
+        ids(&rooms(&a).await).is_disjoint(&on_b)
+    })
+    .await;
+    assert!(
+        gone,
+        "B's rooms {on_b:?} leave A's lobby within 10 s: {:?}",
+        rooms(&a).await
+    );
+    eprintln!(
+        "B's rooms left A's lobby {:?} after the kill",
+        killed_at.elapsed()
+    );
+    assert!(
+        plays_on(&mut on_a, Duration::from_secs(2)).await,
+        "the player on A plays on"
+    );
+    assert!(
+        plays_on(&mut on_c, Duration::from_secs(2)).await,
+        "the player on C plays on"
+    );
+
+    let report = bots.await.expect("the bots ran");
+    assert_eq!(report.connected, 48, "every bot joined: {report:?}");
+    assert_eq!(
+        report.failed, 0,
+        "bots whose process died found a seat elsewhere: {report:?}"
+    );
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_room_lives_on_one_process_and_joins_elsewhere_are_sent_there() {
+    let _turn = serial().await;
+    let Some(redis) = redis("a_named_room_lives_on_one_process_and_joins_elsewhere_are_sent_there")
+    else {
+        return;
+    };
+    let secret = shared_secret();
+    let a = start_process(&redis, &secret);
+    let b = start_process(&redis, &secret);
+    sleep(Duration::from_millis(1500)).await;
+    let ann = Client::connect_url(&a.ws_url, Hello::new("ann").in_room("duel"))
+        .await
+        .expect("ann opens the room on A");
+    assert_eq!(ann.url, a.ws_url, "the room opens where it was asked for");
+    let bob = Client::connect_url(&b.ws_url, Hello::new("bob").in_room("duel"))
+        .await
+        .expect("bob follows B's redirect to A");
+    assert_eq!(bob.url, a.ws_url, "bob ends up on the room's process");
+    assert_eq!(bob.welcome.room, "duel");
+    assert!(
+        bob.welcome.roster.iter().any(|entry| entry.name == "ann"),
+        "bob sits with ann: {:?}",
+        bob.welcome.roster
+    );
+
+    // A resume presented to B is sent on to the room's process too.
+    let token = bob.welcome.resume_token.clone();
+    let bob_id = bob.welcome.player_id;
+    drop(bob);
+    let back = Client::connect_url(&b.ws_url, Hello::new("bob").resuming(token, None))
+        .await
+        .expect("bob resumes through B");
+    assert!(back.welcome.resumed, "the seat is taken back");
+    assert_eq!(back.welcome.player_id, bob_id);
+    assert_eq!(back.url, a.ws_url);
+
+    // A reservation is good once, and only where it was made for.
+    let forged = Hello {
+        reservation: Some("0123456789abcdef0123456789abcdef".into()),
+        ..Hello::new("eve")
+    };
+    let refused = Client::connect_url(&a.ws_url, forged).await.map(|_| ());
+    assert!(
+        matches!(
+            refused,
+            Err(NetError::Refused {
+                reason: CloseReason::ResumeRefused,
+                ..
+            })
+        ),
+        "an unknown reservation is refused: {refused:?}"
+    );
+    drop(ann);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_fail_cleanly_while_redis_is_away_and_the_directory_heals_after() {
+    let _turn = serial().await;
+    let Some(mut redis) =
+        redis("joins_fail_cleanly_while_redis_is_away_and_the_directory_heals_after")
+    else {
+        return;
+    };
+    let secret = shared_secret();
+    let a = start_process(&redis, &secret);
+    let b = start_process(&redis, &secret);
+    sleep(Duration::from_millis(1500)).await;
+    let mut player = Client::connect_url(&a.ws_url, Hello::new("ann").in_room("kept"))
+        .await
+        .expect("a player joins on A");
+
+    redis.stop();
+    let refused = Client::connect_url(&b.ws_url, Hello::new("bob").in_room("elsewhere"))
+        .await
+        .map(|_| ());
+    match refused {
+        Err(NetError::Refused { reason, detail }) => {
+            assert_eq!(reason, CloseReason::ServerShutdown, "{detail}");
+            assert!(
+                detail.contains("unreachable"),
+                "the refusal says why: {detail}"
+            );
+        }
+        other => panic!("a join while Redis is away is refused with a reason: {other:?}"),
+    }
+    assert!(
+        plays_on(&mut player, Duration::from_secs(2)).await,
+        "the room plays on without Redis"
+    );
+
+    redis.restart().expect("Redis comes back (empty)");
+    let whole = eventually(Duration::from_secs(10), async || {
+        ids(&rooms(&b).await).contains("kept")
+    })
+    .await;
+    assert!(
+        whole,
+        "B lists A's room again once Redis is back: {:?}",
+        rooms(&b).await
+    );
+    let bob = Client::connect_url(&b.ws_url, Hello::new("bob").in_room("kept"))
+        .await
+        .expect("joins work again");
+    assert_eq!(bob.url, a.ws_url, "and find the room on its process");
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_stops_the_server_with_the_reason() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(fresh_data_dir())
+            .args(["--redis", &format!("redis://127.0.0.1:{port}/")])
+            .output()
+            .expect("run the server")
+    })
+    .await
+    .expect("the server ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the server does not start: {stderr}"
+    );
+    assert!(
+        stderr.contains("connect to Redis") && stderr.contains(&port.to_string()),
+        "the error names Redis and its address: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "it never said it was listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_join_again() {
+    let _turn = serial().await;
+    let Some(redis) =
+        redis("sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_join_again")
+    else {
+        return;
+    };
+    let secret = shared_secret();
+    let a = start_process(&redis, &secret);
+    let mut c = start_process(&redis, &secret);
+    let mut player = Client::connect_url(&c.ws_url, Hello::new("cy").in_room("on-c"))
+        .await
+        .expect("a player joins on C");
+    let listed = eventually(Duration::from_secs(5), async || {
+        ids(&rooms(&a).await).contains("on-c")
+    })
+    .await;
+    assert!(listed, "A lists C's room: {:?}", rooms(&a).await);
+
+    let stopped_at = Instant::now();
+    c.signal("-TERM");
+    let said = timeout(Duration::from_secs(10), async {
+        loop {
+            match player.recv().await {
+                Ok(Some(ServerMsg::Disconnect { reason, detail })) => return (reason, detail),
+                Ok(Some(_)) => {}
+                other => panic!("the player is told before the close: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the player hears that C stops");
+    assert_eq!(said.0, CloseReason::ServerShutdown, "{}", said.1);
+    assert!(
+        said.1.contains("join again"),
+        "the reason says to join again: {}",
+        said.1
+    );
+    // A reads the directory each second; C's entries would expire only after 5 s.
+    let left = eventually(Duration::from_secs(2), async || {
+        !ids(&rooms(&a).await).contains("on-c")
+    })
+    .await;
+    assert!(
+        left && stopped_at.elapsed() < Duration::from_secs(4),
+        "C took itself out of A's lobby, before its entries could expire: {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+    assert!(
+        c.exited(Duration::from_secs(15)).await.success(),
+        "C exits cleanly"
+    );
+    eprintln!(
+        "C was out of the cluster and exited {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+
+    let back = Client::connect_url(&a.ws_url, Hello::new("cy").in_room("on-c"))
+        .await
+        .expect("the player joins again through A");
+    assert_eq!(back.url, a.ws_url, "the room opens anew on a live process");
+}
