@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use shared::Seq;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, ServerMsg};
+use shared::protocol::{ClientMsg, CloseReason, ServerMsg};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 
 use crate::core::{RoomView, SnapshotStats};
@@ -77,6 +77,9 @@ struct BotStats {
     resume_failed: u64,
     /// Times the bot lost its seat (and its score) to a lost connection.
     seats_lost: u64,
+    /// Times the bot's server shut down (a drain) and the bot joined again through the
+    /// address it was given.
+    rejoined: u64,
     /// From the last snapshot before a lost connection to the first after the resume:
     /// after the socket failed or closed, and after the server went quiet.
     resume_gaps_after_reset_ms: Vec<f64>,
@@ -132,6 +135,10 @@ pub struct Report {
     pub resume_failed: u64,
     /// Seats (with their scores) lost to lost connections.
     pub seats_lost: u64,
+    /// Bots whose server shut down under them and who joined again, as a player told
+    /// to does: in a cluster, on another process.
+    #[serde(default)]
+    pub rejoined: u64,
     /// From the last snapshot before a lost connection to the first after its resume,
     /// when the socket failed or closed.
     pub resume_gap_after_reset_ms: Gap,
@@ -214,8 +221,10 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
             Err(lost) => lost,
         };
         // A connection that dropped (not one the server closed for cause) is taken
-        // back into its held seat, as the browser does.
-        if !lost.last_word.is_resumable() || Instant::now() >= deadline {
+        // back into its held seat, as the browser does; a server that shut down says
+        // to join again, which through the address given finds a live process.
+        let rejoin = lost.last_word.server_said == Some(CloseReason::ServerShutdown);
+        if !(rejoin || lost.last_word.is_resumable()) || Instant::now() >= deadline {
             break Err(lost);
         }
         add_traffic(&mut traffic, &conn);
@@ -224,13 +233,18 @@ async fn play(bot_idx: usize, config: &BotsConfig) -> BotStats {
             .view
             .resume_token
             .clone()
+            .filter(|_| !rejoin)
             .map(|token| hello.clone().resuming(token, player.view.newest_tick()));
         match reconnect::back_into_seat(&config.url, &config.trust, seat, hello.clone(), deadline)
             .await
         {
             Ok((next, how)) => {
                 conn = next;
-                if how == reconnect::How::Resumed && conn.welcome.player_id == player.me {
+                if rejoin {
+                    stats.rejoined += 1;
+                    earlier.absorb(&player.view);
+                    player = Player::new(player.seed, &conn);
+                } else if how == reconnect::How::Resumed && conn.welcome.player_id == player.me {
                     stats.resumed += 1;
                     player.resumed(&conn, lost);
                 } else {
@@ -527,6 +541,7 @@ fn summarize(config: &BotsConfig, stats: &[BotStats]) -> Report {
         errors,
         resumed: stats.iter().map(|s| s.resumed).sum(),
         resume_failed: stats.iter().map(|s| s.resume_failed).sum(),
+        rejoined: stats.iter().map(|s| s.rejoined).sum(),
         seats_lost: stats.iter().map(|s| s.seats_lost).sum(),
         resume_gap_after_reset_ms: Gap::of(stats, |s| &s.resume_gaps_after_reset_ms),
         resume_gap_after_silence_ms: Gap::of(stats, |s| &s.resume_gaps_after_silence_ms),

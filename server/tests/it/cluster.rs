@@ -2,7 +2,8 @@
 //! every lobby lists the same rooms; bots that all ask one process are seated on
 //! several; a process killed outright leaves the directory within seconds while the
 //! players elsewhere play on; Redis away makes joins fail cleanly, and once it is back
-//! the directory is whole again; Redis unreachable at start stops the server.
+//! the directory is whole again; Redis unreachable at start stops the server; a drained
+//! process's players join again elsewhere.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -365,6 +366,26 @@ async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_joi
     })
     .await;
     assert!(listed, "A lists C's room: {:?}", rooms(&a).await);
+    // Bots that ask A for C's room are sent to C, and play there until C stops.
+    let bots = tokio::spawn(run(BotsConfig {
+        url: a.ws_url.clone(),
+        trust: client::native::Trust::public(),
+        count: 3,
+        duration: Duration::from_secs(20),
+        room: Some("on-c".into()),
+        name_prefix: "drained".into(),
+        seed: 7,
+        ramp: Duration::ZERO,
+        idle: false,
+    }));
+    let seated = eventually(Duration::from_secs(10), async || {
+        rooms(&a)
+            .await
+            .iter()
+            .any(|room| room["id"] == "on-c" && room["players"].as_u64() == Some(4))
+    })
+    .await;
+    assert!(seated, "the bots sit in C's room: {:?}", rooms(&a).await);
 
     let stopped_at = Instant::now();
     c.signal("-TERM");
@@ -385,9 +406,13 @@ async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_joi
         "the reason says to join again: {}",
         said.1
     );
-    // A reads the directory each second; C's entries would expire only after 5 s.
+    // A reads the directory each second; C's entries would expire only after 5 s. (The
+    // bots, told to join again, may already have opened `on-c` anew on A.)
     let left = eventually(Duration::from_secs(2), async || {
-        !ids(&rooms(&a).await).contains("on-c")
+        !rooms(&a)
+            .await
+            .iter()
+            .any(|room| room["server"].as_str() == Some(page(&c).as_str()))
     })
     .await;
     assert!(
@@ -408,4 +433,11 @@ async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_joi
         .await
         .expect("the player joins again through A");
     assert_eq!(back.url, a.ws_url, "the room opens anew on a live process");
+
+    let report = bots.await.expect("the bots ran");
+    assert_eq!(
+        (report.rejoined, report.failed),
+        (3, 0),
+        "every bot told to join again did, and played on elsewhere: {report:?}"
+    );
 }
