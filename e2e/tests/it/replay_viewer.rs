@@ -1,4 +1,4 @@
-//! The replay viewer in the browser: bots play a five-second match, then a page opens
+//! The replay viewer in the browser: bots play an eight-second match, then a page opens
 //! `/replay/{id}` and plays it, changes speed, follows a player, seeks and pauses, with
 //! no console errors; the match's page links to the viewer.
 
@@ -41,7 +41,7 @@ async fn play_a_match(server: &server::Server) -> anyhow::Result<i64> {
         url: server.ws_url(),
         trust: client::native::Trust::public(),
         count: 3,
-        duration: Duration::from_secs(9),
+        duration: Duration::from_secs(12),
         room: Some("arena".into()),
         name_prefix: "bot".into(),
         seed: 9,
@@ -83,7 +83,7 @@ async fn a_replay_plays_in_the_browser_with_speeds_following_seeking_and_pause()
     let setup = Setup::from_env();
     let server = setup
         .start_server_with(|config| {
-            config.match_time_limit_secs = 5.0;
+            config.match_time_limit_secs = 8.0;
             config.match_results_secs = 1.0;
         })
         .await?;
@@ -133,7 +133,7 @@ async fn watch(viewer: &Page, id: i64) -> anyhow::Result<()> {
         )
         .await?;
     let (_, total) = clock(viewer).await?;
-    ensure!(total >= 4, "the replay holds the match: {total} s");
+    ensure!(total >= 7, "the replay holds the match: {total} s");
 
     // Playing at 1x, the clock moves.
     let deadline = Instant::now() + PATIENCE;
@@ -141,12 +141,6 @@ async fn watch(viewer: &Page, id: i64) -> anyhow::Result<()> {
         ensure!(Instant::now() < deadline, "the replay plays");
         sleep(Duration::from_millis(100)).await;
     }
-    click(viewer, "replay-speed-3").await?;
-    let pressed = viewer
-        .eval("return document.getElementById('replay-speed-3').getAttribute('aria-pressed');")
-        .await?;
-    ensure!(pressed == "true", "4x is the speed now: {pressed}");
-
     click(viewer, "replay-follow").await?;
     viewer
         .wait_for_texts("#replay-following", "a player followed", |texts| {
@@ -154,19 +148,7 @@ async fn watch(viewer: &Page, id: i64) -> anyhow::Result<()> {
         })
         .await?;
 
-    // Seeking to the start lands on the first keyframe, and playback goes on from there.
-    viewer
-        .eval(
-            "const seek = document.getElementById('replay-seek'); seek.value = '1'; \
-             seek.dispatchEvent(new Event('input')); return true;",
-        )
-        .await?;
-    let (after_seek, _) = clock(viewer).await?;
-    ensure!(
-        after_seek <= 1,
-        "the seek went back to the start: {after_seek} s"
-    );
-
+    // Paused (at 1x, with seconds of the match still to play), the replay stays.
     click(viewer, "replay-play").await?;
     viewer
         .wait_for_texts("#replay-play", "the pause", |texts| texts == ["Play"])
@@ -182,5 +164,39 @@ async fn watch(viewer: &Page, id: i64) -> anyhow::Result<()> {
         paused_at == still,
         "paused, the replay stays: {paused_at} then {still}"
     );
+
+    // Seeking to the start lands on the first keyframe (shown at the next frame drawn).
+    viewer
+        .eval(
+            "const seek = document.getElementById('replay-seek'); seek.value = '1'; \
+             seek.dispatchEvent(new Event('input')); return true;",
+        )
+        .await?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (shown, _) = clock(viewer).await?;
+        if shown <= 1 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the seek went back to the start: {shown} s"
+        );
+        sleep(Duration::from_millis(100)).await;
+    }
+
+    click(viewer, "replay-speed-3").await?;
+    let pressed = viewer
+        .eval("return document.getElementById('replay-speed-3').getAttribute('aria-pressed');")
+        .await?;
+    ensure!(pressed == "true", "4x is the speed now: {pressed}");
+
+    // Played again, at 4x, it goes on from the start.
+    click(viewer, "replay-play").await?;
+    let deadline = Instant::now() + PATIENCE;
+    while clock(viewer).await?.0 < 2 {
+        ensure!(Instant::now() < deadline, "playback goes on after the seek");
+        sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
