@@ -566,6 +566,11 @@ impl Room {
             return;
         };
         self.occupants.remove(idx);
+        if self.occupants.is_empty() {
+            // An empty room may stay open a while, sending no snapshots: its match is
+            // played by nobody, and its recording would hold a file open for nothing.
+            self.recorder.discard();
+        }
         self.world.remove_player(id);
         self.broadcast(&ServerMsg::PlayerLeft { id });
         tracing::debug!(room = %self.id, player = id.0, "player left");

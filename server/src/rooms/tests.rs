@@ -1281,3 +1281,31 @@ fn wait_for_file(path: &std::path::Path) -> Vec<u8> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_room_whose_last_player_left_holds_no_recording_open() {
+    let mut room = TestRoom::new();
+    let ann = room.join("ann");
+    room.ticks(TICK_HZ as usize);
+    let pending = room.data_dir.0.join("replays").join("pending");
+    let files = |dir: &std::path::Path| std::fs::read_dir(dir).map_or(0, |entries| entries.count());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files(&pending) == 0 {
+        assert!(Instant::now() < deadline, "the match is being recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    room.send(RoomCmd::Leave {
+        id: ann.id,
+        link: LinkId(0),
+    });
+    room.ticks(2);
+    assert_eq!(room.runner.players(), 0, "ann is gone");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while files(&pending) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the empty room's recording was dropped, its file with it, while the room stays"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
