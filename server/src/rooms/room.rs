@@ -567,8 +567,8 @@ impl Room {
         };
         self.occupants.remove(idx);
         if self.occupants.is_empty() {
-            // An empty room may stay open a while, sending no snapshots: its match is
-            // played by nobody, and its recording would hold a file open for nothing.
+            // An empty room may stay open a while: its match is played by nobody, and
+            // its recording would hold a file open for nothing (see `record`'s caller).
             self.recorder.discard();
         }
         self.world.remove_player(id);

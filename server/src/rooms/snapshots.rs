@@ -122,7 +122,9 @@ impl Room {
             .snapshot_recipients
             .inc_by(outgoing.recipients.len() as u64);
         metrics.snapshot_bodies.inc_by(outgoing.bodies.len() as u64);
-        if state.clock.phase == Phase::Playing {
+        // A match that starts in an empty room (it stays open a while) is played by
+        // nobody: recording it would hold a file open for nothing.
+        if state.clock.phase == Phase::Playing && !self.occupants.is_empty() {
             self.record(&state);
         }
         if self.sent.len() == SNAPSHOT_RING {
