@@ -17,8 +17,8 @@ use test_redis::Redis;
 
 use crate::Binaries;
 use crate::bots_process::Swarm;
-use crate::commands::server_command;
 use crate::commands::store_bench::reads::nearest_rank;
+use crate::commands::{machine, raise_open_files_limit, server_command};
 
 /// Rooms held open on B that the timed joins take turns at: a room's reservations
 /// count against its seats until B's next heartbeat (at most a second) counts their
@@ -73,8 +73,7 @@ struct Report {
 }
 
 pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
-    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
+    raise_open_files_limit()?;
     let redis_bin = args
         .redis_server
         .clone()
@@ -145,10 +144,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         serde_json::to_string(&bots_report)?
     );
     let report = Report {
-        machine: format!(
-            "{} cores, Redis, both servers and the bots on the same machine",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        machine: machine(", Redis, both servers and the bots on the same machine"),
         processes: 2,
         joins: args.joins,
         join_through_other_process: through,

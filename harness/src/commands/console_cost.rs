@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::Binaries;
 use crate::bots_process::Swarm;
-use crate::commands::server_command;
+use crate::commands::{machine, raise_open_files_limit, server_command};
 
 /// The token the run's server is given.
 const TOKEN: &str = "console-cost-operators-token";
@@ -78,8 +78,7 @@ struct Report {
 }
 
 pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
-    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
+    raise_open_files_limit()?;
     let clock_ticks = ClockTicks::of_this_machine();
     let token_file = binaries.out_dir.join("console-cost.token");
     std::fs::write(&token_file, TOKEN).context("write the admin token file")?;
@@ -145,10 +144,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     let without = mean(0, |w| w.server_cpu);
     let with = mean(args.consoles, |w| w.server_cpu);
     let report = Report {
-        machine: format!(
-            "{} cores, server and bots on the same machine",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        machine: machine(", server and bots on the same machine"),
         players: args.players,
         consoles: args.consoles,
         window_s: args.window,

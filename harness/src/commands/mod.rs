@@ -33,3 +33,17 @@ fn metric(server: &ServerProcess, name: &str) -> anyhow::Result<f64> {
         .value(name)
         .with_context(|| format!("the server exports no metric {name}"))
 }
+
+/// What a report says of the machine it ran on: its cores, then `what` shared them.
+fn machine(what: &str) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores{what}")
+}
+
+/// Lets this process open as many files as the system allows it: each bot's socket is
+/// one, and a run holds thousands.
+fn raise_open_files_limit() -> anyhow::Result<()> {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
+    Ok(())
+}

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::Binaries;
 use crate::bots_process::Swarm;
-use crate::commands::server_command;
+use crate::commands::{machine, server_command};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -91,10 +91,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         );
     }
     let report = Report {
-        machine: format!(
-            "{} cores, server and bots on the same machine",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        machine: machine(", server and bots on the same machine"),
         bots: args.bots,
         match_secs: args.match_secs,
         replays,

@@ -16,7 +16,7 @@ use shared::consts::DEFAULT_ROOM_CAPACITY;
 
 use crate::Binaries;
 use crate::bots_process::Swarm;
-use crate::commands::server_command;
+use crate::commands::{machine, raise_open_files_limit, server_command};
 
 /// How long the run's certificates are valid: the run takes minutes.
 const CERT_VALIDITY: Duration = Duration::from_secs(86_400);
@@ -159,8 +159,7 @@ fn measure(
 
 pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     // Children inherit the raised limit: thousands of idle sockets need as many descriptors.
-    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
-    rlimit::setrlimit(rlimit::Resource::NOFILE, hard, hard)?;
+    raise_open_files_limit()?;
     let out_dir = binaries.out_dir.join("tls-memory");
     let certs = write_certs(&out_dir)?;
     let mut runs = Vec::new();
@@ -184,10 +183,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         }
     }
     let report = Report {
-        machine: format!(
-            "{} cores, server and bots on the same machine",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        machine: machine(", server and bots on the same machine"),
         snapshot_hz: args.snapshot_hz,
         runs,
     };

@@ -284,30 +284,20 @@ impl Cluster {
         capacity: u16,
         quick_play: bool,
     ) -> Result<Placement, ClusterError> {
-        let Some(url) = self.view.lock().process(owner).map(|p| p.entry.url.clone()) else {
+        let known = self.view.lock().process(owner).map(|p| p.entry.url.clone());
+        let url = match known {
+            Some(url) => url,
             // Claimed by a process this one has not seen yet (it registered within the
             // last heartbeat): read its entry.
-            return self
-                .reserve_on_unseen(owner, room, capacity, quick_play)
-                .await;
+            None => {
+                let mut redis = self.redis.clone();
+                let entry: Option<String> = redis.get(keys::process(owner)).await?;
+                entry
+                    .and_then(|json| serde_json::from_str::<view::ProcessEntry>(&json).ok())
+                    .map(|entry| entry.url)
+                    .ok_or(ClusterError::RoomFull)?
+            }
         };
-        self.reserve_at(owner, &url, room, capacity, quick_play)
-            .await
-    }
-
-    async fn reserve_on_unseen(
-        &self,
-        owner: &str,
-        room: &str,
-        capacity: u16,
-        quick_play: bool,
-    ) -> Result<Placement, ClusterError> {
-        let mut redis = self.redis.clone();
-        let entry: Option<String> = redis.get(keys::process(owner)).await?;
-        let url = entry
-            .and_then(|json| serde_json::from_str::<view::ProcessEntry>(&json).ok())
-            .map(|entry| entry.url)
-            .ok_or(ClusterError::RoomFull)?;
         self.reserve_at(owner, &url, room, capacity, quick_play)
             .await
     }

@@ -23,9 +23,9 @@ pub(super) struct Recorder {
 #[derive(Debug)]
 struct Recording {
     key: RecordingKey,
-    /// The last frame handed over, the baseline of the next delta; `None` after a frame
-    /// was lost, so the next one is a keyframe.
-    previous: Option<QState>,
+    /// The tick of the last frame handed over, the baseline of the next delta; `None`
+    /// after a frame was lost, so the next one is a keyframe.
+    previous: Option<Tick>,
     last_keyframe: Tick,
     roster: Vec<RosterName>,
 }
@@ -40,10 +40,13 @@ impl Recorder {
     }
 
     /// Records `state`, starting a recording with `header` if none is being made. The
-    /// roster is recorded again whenever it changed.
+    /// roster is recorded again whenever it changed. `sent_before` is the state the room
+    /// sent before this one (it keeps its recent states), the delta's baseline when it is
+    /// the frame recorded last.
     pub(super) fn record<'a>(
         &mut self,
         state: &QState,
+        sent_before: Option<&QState>,
         roster: impl ExactSizeIterator<Item = (shared::PlayerId, &'a str)> + Clone,
         header: impl FnOnce() -> ReplayHeader,
     ) {
@@ -83,7 +86,8 @@ impl Recorder {
         }
         let keyframe_due = state.tick.since(recording.last_keyframe) >= self.keyframe_ticks;
         let mut bytes = Vec::new();
-        let keyframe = match &recording.previous {
+        let baseline = sent_before.filter(|before| Some(before.tick) == recording.previous);
+        let keyframe = match baseline {
             Some(previous) if !keyframe_due => {
                 write_frame(
                     &ReplayFrame::Delta {
@@ -111,7 +115,7 @@ impl Recorder {
                 if keyframe.is_some() {
                     recording.last_keyframe = state.tick;
                 }
-                recording.previous = Some(state.clone());
+                recording.previous = Some(state.tick);
             }
             Err(_) => {
                 // The roster goes again with the keyframe that picks the recording up.

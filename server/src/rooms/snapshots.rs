@@ -143,6 +143,7 @@ impl Room {
         let (id, settings, started_at_ms) = (&self.id, &self.settings, self.match_started_ms);
         self.recorder.record(
             state,
+            self.sent.back(),
             self.occupants.iter().map(|o| (o.id, o.name.as_str())),
             || ReplayHeader {
                 room: id.clone(),

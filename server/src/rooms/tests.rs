@@ -1212,6 +1212,12 @@ fn a_recorded_match_replays_every_player_within_one_grid_step_of_the_room() {
         "a keyframe every few seconds: {:?}",
         replay.keyframes
     );
+    assert!(
+        replay.keyframes.len() * 10 < replay.states.len(),
+        "between keyframes the frames are deltas: {} keyframes in {} frames",
+        replay.keyframes.len(),
+        replay.states.len()
+    );
     let names: Vec<&str> = replay
         .roster_at(replay.states.len() - 1)
         .iter()

@@ -319,32 +319,14 @@ async fn redis_unreachable_at_start_stops_the_server_with_the_reason() {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(fresh_data_dir())
-            .args(["--redis", &format!("redis://127.0.0.1:{port}/")])
-            .output()
-            .expect("run the server")
-    })
-    .await
-    .expect("the server ran");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "the server does not start: {stderr}"
-    );
+    let redis = format!("redis://127.0.0.1:{port}/");
+    let stderr = tokio::task::spawn_blocking(move || refused_start(&["--redis", &redis]))
+        .await
+        .expect("the server ran");
     assert!(
         stderr.contains("connect to Redis") && stderr.contains(&port.to_string()),
         "the error names Redis and its address: {stderr}"
     );
-    assert!(output.stdout.is_empty(), "it never said it was listening");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,24 +157,12 @@ async fn a_database_that_refuses_the_server_stops_it_at_start_with_the_reason() 
     else {
         return;
     };
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(fresh_data_dir())
-            .args(["--database", &postgres.url("no_such_database")])
-            .output()
-            .expect("run the server")
-    })
-    .await
-    .expect("the server ran");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !output.status.success(),
-        "the server does not start: {stderr}"
-    );
+    let url = postgres.url("no_such_database");
+    let stderr = tokio::task::spawn_blocking(move || refused_start(&["--database", &url]))
+        .await
+        .expect("the server ran");
     assert!(
         stderr.contains("no_such_database") && stderr.contains("does not exist"),
         "the error names the database and what is wrong: {stderr}"
     );
-    assert!(output.stdout.is_empty(), "it never said it was listening");
 }

@@ -41,6 +41,33 @@ impl Deref for TestServer {
     }
 }
 
+/// Runs the server binary with `args` and expects it to refuse to start; its stderr.
+pub fn refused_start(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(fresh_data_dir())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the server binary");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "the server refuses to start with {args:?}: {stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "a server that did not start says nothing on stdout"
+    );
+    stderr
+}
+
 /// A data directory no other server in this run has used.
 pub fn fresh_data_dir() -> std::path::PathBuf {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

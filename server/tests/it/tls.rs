@@ -2,7 +2,7 @@
 //! under live players, garbage and plain HTTP on the TLS port cost the players nothing,
 //! bad files stop the start, and the plain-HTTP port redirects.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use client::bots::{BotsConfig, run};
@@ -249,26 +249,6 @@ async fn garbage_and_plain_http_on_the_tls_port_leave_eight_playing_bots_undistu
         least >= 0.9 * f64::from(DEFAULT_SNAPSHOT_HZ),
         "every bot kept getting snapshots at the full rate: the slowest got {least:.1}/s"
     );
-}
-
-/// Runs the server binary with `args` and expects it to refuse to start; its stderr.
-fn refused_start(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(fresh_data_dir())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the server binary");
-    assert!(
-        !output.status.success(),
-        "the server refuses to start with {args:?}"
-    );
-    assert!(
-        output.stdout.is_empty(),
-        "a server that did not start says nothing on stdout"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]

@@ -21,7 +21,7 @@ use shared::consts::{DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ
 
 use crate::Binaries;
 use crate::bots_process::Swarm;
-use crate::commands::{metric, server_command};
+use crate::commands::{machine, metric, server_command};
 use writes::WriteCount;
 
 const DELIVERY_BAR: f64 = 0.98;
@@ -514,11 +514,9 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     };
     let report = Report {
         writes,
-        machine: format!(
-            "{} cores, server and bots on the same machine, load average {} at the start",
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            load_average
-        ),
+        machine: machine(&format!(
+            ", server and bots on the same machine, load average {load_average} at the start"
+        )),
         scenario: format!(
             "rooms of {}, {} Hz ticks, {} Hz snapshots, input batch {}, {}",
             args.room_capacity,

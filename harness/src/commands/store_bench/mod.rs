@@ -19,7 +19,7 @@ use rand::rngs::SmallRng;
 use serde::Serialize;
 
 use crate::Binaries;
-use crate::commands::server_command;
+use crate::commands::{machine, server_command};
 use reads::{BoardWalk, ReadPhase};
 use seed::{PLAYERS_PER_MATCH, Seeding};
 use ticks::{TickReport, TickSetup};
@@ -96,10 +96,7 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
 
     let report = Report {
         scenario: scenario(args),
-        machine: format!(
-            "{} cores; server, bots, readers and writer on the same machine and disk",
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
+        machine: machine("; server, bots, readers and writer on the same machine and disk"),
         data_dir: data_dir.path().to_path_buf(),
         seeding,
         board_walk,
