@@ -1,10 +1,13 @@
 //! `harness cluster-cost`: what a cluster costs on top of one process. Starts a private
-//! redis-server and two release servers joined through it, then measures (1) the time
-//! from opening a socket to the welcome for a player who asks process A for a room that
-//! lives on process B (the redirect and the second connection included), against
-//! asking B directly, and (2) the commands Redis executes per second while bots, who
-//! all ask A, play in rooms spread over both, per 1,000 players.
+//! redis-server and N release servers (three by default) joined through it, then
+//! measures (1) the time from opening a socket to the welcome for a player who asks
+//! process A for a room that lives on process B (the redirect and the second connection
+//! included), against asking B directly, and (2) while bots, who all ask A, play in
+//! rooms spread over every process: the commands Redis executes per second, per 1,000
+//! players, and the snapshots the bots receive against those the rooms send them
+//! (cluster-wide delivery), with how the players spread over the processes.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -29,6 +32,9 @@ const SETTLE_S: f64 = 5.0;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Server processes in the cluster (at least two).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..))]
+    processes: u16,
     /// Sequential joins timed each way (through A, and at B directly).
     #[arg(long, default_value_t = 200)]
     joins: usize,
@@ -69,6 +75,14 @@ struct Report {
     /// Redis commands per second in the steady window, and per 1,000 players seated.
     redis_ops_per_s_steady: f64,
     redis_ops_per_s_per_1000_players: f64,
+    /// Players seated on each process (by its page address), from A's `/api/rooms`.
+    players_per_process: BTreeMap<String, u64>,
+    /// Lowest and mean over the bots of snapshots received per second against the
+    /// rooms' snapshot rate, over the bots' whole run.
+    delivery_min: f64,
+    delivery_mean: f64,
+    /// Bots that could not join, or lost their seat for good.
+    bots_failed: usize,
     window_s: f64,
 }
 
@@ -97,16 +111,18 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
             .stderr(Stdio::null());
         ServerProcess::start(command)
     };
-    let a = start()?;
-    let b = start()?;
-    // Both registered, and each has read the other.
+    let processes = (0..args.processes)
+        .map(|_| start())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (a, b) = (&processes[0], &processes[1]);
+    // All registered, and each has read the others.
     sleep(Duration::from_secs(2));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let (through, direct) = runtime.block_on(time_joins(&a, &b, args.joins))?;
+    let (through, direct) = runtime.block_on(time_joins(a, b, args.joins))?;
     eprintln!("cluster-cost: joins through A {through:?}, at B {direct:?}");
 
     let ramp = (args.players as f64 / 100.0).max(2.0);
@@ -133,7 +149,8 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
     let joining = redis.commands_processed()? - before_ramp;
     let joining_s = ramp_started.elapsed().as_secs_f64();
     sleep(Duration::from_secs_f64(SETTLE_S - 1.0));
-    let seated = players_seated(&a)?;
+    let per_process = players_per_process(a)?;
+    let seated: u64 = per_process.values().sum();
     let before = redis.commands_processed()?;
     let started = Instant::now();
     sleep(Duration::from_secs_f64(args.window));
@@ -143,9 +160,10 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         "cluster-cost: bots {}",
         serde_json::to_string(&bots_report)?
     );
+    let snapshot_hz = f64::from(shared::consts::DEFAULT_SNAPSHOT_HZ);
     let report = Report {
-        machine: machine(", Redis, both servers and the bots on the same machine"),
-        processes: 2,
+        machine: machine(", Redis, every server and the bots on the same machine"),
+        processes: processes.len(),
         joins: args.joins,
         join_through_other_process: through,
         join_at_owner: direct,
@@ -155,6 +173,10 @@ pub fn run(args: &Args, binaries: &Binaries) -> anyhow::Result<()> {
         redis_ops_per_join: joining as f64 / args.players.max(1) as f64,
         redis_ops_per_s_steady: steady,
         redis_ops_per_s_per_1000_players: steady * 1000.0 / seated.max(1) as f64,
+        players_per_process: per_process,
+        delivery_min: bots_report.min_snapshots_per_bot_per_s.unwrap_or(0.0) / snapshot_hz,
+        delivery_mean: bots_report.snapshots_per_bot_per_s / snapshot_hz,
+        bots_failed: bots_report.failed,
         window_s: args.window,
     };
     let text = serde_json::to_string_pretty(&report)?;
@@ -213,12 +235,14 @@ async fn time_joins(
     Ok((through, direct))
 }
 
-/// Players seated in the whole cluster, from A's `/api/rooms`.
-fn players_seated(a: &ServerProcess) -> anyhow::Result<u64> {
+/// Players seated on each process of the cluster, from A's `/api/rooms`.
+fn players_per_process(a: &ServerProcess) -> anyhow::Result<BTreeMap<String, u64>> {
     let rooms: Vec<serde_json::Value> =
         serde_json::from_str(&a.get("/api/rooms")?).context("the rooms' JSON")?;
-    Ok(rooms
-        .iter()
-        .filter_map(|room| room["players"].as_u64())
-        .sum())
+    let mut seated = BTreeMap::new();
+    for room in rooms {
+        let server = room["server"].as_str().unwrap_or("?").to_owned();
+        *seated.entry(server).or_default() += room["players"].as_u64().unwrap_or(0);
+    }
+    Ok(seated)
 }

@@ -82,6 +82,7 @@ async fn publish(
                 players: room.players,
                 capacity: room.capacity,
                 quick_play: room.quick_play,
+                phase: room.phase,
             };
             (room.id, entry)
         })

@@ -196,6 +196,7 @@ impl Cluster {
                 players: room.entry.players,
                 capacity: room.entry.capacity,
                 quick_play: room.entry.quick_play,
+                phase: room.entry.phase,
                 server: if room.owner == self.id {
                     Some(self.public_url.clone())
                 } else {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::rooms::directory::RoomInfo;
+use crate::rooms::directory::{MatchPhase, RoomInfo};
 
 /// A process's registry entry, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,8 @@ pub(crate) struct RoomEntry {
     pub(crate) capacity: u16,
     /// Opened by quick play, so quick play may fill it.
     pub(crate) quick_play: bool,
+    #[serde(default)]
+    pub(crate) phase: MatchPhase,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +67,7 @@ impl ClusterView {
                 players: room.players,
                 capacity: room.capacity,
                 quick_play: room.quick_play,
+                phase: room.phase,
             },
         }));
         rooms.sort_by(|a, b| a.id.cmp(&b.id));
@@ -121,6 +124,7 @@ impl ClusterView {
                     players: 1,
                     capacity,
                     quick_play: true,
+                    phase: MatchPhase::Playing,
                 },
             }),
         }
@@ -157,6 +161,7 @@ mod tests {
                 players,
                 capacity: 4,
                 quick_play,
+                phase: MatchPhase::Playing,
             },
         }
     }
@@ -215,6 +220,7 @@ mod tests {
             players: 2,
             capacity: 4,
             quick_play: true,
+            phase: MatchPhase::Playing,
             server: None,
         }];
         let merged = view.merged("a", &live);

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use shared::game::Phase;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -72,9 +73,30 @@ pub struct RoomInfo {
     /// Opened by quick play, which may seat anyone in it.
     #[serde(skip)]
     pub quick_play: bool,
+    /// Where its match is: a room showing results starts its next match within seconds.
+    pub phase: MatchPhase,
     /// The page address of the process that runs the room (in a cluster only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+}
+
+/// A room's match phase as the directory lists it: `"playing"` or `"results"` in
+/// `/api/rooms` and in the cluster's directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchPhase {
+    #[default]
+    Playing,
+    Results,
+}
+
+impl From<Phase> for MatchPhase {
+    fn from(phase: Phase) -> MatchPhase {
+        match phase {
+            Phase::Playing => MatchPhase::Playing,
+            Phase::Results => MatchPhase::Results,
+        }
+    }
 }
 
 /// Why no seat was reserved.
@@ -207,6 +229,7 @@ struct RoomEntry {
     seats_taken: u16,
     /// Opened by quick play rather than asked for by name.
     auto: bool,
+    phase: MatchPhase,
 }
 
 impl LocalDirectory {
@@ -292,6 +315,7 @@ impl LocalDirectory {
             handle: RoomHandle { commands, waker },
             seats_taken: 0,
             auto,
+            phase: MatchPhase::default(),
         })
     }
 
@@ -443,13 +467,7 @@ impl Directory for LocalDirectory {
             .lock()
             .by_name
             .iter()
-            .map(|(id, entry)| RoomInfo {
-                id: id.clone(),
-                players: entry.seats_taken,
-                capacity: self.settings.capacity,
-                quick_play: entry.auto,
-                server: None,
-            })
+            .map(|(id, entry)| self.info(id, entry))
             .collect()
     }
 
@@ -464,17 +482,19 @@ impl LocalDirectory {
             .lock()
             .by_name
             .iter()
-            .map(|(id, entry)| {
-                let info = RoomInfo {
-                    id: id.clone(),
-                    players: entry.seats_taken,
-                    capacity: self.settings.capacity,
-                    quick_play: entry.auto,
-                    server: None,
-                };
-                (info, entry.handle.clone())
-            })
+            .map(|(id, entry)| (self.info(id, entry), entry.handle.clone()))
             .collect()
+    }
+
+    fn info(&self, id: &str, entry: &RoomEntry) -> RoomInfo {
+        RoomInfo {
+            id: id.to_owned(),
+            players: entry.seats_taken,
+            capacity: self.settings.capacity,
+            quick_play: entry.auto,
+            phase: entry.phase,
+            server: None,
+        }
     }
 }
 
@@ -492,6 +512,14 @@ impl Janitor for LocalDirectory {
             self.list_changed();
         }
         empty
+    }
+
+    fn phase_changed(&self, key: RoomKey, room: &str, phase: Phase) {
+        let mut rooms = self.rooms.lock();
+        if let Some(entry) = rooms.by_name.get_mut(room).filter(|entry| entry.key == key) {
+            entry.phase = phase.into();
+            self.list_changed();
+        }
     }
 
     fn crashed(&self, key: RoomKey, room: &str) {

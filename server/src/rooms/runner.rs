@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use shared::game::Phase;
 use shared::protocol::CloseReason;
 use tokio::sync::mpsc;
 
@@ -38,6 +39,8 @@ pub(crate) struct RoomRunner {
     empty_since: Option<Instant>,
     /// How late the last tick started and how long it took, for its thread's timing.
     last_timing: Option<TickTiming>,
+    /// The match phase the directory was last told of.
+    listed_phase: Phase,
 }
 
 /// One tick's timing.
@@ -78,6 +81,7 @@ impl RoomRunner {
             snapshot_credit: 0,
             empty_since: Some(now),
             last_timing: None,
+            listed_phase: Phase::default(),
         }
     }
 
@@ -92,6 +96,15 @@ impl RoomRunner {
     /// The timing of the last tick that stepped the room, taken once.
     pub(crate) fn take_timing(&mut self) -> Option<TickTiming> {
         self.last_timing.take()
+    }
+
+    /// The match's phase if it changed since last asked, for the directory's listing.
+    pub(crate) fn take_phase_change(&mut self) -> Option<Phase> {
+        let phase = self.room.world.clock().phase;
+        (phase != self.listed_phase).then(|| {
+            self.listed_phase = phase;
+            phase
+        })
     }
 
     /// When the next tick is due.

@@ -17,6 +17,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use shared::game::Phase;
 use shared::protocol::CloseReason;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,8 @@ pub(crate) trait Janitor: Send + Sync {
     /// The room has been empty for its grace period. True if it is to close, which the
     /// directory has then recorded; false if a seat was reserved meanwhile.
     fn close_if_empty(&self, key: RoomKey, room: &str) -> bool;
+    /// The room's match moved to `phase` (a match ended, or the next one began).
+    fn phase_changed(&self, key: RoomKey, room: &str, phase: Phase);
     /// The room failed and is gone: its seats and directory entry are free.
     fn crashed(&self, key: RoomKey, room: &str);
 }
@@ -298,6 +301,9 @@ impl RoomThread {
         if let Some(timing) = room.take_timing() {
             self.timing.lateness.observe(timing.lateness.as_secs_f64());
             self.timing.duration.observe(timing.duration.as_secs_f64());
+        }
+        if let Some(phase) = room.take_phase_change() {
+            self.janitor.phase_changed(room.key(), room.id(), phase);
         }
         match ticked {
             Ok(Ticked::Open) => {}

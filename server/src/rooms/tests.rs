@@ -823,6 +823,8 @@ impl Janitor for RecordingJanitor {
         true
     }
 
+    fn phase_changed(&self, _key: RoomKey, _room: &str, _phase: shared::game::Phase) {}
+
     fn crashed(&self, key: RoomKey, _room: &str) {
         self.crashed.lock().push(key);
     }

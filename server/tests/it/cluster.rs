@@ -3,7 +3,8 @@
 //! several; a process killed outright leaves the directory within seconds while the
 //! players elsewhere play on; Redis away makes joins fail cleanly, and once it is back
 //! the directory is whole again; Redis unreachable at start stops the server; a drained
-//! process's players join again elsewhere.
+//! process's players join again elsewhere; with a shared PostgreSQL (`--database`), a
+//! match that ends on one process is listed on the others, through a database restart.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use client::bots::{BotsConfig, run};
 use client::native::{Hello, NetError};
 use serde_json::Value;
 use shared::protocol::{CloseReason, ServerMsg};
+use test_postgres::Postgres;
 use test_redis::Redis;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -37,17 +39,19 @@ fn shared_secret() -> std::path::PathBuf {
     path
 }
 
-fn start_process(redis: &Redis, secret: &std::path::Path) -> ServerProcess {
+fn start_process(redis: &Redis, secret: &std::path::Path, extra: &[&str]) -> ServerProcess {
     let secret = secret.display().to_string();
     let url = redis.url();
-    ServerProcess::start(&[
+    let mut args = vec![
         "--redis",
         &url,
         "--secret-file",
         &secret,
         "--room-capacity",
         CAPACITY,
-    ])
+    ];
+    args.extend(extra);
+    ServerProcess::start(&args)
 }
 
 /// `/api/rooms` of one process.
@@ -67,20 +71,6 @@ fn ids(rooms: &[Value]) -> BTreeSet<String> {
 
 fn page(server: &ServerProcess) -> String {
     format!("http://{}", server.addr)
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes; whether it held.
-async fn eventually<F: AsyncFnMut() -> bool>(within: Duration, mut check: F) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Reads for `span`; true if snapshots kept coming and the connection stayed open.
@@ -108,9 +98,9 @@ async fn three_processes_share_one_lobby_spread_bots_and_forget_a_killed_one() {
         return;
     };
     let secret = shared_secret();
-    let a = start_process(&redis, &secret);
-    let b = start_process(&redis, &secret);
-    let c = start_process(&redis, &secret);
+    let a = start_process(&redis, &secret, &[]);
+    let b = start_process(&redis, &secret, &[]);
+    let c = start_process(&redis, &secret, &[]);
     // Every process has registered once its first heartbeat is in.
     sleep(Duration::from_millis(1500)).await;
 
@@ -214,8 +204,8 @@ async fn a_named_room_lives_on_one_process_and_joins_elsewhere_are_sent_there() 
         return;
     };
     let secret = shared_secret();
-    let a = start_process(&redis, &secret);
-    let b = start_process(&redis, &secret);
+    let a = start_process(&redis, &secret, &[]);
+    let b = start_process(&redis, &secret, &[]);
     sleep(Duration::from_millis(1500)).await;
     let ann = Client::connect_url(&a.ws_url, Hello::new("ann").in_room("duel"))
         .await
@@ -271,8 +261,8 @@ async fn joins_fail_cleanly_while_redis_is_away_and_the_directory_heals_after() 
         return;
     };
     let secret = shared_secret();
-    let a = start_process(&redis, &secret);
-    let b = start_process(&redis, &secret);
+    let a = start_process(&redis, &secret, &[]);
+    let b = start_process(&redis, &secret, &[]);
     sleep(Duration::from_millis(1500)).await;
     let mut player = Client::connect_url(&a.ws_url, Hello::new("ann").in_room("kept"))
         .await
@@ -338,8 +328,8 @@ async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_joi
         return;
     };
     let secret = shared_secret();
-    let a = start_process(&redis, &secret);
-    let mut c = start_process(&redis, &secret);
+    let a = start_process(&redis, &secret, &[]);
+    let mut c = start_process(&redis, &secret, &[]);
     let mut player = Client::connect_url(&c.ws_url, Hello::new("cy").in_room("on-c"))
         .await
         .expect("a player joins on C");
@@ -421,5 +411,101 @@ async fn sigterm_takes_a_process_out_of_the_cluster_and_tells_its_players_to_joi
         (report.rejoined, report.failed),
         (3, 0),
         "every bot told to join again did, and played on elsewhere: {report:?}"
+    );
+}
+
+/// The room of this name in a lobby's list.
+async fn listed(server: &ServerProcess, id: &str) -> Option<Value> {
+    rooms(server)
+        .await
+        .into_iter()
+        .find(|room| room["id"] == id)
+}
+
+fn match_ids(page: &Value) -> BTreeSet<i64> {
+    page["matches"]
+        .as_array()
+        .expect("matches")
+        .iter()
+        .map(|record| record["id"].as_i64().expect("an id"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_saved_on_one_process_show_on_the_others_and_survive_a_database_restart() {
+    let _turn = serial().await;
+    let test = "results_saved_on_one_process_show_on_the_others_and_survive_a_database_restart";
+    let (Some(redis), Some(postgres_bin)) = (redis(test), test_postgres::bin_dir(test)) else {
+        return;
+    };
+    let postgres = Postgres::start(&postgres_bin).expect("a private PostgreSQL starts");
+    let database = postgres.create_database("skirmish").expect("a database");
+    let secret = shared_secret();
+    // Results shown long enough for the directory (a beat a second) to carry them.
+    let args = [
+        "--database",
+        &database,
+        "--match-time-limit-secs",
+        "5",
+        "--match-results-secs",
+        "4",
+    ];
+    let a = start_process(&redis, &secret, &args);
+    let b = start_process(&redis, &secret, &args);
+    let c = start_process(&redis, &secret, &args);
+    sleep(Duration::from_millis(1500)).await;
+    let mut ann = Client::connect_url(&c.ws_url, Hello::new("ann").in_room("final"))
+        .await
+        .expect("ann joins on C");
+    let _bob = Client::connect_url(&c.ws_url, Hello::new("bob").in_room("final"))
+        .await
+        .expect("bob joins on C");
+
+    let seen = eventually(Duration::from_secs(5), async || {
+        listed(&a, "final").await.is_some_and(|room| {
+            room["players"] == 2
+                && room["phase"] == "playing"
+                && room["server"].as_str() == Some(page(&c).as_str())
+        })
+    })
+    .await;
+    assert!(seen, "A lists C's room: {:?}", listed(&a, "final").await);
+    let first = match_saved(&mut ann).await;
+    let results = eventually(Duration::from_secs(4), async || {
+        listed(&a, "final")
+            .await
+            .is_some_and(|room| room["phase"] == "results")
+    })
+    .await;
+    assert!(
+        results,
+        "A's lobby shows that C's match is over: {:?}",
+        listed(&a, "final").await
+    );
+    let on_a = get_json(&a, "/api/matches").await;
+    assert_eq!(match_ids(&on_a), BTreeSet::from([first]), "{on_a}");
+    assert_eq!(names(&on_a["matches"][0]), ["ann", "bob"]);
+
+    // The database goes away mid-run: C's next result waits in its spool, and is
+    // saved once the database is back.
+    postgres.stop().expect("the database stops");
+    let spooled = eventually(MATCH_PATIENCE, async || {
+        metric(&c, "skirmish_store_spool_depth")
+            .await
+            .is_some_and(|depth| depth >= 1.0)
+    })
+    .await;
+    assert!(spooled, "C keeps the next result in its spool");
+    postgres.restart().expect("the database starts again");
+    let second = match_saved(&mut ann).await;
+    let flushed = eventually(Duration::from_secs(10), async || {
+        metric(&c, "skirmish_store_spool_depth").await == Some(0.0)
+    })
+    .await;
+    assert!(flushed, "C's spool empties into the database");
+    let on_b = match_ids(&get_json(&b, "/api/matches").await);
+    assert!(
+        on_b.contains(&first) && on_b.contains(&second),
+        "B lists the match saved before the outage and the one spooled through it: {on_b:?}"
     );
 }

@@ -1,20 +1,17 @@
 //! Matches end to end with the real server binary on a data directory of its own: a
 //! match reported saved survives kill -9, one still being played is all kill -9 loses,
-//! and SIGTERM saves the match in play with the end reason "shutdown".
+//! SIGTERM saves the match in play with the end reason "shutdown", and the room list
+//! shows where each room's match is.
 
 use std::time::Duration;
 
 use client::native::Hello;
 use serde_json::Value;
+use shared::game::GameEvent;
 use shared::protocol::ServerMsg;
 use tokio::time::timeout;
 
 use crate::support::*;
-
-/// Short matches, so a test sees one end within seconds.
-const SHORT_MATCHES: [&str; 4] = ["--match-time-limit-secs", "5", "--match-results-secs", "1"];
-/// Long enough for a 5 s match to end and be saved on a busy machine.
-const MATCH_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The server binary on `data_dir`, with short matches.
 fn start_on(data_dir: &std::path::Path) -> ServerProcess {
@@ -32,32 +29,6 @@ async fn matches(server: &ServerProcess) -> Vec<Value> {
     assert_eq!(status, 200, "{body}");
     let page: Value = serde_json::from_str(&body).expect("JSON");
     page["matches"].as_array().cloned().unwrap_or_default()
-}
-
-/// Reads until the store's word that a match is saved; its id.
-async fn match_saved(client: &mut Client) -> i64 {
-    timeout(MATCH_PATIENCE, async {
-        loop {
-            match client.recv().await {
-                Ok(Some(ServerMsg::MatchSaved { match_id })) => return match_id,
-                Ok(Some(_)) => {}
-                other => panic!("the connection ended before a match was saved: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a match ends and is saved")
-}
-
-fn names(record: &Value) -> Vec<String> {
-    let mut names: Vec<String> = record["players"]
-        .as_array()
-        .expect("players")
-        .iter()
-        .map(|player| player["name"].as_str().expect("a name").to_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -110,4 +81,60 @@ async fn sigterm_saves_the_match_in_play_as_shutdown() {
     assert_eq!(matches.len(), 1, "{matches:?}");
     assert_eq!(matches[0]["end_reason"], "shutdown");
     assert_eq!(names(&matches[0]), ["ann", "bob"]);
+}
+
+/// The phase `/api/rooms` lists for the room `arena`.
+async fn listed_phase(server: &ServerProcess) -> Option<String> {
+    let (status, body) = http_get_at(server.addr, "/api/rooms").await;
+    assert_eq!(status, 200, "{body}");
+    let rooms: Value = serde_json::from_str(&body).expect("JSON");
+    rooms
+        .as_array()?
+        .iter()
+        .find(|room| room["id"] == "arena")
+        .and_then(|room| room["phase"].as_str().map(str::to_owned))
+}
+
+/// Reads until the room announces `wanted`.
+async fn event(client: &mut Client, wanted: impl Fn(&GameEvent) -> bool) {
+    timeout(MATCH_PATIENCE, async {
+        loop {
+            match client.recv().await {
+                Ok(Some(ServerMsg::Event(event))) if wanted(&event) => return,
+                Ok(Some(_)) => {}
+                other => panic!("the connection ended first: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the event comes");
+}
+
+#[tokio::test]
+async fn the_room_list_shows_each_rooms_match_phase() {
+    let _turn = serial().await;
+    // Results long enough to be seen by a poll on a busy machine.
+    let server = ServerProcess::start_on(
+        &fresh_data_dir(),
+        &["--match-time-limit-secs", "5", "--match-results-secs", "6"],
+    );
+    let mut ann = join_arena(&server, "ann").await;
+    assert_eq!(listed_phase(&server).await.as_deref(), Some("playing"));
+
+    event(&mut ann, |event| {
+        matches!(event, GameEvent::MatchOver { .. })
+    })
+    .await;
+    let shown = eventually(Duration::from_secs(2), async || {
+        listed_phase(&server).await.as_deref() == Some("results")
+    })
+    .await;
+    assert!(shown, "the list shows results after the match's end");
+
+    event(&mut ann, |event| matches!(event, GameEvent::MatchStarted)).await;
+    let shown = eventually(Duration::from_secs(2), async || {
+        listed_phase(&server).await.as_deref() == Some("playing")
+    })
+    .await;
+    assert!(shown, "the list shows playing once the next match began");
 }

@@ -5,17 +5,10 @@
 use std::time::Duration;
 
 use client::native::Hello;
-use serde_json::Value;
-use shared::protocol::ServerMsg;
 use test_postgres::Postgres;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use crate::support::*;
-
-/// Short matches, so a test sees one end within seconds.
-const SHORT_MATCHES: [&str; 4] = ["--match-time-limit-secs", "5", "--match-results-secs", "1"];
-/// Long enough for a 5 s match to end and be saved on a busy machine.
-const MATCH_PATIENCE: Duration = Duration::from_secs(40);
 
 /// A private PostgreSQL with an empty database; `None` when this run has none.
 fn database(test: &str) -> Option<(Postgres, String)> {
@@ -36,46 +29,6 @@ async fn join_arena(server: &ServerProcess, name: &str) -> Client {
     Client::connect_url(&server.ws_url, Hello::new(name).in_room("arena"))
         .await
         .expect("join")
-}
-
-/// Reads until the store's word that a match is saved; its id.
-async fn match_saved(client: &mut Client) -> i64 {
-    timeout(MATCH_PATIENCE, async {
-        loop {
-            match client.recv().await {
-                Ok(Some(ServerMsg::MatchSaved { match_id })) => return match_id,
-                Ok(Some(_)) => {}
-                other => panic!("the connection ended before a match was saved: {other:?}"),
-            }
-        }
-    })
-    .await
-    .expect("a match ends and is saved")
-}
-
-async fn get_json(server: &ServerProcess, path: &str) -> Value {
-    let (status, body) = http_get_at(server.addr, path).await;
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
-}
-
-fn names(record: &Value) -> Vec<String> {
-    let mut names: Vec<String> = record["players"]
-        .as_array()
-        .expect("players")
-        .iter()
-        .map(|player| player["name"].as_str().expect("a name").to_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The value of an unlabelled metric in the server's exposition.
-async fn metric(server: &ServerProcess, name: &str) -> Option<f64> {
-    let (status, body) = http_get_at(server.admin_addr, "/metrics").await;
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[tokio::test]

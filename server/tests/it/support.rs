@@ -535,6 +535,67 @@ pub async fn http_send(
     }
 }
 
+/// Polls `check` every 100 ms until it holds or `within` passes; whether it held.
+pub async fn eventually<F: AsyncFnMut() -> bool>(within: Duration, mut check: F) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Short matches, so a test sees one end within seconds.
+pub const SHORT_MATCHES: [&str; 4] = ["--match-time-limit-secs", "5", "--match-results-secs", "1"];
+/// Long enough for a 5 s match to end and be saved on a busy machine.
+pub const MATCH_PATIENCE: Duration = Duration::from_secs(40);
+
+/// Reads until the store's word that a match is saved; its id.
+pub async fn match_saved(client: &mut Client) -> i64 {
+    timeout(MATCH_PATIENCE, async {
+        loop {
+            match client.recv().await {
+                Ok(Some(ServerMsg::MatchSaved { match_id })) => return match_id,
+                Ok(Some(_)) => {}
+                other => panic!("the connection ended before a match was saved: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a match ends and is saved")
+}
+
+/// The players' names in a match record of `/api/matches`, sorted.
+pub fn names(record: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = record["players"]
+        .as_array()
+        .expect("players")
+        .iter()
+        .map(|player| player["name"].as_str().expect("a name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A JSON answer of the server's public API, which must be 200.
+pub async fn get_json(server: &ServerProcess, path: &str) -> serde_json::Value {
+    let (status, body) = http_get_at(server.addr, path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// The value of an unlabelled metric in the server's exposition.
+pub async fn metric(server: &ServerProcess, name: &str) -> Option<f64> {
+    let (status, body) = http_get_at(server.admin_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The real `server` binary as a child process, for measurements that must see the
 /// server alone (its memory, its file descriptors). Killed when dropped.
 #[derive(Debug)]
