@@ -3,6 +3,7 @@
 //! makes sure Chromium, chromedriver and Caddy are installed, and runs these (they are
 //! ignored by a plain `cargo test`, which has none of them).
 
+mod cluster;
 mod console;
 mod crowd;
 mod first_load;
