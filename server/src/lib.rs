@@ -377,10 +377,17 @@ async fn open_store(
             .context("open the audit log beside the PostgreSQL match store")?,
     );
     let spool_max_bytes = config.spool_max_bytes();
+    let ca_file = config.database_ca_file.clone();
     let metrics = Arc::clone(metrics);
     // Opening waits for the database to answer (or not): off the runtime's workers.
     let store = tokio::task::spawn_blocking(move || {
-        PostgresStore::open(url.as_str(), &data_dir, spool_max_bytes, &metrics)
+        PostgresStore::open(
+            url.as_str(),
+            ca_file.as_deref(),
+            &data_dir,
+            spool_max_bytes,
+            &metrics,
+        )
     })
     .await
     .context("open the match store")?

@@ -48,6 +48,13 @@ pub fn bin_dir(test: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
+/// The certificate chain and key, in PEM, a server started with TLS presents.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 /// A running private PostgreSQL. Dropping it stops the server at once and removes its
 /// files.
 #[derive(Debug)]
@@ -65,6 +72,16 @@ pub struct Postgres {
 impl Postgres {
     /// Makes a fresh cluster and starts it on a free loopback port.
     pub fn start(bin: &Path) -> anyhow::Result<Postgres> {
+        Postgres::start_with(bin, None)
+    }
+
+    /// As `start`, with TLS on and required: the server presents `tls`'s certificate,
+    /// and refuses TCP connections that do not use TLS.
+    pub fn start_with_tls(bin: &Path, tls: &ServerTls) -> anyhow::Result<Postgres> {
+        Postgres::start_with(bin, Some(tls))
+    }
+
+    fn start_with(bin: &Path, tls: Option<&ServerTls>) -> anyhow::Result<Postgres> {
         let run_as = is_root()?.then_some(UNPRIVILEGED_USER);
         let base = new_base(run_as)?;
         let data = base.join("data");
@@ -77,6 +94,9 @@ impl Postgres {
             run_as,
         };
         postgres.init()?;
+        if let Some(tls) = tls {
+            postgres.require_tls(tls)?;
+        }
         // A port found free may be taken before the server binds it: try another.
         let mut last_error = None;
         for _ in 0..3 {
@@ -182,6 +202,52 @@ impl Postgres {
             .open(&config)
             .and_then(|mut file| file.write_all(settings.as_bytes()))
             .with_context(|| format!("configure {}", config.display()))
+    }
+
+    /// Puts the certificate and key in the data directory (the key readable by its
+    /// owner alone, as PostgreSQL demands), turns TLS on, and lets TCP clients in only
+    /// over TLS.
+    fn require_tls(&self, tls: &ServerTls) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, chown};
+        let owner = self.run_as.map(ids_of).transpose()?;
+        let write = |name: &str, contents: &str, mode: u32| -> anyhow::Result<()> {
+            let path = self.data.join(name);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&path)
+                .with_context(|| format!("create {}", path.display()))?;
+            file.write_all(contents.as_bytes())
+                .with_context(|| format!("write {}", path.display()))?;
+            if let Some((uid, gid)) = owner {
+                chown(&path, Some(uid), Some(gid))
+                    .with_context(|| format!("give {} to the cluster's owner", path.display()))?;
+            }
+            Ok(())
+        };
+        write("server.crt", &tls.cert_pem, 0o644)?;
+        write("server.key", &tls.key_pem, 0o600)?;
+        write(
+            "pg_hba.conf",
+            "# Written by test-postgres: TCP only over TLS.\n\
+             local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+            0o600,
+        )?;
+        let config = self.data.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&config)
+            .and_then(|mut file| {
+                file.write_all(
+                    b"\n# Written by test-postgres.\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+                )
+            })
+            .with_context(|| format!("turn TLS on in {}", config.display()))
     }
 
     /// Runs `pg_ctl -D <data> <args>`, with `log` as the last argument when given.

@@ -115,6 +115,14 @@ pub struct Config {
     )]
     pub database: Option<DatabaseUrl>,
 
+    /// PEM file of certificate authorities to trust for the `--database`'s certificate,
+    /// besides the public ones (a cloud provider's database CA, or your own). TLS is
+    /// used as the URL's `sslmode` says: `prefer` (the default) uses it when the
+    /// database offers it, `require` refuses to go on without it, `disable` never uses
+    /// it. Whenever TLS is used, the certificate must be valid for the URL's host.
+    #[arg(long, value_name = "FILE", requires = "database")]
+    pub database_ca_file: Option<PathBuf>,
+
     /// The most disk, in MiB, the spool of finished matches may use while the
     /// `--database` is down; past it, finished matches are dropped and counted.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]

@@ -4,6 +4,7 @@
 
 mod reads;
 mod schema;
+mod tls;
 mod writer;
 mod writes;
 
@@ -13,7 +14,7 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,8 +24,8 @@ use parking_lot::Mutex;
 use shared::ProfileId;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::Metrics;
@@ -58,6 +59,8 @@ pub(crate) struct PostgresOptions {
     pub(crate) reader_wait: Duration,
     /// The longest one read may take.
     pub(crate) read_timeout: Duration,
+    /// Authorities trusted for the database's certificate besides the public ones.
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -74,6 +77,7 @@ impl Default for PostgresOptions {
             n_readers: 4,
             reader_wait: Duration::from_secs(2),
             read_timeout: Duration::from_secs(10),
+            ca_file: None,
         }
     }
 }
@@ -124,12 +128,14 @@ impl PostgresStore {
     /// when the database is back. Blocks for up to the connect timeout.
     pub fn open(
         url: &str,
+        ca_file: Option<&Path>,
         data_dir: &Path,
         spool_max_bytes: u64,
         metrics: &Metrics,
     ) -> Result<PostgresStore, StoreError> {
         let options = PostgresOptions {
             spool_max_bytes,
+            ca_file: ca_file.map(Path::to_owned),
             ..PostgresOptions::default()
         };
         PostgresStore::open_with(url, data_dir, metrics, options)
@@ -173,9 +179,17 @@ impl PostgresStore {
             .build()
             .map_err(|err| backend("start the store's runtime", err))?;
         let handle = runtime.handle().clone();
-        let writer_pool = pool(&config, 1, options.connect_timeout, options.reader_wait)?;
+        let tls = tls::connector(options.ca_file.as_deref())?;
+        let writer_pool = pool(
+            &config,
+            &tls,
+            1,
+            options.connect_timeout,
+            options.reader_wait,
+        )?;
         let readers = pool(
             &config,
+            &tls,
             options.n_readers.max(1),
             options.connect_timeout,
             options.reader_wait,
@@ -314,13 +328,14 @@ async fn store_thread(
 /// A pool of up to `size` connections to the database.
 fn pool(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     size: usize,
     connect_timeout: Duration,
     wait: Duration,
 ) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
-        NoTls,
+        tls.clone(),
         ManagerConfig {
             // A closed connection is noticed without a round trip; one that fails
             // mid-query is noticed there and replaced.

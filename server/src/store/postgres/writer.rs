@@ -46,7 +46,8 @@ pub(super) enum WriteError {
 
 impl WriteError {
     /// Whether the database answered and said no to something a retry cannot change
-    /// (credentials, a database that does not exist, a schema from a newer build),
+    /// (credentials, a database that does not exist, a schema from a newer build, a
+    /// certificate this process does not trust),
     /// rather than failing to answer at all.
     pub(super) fn is_misconfiguration(&self) -> bool {
         let postgres = match self {
@@ -56,6 +57,9 @@ impl WriteError {
             | WriteError::Postgres(err) => err,
             _ => return false,
         };
+        if super::tls::is_handshake_failure(postgres) {
+            return true;
+        }
         postgres.code().is_some_and(|code| {
             // Connection exceptions, insufficient resources, operator intervention
             // (a server starting or shutting down) and system errors pass.
