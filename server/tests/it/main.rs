@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0, real WebSockets, real HTTP.
 
 mod admin;
+mod agones;
 mod bad_input;
 mod bots;
 mod cheats;
