@@ -6,6 +6,7 @@ mod bad_input;
 mod bots;
 mod cheats;
 mod cluster;
+mod deploy_agones;
 mod edges;
 mod fuzz_corpus;
 mod gameplay;
