@@ -2,13 +2,14 @@
 //! the SDK server's HTTP gateway (no Kubernetes runs here): a real server process,
 //! given `AGONES_SDK_HTTP_PORT` as Agones gives it, says Ready only once its port
 //! accepts connections, pings Health on its timer, keeps the players label and Counter
-//! as players come and go, and on SIGTERM closes its players (1001) before it calls
+//! as bots come and go, and on SIGTERM closes its players (1001) before it calls
 //! Shutdown; a GameServer Agones shuts down drains the process; an SDK server that is
 //! not there yet costs nothing and is caught up with; under `--redis` the GameServer's
 //! address is the process's public URL; and without the variable nothing is called.
 
 use std::time::Duration;
 
+use client::bots::{BotsConfig, run};
 use client::native::Hello;
 use shared::protocol::{CloseReason, ServerMsg};
 use test_agones::SdkStandIn;
@@ -96,31 +97,34 @@ async fn ready_after_listening_health_on_a_timer_players_counted_and_shutdown_af
             .all(|call| call.method == "POST" && call.status == 200)
     );
 
-    let mut players = Vec::new();
-    for name in ["ag-a", "ag-b", "ag-c"] {
-        players.push(
-            Client::connect_url(
-                &format!("ws://127.0.0.1:{game_port}/ws"),
-                Hello::new(name).in_room("agones"),
-            )
-            .await
-            .expect("a player joins"),
-        );
-    }
-    let three = sdk
+    let game_url = format!("ws://127.0.0.1:{game_port}/ws");
+    let mut last = Client::connect_url(&game_url, Hello::new("ag-stays").in_room("agones"))
+        .await
+        .expect("a player joins");
+    let bots = tokio::spawn(run(BotsConfig {
+        url: game_url.clone(),
+        trust: client::native::Trust::public(),
+        count: 3,
+        duration: Duration::from_secs(4),
+        room: Some("agones".into()),
+        name_prefix: "ag-bot".into(),
+        seed: 13,
+        ramp: Duration::ZERO,
+        idle: false,
+    }));
+    let four = sdk
         .wait_for(PATIENCE, |sdk| {
-            sdk.label("players").as_deref() == Some("3") && sdk.counter("players") == Some(3)
+            sdk.label("players").as_deref() == Some("4") && sdk.counter("players") == Some(4)
         })
         .await;
     assert!(
-        three,
-        "the label and the Counter say 3 players: {:?}, {:?}",
+        four,
+        "the label and the Counter count the bots in: {:?}, {:?}",
         sdk.label("players"),
         sdk.counter("players")
     );
-    for player in players.drain(1..) {
-        player.conn.close().await.expect("a player leaves");
-    }
+    let report = bots.await.expect("the bots ran");
+    assert_eq!(report.failed, 0, "{report:?}");
     let one = sdk
         .wait_for(PATIENCE, |sdk| {
             sdk.label("players").as_deref() == Some("1") && sdk.counter("players") == Some(1)
@@ -128,7 +132,7 @@ async fn ready_after_listening_health_on_a_timer_players_counted_and_shutdown_af
         .await;
     assert!(
         one,
-        "the label and the Counter follow the players out: {:?}, {:?}",
+        "the label and the Counter follow the bots out: {:?}, {:?}",
         sdk.label("players"),
         sdk.counter("players")
     );
@@ -138,7 +142,6 @@ async fn ready_after_listening_health_on_a_timer_players_counted_and_shutdown_af
     );
 
     server.signal("-TERM");
-    let mut last = players.pop().expect("one player stayed");
     let told = timeout(PATIENCE, async {
         loop {
             match last.recv().await {
