@@ -6,6 +6,7 @@
 //! `Server` owns everything it starts, and stops it all.
 
 mod admin;
+mod agones;
 mod cluster;
 mod net;
 mod ops;
@@ -29,6 +30,7 @@ pub use crate::ops::config::{Config, DatabaseUrl, RedisUrl};
 pub use crate::ops::metrics::Metrics;
 pub use crate::rooms::directory::RoomInfo;
 
+use crate::agones::{Agones, Sdk};
 use crate::cluster::Cluster;
 use crate::net::caps::ConnCaps;
 use crate::net::client_addr::TrustedProxies;
@@ -119,6 +121,8 @@ pub struct Server {
     scheduler: Scheduler,
     /// The replay files' writer; `None` once `shutdown` stopped it.
     replays: Option<ReplayWriter>,
+    /// The Agones SDK client's task, when Agones runs the process.
+    agones: Option<Agones>,
 }
 
 /// The `--redirect-http` listener's address and its accept loop.
@@ -179,17 +183,26 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let listener =
         net::listener::bind(config.addr).with_context(|| format!("bind {}", config.addr))?;
     let addr = listener.local_addr().context("read the bound address")?;
-    let cluster = redis.map(|redis| {
-        let public_url = config.public_url.clone().unwrap_or_else(|| {
-            let scheme = if certificates.is_some() {
-                "https"
-            } else {
-                "http"
+    let agones_sdk = config.agones_sdk_http_port.map(Sdk::new);
+    let cluster = match redis {
+        Some(redis) => {
+            let tls = certificates.is_some();
+            let public_url = match (&config.public_url, &agones_sdk) {
+                (Some(url), _) => url.clone(),
+                (None, Some(sdk)) => agones::public_url(sdk, tls).await?,
+                (None, None) => {
+                    let scheme = if tls { "https" } else { "http" };
+                    format!("{scheme}://{addr}")
+                }
             };
-            format!("{scheme}://{addr}")
-        });
-        Arc::new(Cluster::new(redis, public_url, config.room_capacity))
-    });
+            Some(Arc::new(Cluster::new(
+                redis,
+                public_url,
+                config.room_capacity,
+            )))
+        }
+        None => None,
+    };
     let room_suffix = cluster
         .as_ref()
         .map_or_else(String::new, |cluster| cluster.room_suffix());
@@ -298,6 +311,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             return Err(err);
         }
     };
+    // Last, once the port listens and nothing more can fail: Ready goes out from here.
+    let agones = agones_sdk
+        .map(|sdk| Agones::start(sdk, Arc::clone(&app.directory), config.agones_health()));
     Ok(Server {
         addr,
         app,
@@ -307,6 +323,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         redirect,
         scheduler,
         replays: Some(replays),
+        agones,
     })
 }
 
@@ -519,8 +536,9 @@ impl Server {
     /// "shutdown" and tell their players the server is going away (1001) and to join
     /// again (in a cluster, after leaving the directory, so they land elsewhere); stops
     /// accepting; waits (3 s at most) for the connections to close; then waits (3 s at
-    /// most) for the store to write what it holds. A shutdown takes under a second
-    /// when nothing is slow, and 6 s at the very most.
+    /// most) for the store to write what it holds; under Agones, then calls Shutdown
+    /// (a few tries, 2 s each at most). A shutdown takes under a second when nothing is
+    /// slow.
     pub async fn shutdown(mut self) {
         if let Some(cluster) = &self.app.cluster {
             // Draining first: nobody is seated here any more, and the other processes
@@ -556,6 +574,10 @@ impl Server {
         if let Some(mut replays) = self.replays.take() {
             let _ = tokio::task::spawn_blocking(move || replays.stop()).await;
         }
+        // Last: Agones deletes the pod once told, and every player was told to go first.
+        if let Some(agones) = self.agones.take() {
+            agones.finish().await;
+        }
     }
 }
 
@@ -570,6 +592,9 @@ impl Drop for Server {
         self.admin.abort();
         if let Some(redirect) = &self.redirect {
             redirect.accept_task.abort();
+        }
+        if let Some(agones) = &self.agones {
+            agones.abort();
         }
     }
 }

@@ -252,6 +252,19 @@ pub struct Config {
     /// Without one, `/` serves a page that says how to build it.
     #[arg(long, env = "SKIRMISH_WEB_ROOT")]
     pub web_root: Option<PathBuf>,
+
+    /// The port of the Agones SDK server's HTTP gateway, which Agones sets in every game
+    /// server's container. With it the process tells Agones when it is ready, that it is
+    /// healthy and how many players it holds, drains when its GameServer shuts down, and
+    /// calls Shutdown once drained; with `--redis` and no `--public-url`, the
+    /// GameServer's address and port are the public URL.
+    #[arg(long, value_name = "PORT", env = "AGONES_SDK_HTTP_PORT")]
+    pub agones_sdk_http_port: Option<u16>,
+
+    /// Seconds between health pings to Agones; the Fleet's `health.periodSeconds` must be
+    /// longer.
+    #[arg(long, default_value_t = 2.0)]
+    pub agones_health_secs: f64,
 }
 
 /// A database URL, which may hold a password: shown only as `user@host:port/name`
@@ -396,6 +409,10 @@ impl Config {
         seconds(self.ping_interval_secs, 0.05)
     }
 
+    pub fn agones_health(&self) -> Duration {
+        seconds(self.agones_health_secs, 0.1)
+    }
+
     pub fn idle_timeout(&self) -> Duration {
         seconds(self.idle_timeout_secs, 0.1)
     }
@@ -415,7 +432,7 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 10] {
+    fn durations(&self) -> [(&'static str, f64, f64); 11] {
         [
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
@@ -426,6 +443,7 @@ impl Config {
             ("--header-timeout-secs", self.header_timeout_secs, 0.1),
             ("--ping-interval-secs", self.ping_interval_secs, 0.05),
             ("--idle-timeout-secs", self.idle_timeout_secs, 0.1),
+            ("--agones-health-secs", self.agones_health_secs, 0.1),
             (
                 "--tls-handshake-timeout-secs",
                 self.tls_handshake_timeout_secs,
@@ -450,8 +468,11 @@ impl Config {
                 "--public-url must be an http:// or https:// address, not {url:?}"
             );
         } else {
+            // Under Agones the GameServer's address is the public URL.
             anyhow::ensure!(
-                self.redis.is_none() || !self.addr.ip().is_unspecified(),
+                self.redis.is_none()
+                    || self.agones_sdk_http_port.is_some()
+                    || !self.addr.ip().is_unspecified(),
                 "--redis needs --public-url when listening on {} (all interfaces): other processes must know where to send players",
                 self.addr
             );

@@ -1,10 +1,12 @@
 //! Integration tests: the real server on 127.0.0.1:0, real WebSockets, real HTTP.
 
 mod admin;
+mod agones;
 mod bad_input;
 mod bots;
 mod cheats;
 mod cluster;
+mod deploy_agones;
 mod edges;
 mod fuzz_corpus;
 mod gameplay;

@@ -624,12 +624,30 @@ impl ServerProcess {
         extra_args: &[&str],
         stderr: std::process::Stdio,
     ) -> ServerProcess {
+        ServerProcess::start_with_env(data_dir, extra_args, &[], stderr)
+    }
+
+    /// The binary with `extra_args` and the environment variables `env`; on a free
+    /// port unless `extra_args` give `--addr`.
+    pub fn start_with_env(
+        data_dir: &std::path::Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+        stderr: std::process::Stdio,
+    ) -> ServerProcess {
         use std::io::BufRead;
+        let addr: &[&str] = if extra_args.contains(&"--addr") {
+            &[]
+        } else {
+            &["--addr", "127.0.0.1:0"]
+        };
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .args(addr)
+            .args(["--admin-addr", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra_args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()
