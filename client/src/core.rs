@@ -6,7 +6,9 @@ use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::{MAX_INPUT_BATCH, SNAPSHOT_RING};
 use shared::game::GameEvent;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Welcome};
+use shared::protocol::{
+    ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Watching, Welcome,
+};
 use shared::quant::dequantize_vel;
 use shared::snapshot::{DeltaError, Fixed16, QState, apply};
 use shared::view::Snapshot;
@@ -165,6 +167,7 @@ impl RoomView {
     pub fn apply(&mut self, msg: &ServerMsg) -> Result<(), DeltaError> {
         match msg {
             ServerMsg::Welcome(welcome) => self.welcome(welcome),
+            ServerMsg::Watching(watching) => self.watching(watching),
             ServerMsg::Snapshot(snapshot) => self.snapshot(snapshot)?,
             ServerMsg::PlayerJoined { id, name } => self.roster.join(*id, name),
             ServerMsg::PlayerAway { id } => self.roster.set_away(*id, true),
@@ -229,6 +232,23 @@ impl RoomView {
             self.snapshot = None;
             self.unsent_inputs.clear();
         }
+    }
+
+    /// Starts watching a room without a seat: nobody is `me`, and nothing carries over.
+    fn watching(&mut self, watching: &Watching) {
+        self.me = None;
+        self.room = watching.room.clone();
+        self.map = Some(watching.map.clone());
+        self.tick_hz = watching.tick_hz;
+        self.snapshot_hz = watching.snapshot_hz;
+        self.roster = Roster::default();
+        for entry in &watching.roster {
+            self.roster.join(entry.id, &entry.name);
+            self.roster.set_away(entry.id, entry.away);
+        }
+        self.received.clear();
+        self.snapshot = None;
+        self.unsent_inputs.clear();
     }
 
     /// The tick of the newest snapshot held, which a resume names as its baseline.

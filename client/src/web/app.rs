@@ -323,6 +323,18 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             "The room is on another server of this game, which could not be reached.".to_owned(),
             true,
         ),
+        CloseReason::SpectatorsFull => (
+            format!("{room} has as many spectators as it admits. Try again later, or join it to play."),
+            false,
+        ),
+        CloseReason::SpectatorOnly => (
+            "A spectator cannot play or chat. Join the room from the lobby to play.".to_owned(),
+            false,
+        ),
+        CloseReason::NoSuchRoom => (
+            format!("{room} is not open any more. Pick another room in the lobby."),
+            false,
+        ),
     }
 }
 
@@ -431,6 +443,7 @@ impl App {
                     token: stored_token(),
                     resume: self.resume_request(),
                     reservation: self.reservation.take(),
+                    spectate: false,
                 };
                 self.send(&hello);
             }
@@ -491,7 +504,8 @@ impl App {
             | ServerMsg::PlayerLeft { .. }
             | ServerMsg::Pong { .. }
             | ServerMsg::MatchResults(_)
-            | ServerMsg::MatchSaved { .. } => {}
+            | ServerMsg::MatchSaved { .. }
+            | ServerMsg::Watching(_) => {}
         }
     }
 

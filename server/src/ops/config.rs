@@ -11,6 +11,9 @@ use shared::consts::{
     MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY, MIN_RATE_HZ,
 };
 
+/// The longest spectator delay: each watched room holds its snapshots for that long.
+const MAX_SPECTATOR_DELAY_SECS: f64 = 60.0;
+
 /// Skirmish game server: serves the page, the client bundle and the game WebSocket.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "server", version)]
@@ -64,6 +67,16 @@ pub struct Config {
     /// Send every snapshot in full instead of as a delta (for comparison and debugging).
     #[arg(long)]
     pub no_deltas: bool,
+
+    /// Seconds spectators (`/?room=ID&spectate=1`) watch behind the room's present, so
+    /// what they see is no use to a player in the match. At most 60.
+    #[arg(long, default_value_t = 2.0)]
+    pub spectator_delay_secs: f64,
+
+    /// Spectators one room admits at once; they take no seats. Past it a spectator is
+    /// refused with close code 4010; 0 turns spectating off.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub max_spectators_per_room: u16,
 
     /// Seconds a client may go without acknowledging snapshots before it is closed.
     #[arg(long, default_value_t = 10.0)]
@@ -372,6 +385,11 @@ impl Config {
         })
     }
 
+    /// How far behind spectators watch.
+    pub fn spectator_delay(&self) -> Duration {
+        seconds(self.spectator_delay_secs, 0.0)
+    }
+
     pub fn stall_timeout(&self) -> Duration {
         seconds(self.stall_timeout_secs, 0.5)
     }
@@ -407,8 +425,9 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 10] {
+    fn durations(&self) -> [(&'static str, f64, f64); 11] {
         [
+            ("--spectator-delay-secs", self.spectator_delay_secs, 0.0),
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
             ("--room-grace-secs", self.room_grace_secs, 0.0),
@@ -435,6 +454,11 @@ impl Config {
 
     /// Checks what clap's parsers cannot see alone.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.spectator_delay_secs <= MAX_SPECTATOR_DELAY_SECS,
+            "--spectator-delay-secs ({}) may be at most {MAX_SPECTATOR_DELAY_SECS}: spectators' rooms hold that much of the past",
+            self.spectator_delay_secs
+        );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 (url.starts_with("http://") || url.starts_with("https://"))

@@ -24,6 +24,7 @@ use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSetting
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::rooms::seat_token::{SeatClaim, SeatTokens};
+use crate::rooms::spectators::SpectatorSettings;
 use crate::store::replays::ReplayWriter;
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
@@ -33,6 +34,9 @@ const GRACE: Duration = Duration::from_secs(10);
 const STALL: Duration = Duration::from_secs(2);
 const RESUME_GRACE: Duration = Duration::from_secs(5);
 const SEAT_KEY: [u8; 32] = [9; 32];
+/// Five snapshots at `SNAPSHOT_HZ`.
+const SPECTATOR_DELAY: Duration = Duration::from_millis(5000 / SNAPSHOT_HZ as u64);
+const MAX_SPECTATORS: u16 = 2;
 
 /// A connection that keeps every payload it is sent, in order.
 #[derive(Debug, Default)]
@@ -50,6 +54,14 @@ impl Downlink for MemoryDownlink {
         let mut payloads = self.payloads.lock();
         payloads.extend(binary_payloads(&queued.frames));
         payloads.push([head, body].concat());
+        Ok(())
+    }
+
+    fn send_now(&self, payload: &[u8]) -> Result<(), Overflow> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(Overflow);
+        }
+        self.payloads.lock().push(payload.to_vec());
         Ok(())
     }
 }
@@ -183,6 +195,10 @@ impl TestRoom {
             seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
             draining: Arc::default(),
             replays: replay_sink,
+            spectators: SpectatorSettings {
+                delay: SPECTATOR_DELAY,
+                max_per_room: MAX_SPECTATORS,
+            },
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
