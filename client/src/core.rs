@@ -468,6 +468,47 @@ mod tests {
     }
 
     #[test]
+    fn watching_shows_the_room_with_nobody_of_ones_own() {
+        let mut view = welcomed();
+        let state1 = state(30, vec![q_player(1, 100), q_player(2, 200)]);
+        view.apply(&snapshot_msg(None, &state1)).expect("full");
+        let watching = ServerMsg::Watching(Box::new(Watching {
+            room: "r2".into(),
+            tick_hz: 60,
+            snapshot_hz: 30,
+            delay_ms: 2_000,
+            map: Map::test_arena(),
+            roster: vec![RosterEntry {
+                id: PlayerId(5),
+                name: "cat".into(),
+                away: true,
+            }],
+        }));
+        view.apply_bytes(&encode_server(&watching))
+            .expect("the greeting decodes");
+        assert_eq!(view.me, None, "a spectator has no player");
+        assert_eq!(view.room, "r2");
+        assert_eq!(view.roster.name(PlayerId(5)), Some("cat"));
+        assert!(view.roster.is_away(PlayerId(5)));
+        assert_eq!(view.roster.len(), 1, "the old room's roster is gone");
+        assert!(
+            view.snapshot.is_none() && view.newest_tick().is_none(),
+            "nothing of the old room is a baseline"
+        );
+        let state2 = state(90, vec![q_player(5, 300)]);
+        view.apply(&snapshot_msg(None, &state2)).expect("full");
+        let state3 = state(92, vec![q_player(5, 310)]);
+        view.apply(&snapshot_msg(Some(&state2), &state3))
+            .expect("a delta against what the spectator acknowledged");
+        assert_eq!(view.snapshot.as_ref().map(|s| s.tick), Some(Tick(92)));
+        assert_eq!(
+            view.ack_message(),
+            Some(ClientMsg::Ack { tick: Fixed16(92) }),
+            "a spectator acknowledges with acks, having no input to carry them"
+        );
+    }
+
+    #[test]
     fn a_resumed_welcome_keeps_the_baselines_and_a_fresh_one_drops_them() {
         let mut view = welcomed();
         let base = state(5, vec![q_player(1, 80)]);
