@@ -17,7 +17,7 @@ use tungstenite::Message;
 use crate::support::*;
 
 /// A watching client: a raw socket and the room as it is shown.
-struct Spectator {
+pub(crate) struct Spectator {
     socket: Socket,
     view: RoomView,
     /// The server's close frame, once it came.
@@ -27,7 +27,12 @@ struct Spectator {
 
 impl Spectator {
     async fn watch(server: &server::Server, room: &str) -> Spectator {
-        let mut socket = open_socket(&server.ws_url(), &Trust::public())
+        Spectator::watch_at(&server.ws_url(), room).await
+    }
+
+    /// Says hello as a spectator of `room` to the game socket at `url`.
+    pub(crate) async fn watch_at(url: &str, room: &str) -> Spectator {
+        let mut socket = open_socket(url, &Trust::public())
             .await
             .expect("the game socket opens");
         let hello = ClientMsg::Hello {
@@ -57,7 +62,7 @@ impl Spectator {
 
     /// The next message, applied to the view (snapshots acknowledged as a client
     /// does); `None` once the server has closed.
-    async fn recv(&mut self) -> Option<ServerMsg> {
+    pub(crate) async fn recv(&mut self) -> Option<ServerMsg> {
         loop {
             match self.socket.next().await? {
                 Ok(Message::Binary(bytes)) => {
@@ -102,7 +107,7 @@ impl Spectator {
     }
 
     /// Reads until the server closes; the close code and the reason it gave.
-    async fn closed(&mut self) -> (Option<u16>, Option<CloseReason>) {
+    pub(crate) async fn closed(&mut self) -> (Option<u16>, Option<CloseReason>) {
         let ended = timeout(PATIENCE, async { while self.recv().await.is_some() {} }).await;
         assert!(ended.is_ok(), "the server should close the spectator");
         (self.close.as_ref().map(|(code, _)| *code), self.goodbye)
