@@ -1,13 +1,14 @@
 //! A spectator page: the lobby's Watch button opens it, it shows the room's players
 //! without being one of them (`/api/rooms` counts only the players), it hears a chat
 //! line about the spectator delay (2 s by default) after a player's page does, and its
-//! keys and buttons switch the player it follows. No page logs an error.
+//! keys and buttons (tapped, on a phone) switch the player it follows. No page logs an
+//! error.
 
 use std::time::Duration;
 
-use e2e::{Driver, PATIENCE, Page, Setup, position_of};
+use e2e::{Device, Driver, PATIENCE, Page, Setup, position_of};
 use fantoccini::key::Key;
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::consts::DEFAULT_ROOM_CAPACITY;
 use tokio::time::{Instant, sleep};
 
@@ -165,4 +166,67 @@ async fn api_rooms(page: &Page) -> anyhow::Result<Value> {
         .await?;
     let body = body.as_str().unwrap_or_default();
     Ok(serde_json::from_str(body)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the browser bundle and Chromium: `cargo xtask test` prepares both and runs it"]
+async fn on_a_phone_a_tap_on_the_bar_follows_a_player() -> anyhow::Result<()> {
+    let setup = Setup::from_env();
+    let server = setup.start_server().await?;
+    let driver = Driver::start(&setup).await?;
+    let base = server.http_url();
+    let ann = driver
+        .open("ann-watched", &format!("{base}/?room={ROOM}&name=ann"))
+        .await?;
+    let phone = driver
+        .open_as(
+            "spectator-phone",
+            &format!("{base}/?room={ROOM}&spectate=1"),
+            Device::Phone,
+        )
+        .await?;
+    let tapped = tap_to_follow(&phone).await;
+    phone.screenshot(&setup.artifacts).await?;
+    let errors = [ann.errors().await?, phone.errors().await?];
+    ann.close().await?;
+    phone.close().await?;
+    tapped?;
+    assert_eq!(
+        errors,
+        [Vec::<String>::new(), Vec::new()],
+        "no console errors in either page"
+    );
+    Ok(())
+}
+
+async fn tap_to_follow(phone: &Page) -> anyhow::Result<()> {
+    let seen = phone
+        .wait_for_probe("ann on the phone", |probe| {
+            probe["spectating"] == true && position_of(probe, "ann").is_some()
+        })
+        .await?;
+    assert_eq!(seen["touch"], true, "a phone gets the touch layout");
+    let centre = phone
+        .eval(
+            "const r = document.getElementById('spectate-next').getBoundingClientRect();
+             return [r.left + r.width / 2, r.top + r.height / 2];",
+        )
+        .await?;
+    let (Some(x), Some(y)) = (centre[0].as_f64(), centre[1].as_f64()) else {
+        anyhow::bail!("the ▶ button has no place on the screen: {centre}");
+    };
+    let point = json!([{ "id": 0, "x": x, "y": y }]);
+    phone
+        .cdp(
+            "Input.dispatchTouchEvent",
+            json!({ "type": "touchStart", "touchPoints": point }),
+        )
+        .await?;
+    phone
+        .cdp(
+            "Input.dispatchTouchEvent",
+            json!({ "type": "touchEnd", "touchPoints": [] }),
+        )
+        .await?;
+    following(phone, "ann").await
 }
