@@ -561,6 +561,26 @@ mod tests {
     }
 
     #[test]
+    fn the_spectator_delay_is_bounded_and_zero_spectators_is_allowed() {
+        let fine = config(&[
+            "--spectator-delay-secs",
+            "0.5",
+            "--max-spectators-per-room",
+            "0",
+        ]);
+        assert!(fine.validate().is_ok());
+        assert_eq!(fine.spectator_delay(), Duration::from_millis(500));
+        let err = config(&["--spectator-delay-secs", "61"])
+            .validate()
+            .expect_err("a delay past a minute is refused");
+        assert!(err.to_string().contains("--spectator-delay-secs"), "{err}");
+        assert!(
+            Config::try_parse_from(["server", "--max-spectators-per-room", "1025"]).is_err(),
+            "the cap is bounded"
+        );
+    }
+
+    #[test]
     fn huge_or_odd_durations_are_refused_not_panicked_on() {
         for flag in [
             "--match-time-limit-secs",
@@ -572,6 +592,7 @@ mod tests {
             "--ping-interval-secs",
             "--idle-timeout-secs",
             "--tls-handshake-timeout-secs",
+            "--spectator-delay-secs",
         ] {
             for value in ["1e300", "inf", "NaN", "-1"] {
                 let odd = config(&[&format!("{flag}={value}")]);
