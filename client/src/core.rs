@@ -6,7 +6,9 @@ use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::{MAX_INPUT_BATCH, SNAPSHOT_RING};
 use shared::game::GameEvent;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Welcome};
+use shared::protocol::{
+    ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Watching, Welcome,
+};
 use shared::quant::dequantize_vel;
 use shared::snapshot::{DeltaError, Fixed16, QState, apply};
 use shared::view::Snapshot;
@@ -165,6 +167,7 @@ impl RoomView {
     pub fn apply(&mut self, msg: &ServerMsg) -> Result<(), DeltaError> {
         match msg {
             ServerMsg::Welcome(welcome) => self.welcome(welcome),
+            ServerMsg::Watching(watching) => self.watching(watching),
             ServerMsg::Snapshot(snapshot) => self.snapshot(snapshot)?,
             ServerMsg::PlayerJoined { id, name } => self.roster.join(*id, name),
             ServerMsg::PlayerAway { id } => self.roster.set_away(*id, true),
@@ -229,6 +232,23 @@ impl RoomView {
             self.snapshot = None;
             self.unsent_inputs.clear();
         }
+    }
+
+    /// Starts watching a room without a seat: nobody is `me`, and nothing carries over.
+    fn watching(&mut self, watching: &Watching) {
+        self.me = None;
+        self.room = watching.room.clone();
+        self.map = Some(watching.map.clone());
+        self.tick_hz = watching.tick_hz;
+        self.snapshot_hz = watching.snapshot_hz;
+        self.roster = Roster::default();
+        for entry in &watching.roster {
+            self.roster.join(entry.id, &entry.name);
+            self.roster.set_away(entry.id, entry.away);
+        }
+        self.received.clear();
+        self.snapshot = None;
+        self.unsent_inputs.clear();
     }
 
     /// The tick of the newest snapshot held, which a resume names as its baseline.
@@ -445,6 +465,47 @@ mod tests {
         view.apply_bytes(&encode_server(&welcome(false)))
             .expect("welcome decodes");
         view
+    }
+
+    #[test]
+    fn watching_shows_the_room_with_nobody_of_ones_own() {
+        let mut view = welcomed();
+        let state1 = state(30, vec![q_player(1, 100), q_player(2, 200)]);
+        view.apply(&snapshot_msg(None, &state1)).expect("full");
+        let watching = ServerMsg::Watching(Box::new(Watching {
+            room: "r2".into(),
+            tick_hz: 60,
+            snapshot_hz: 30,
+            delay_ms: 2_000,
+            map: Map::test_arena(),
+            roster: vec![RosterEntry {
+                id: PlayerId(5),
+                name: "cat".into(),
+                away: true,
+            }],
+        }));
+        view.apply_bytes(&encode_server(&watching))
+            .expect("the greeting decodes");
+        assert_eq!(view.me, None, "a spectator has no player");
+        assert_eq!(view.room, "r2");
+        assert_eq!(view.roster.name(PlayerId(5)), Some("cat"));
+        assert!(view.roster.is_away(PlayerId(5)));
+        assert_eq!(view.roster.len(), 1, "the old room's roster is gone");
+        assert!(
+            view.snapshot.is_none() && view.newest_tick().is_none(),
+            "nothing of the old room is a baseline"
+        );
+        let state2 = state(90, vec![q_player(5, 300)]);
+        view.apply(&snapshot_msg(None, &state2)).expect("full");
+        let state3 = state(92, vec![q_player(5, 310)]);
+        view.apply(&snapshot_msg(Some(&state2), &state3))
+            .expect("a delta against what the spectator acknowledged");
+        assert_eq!(view.snapshot.as_ref().map(|s| s.tick), Some(Tick(92)));
+        assert_eq!(
+            view.ack_message(),
+            Some(ClientMsg::Ack { tick: Fixed16(92) }),
+            "a spectator acknowledges with acks, having no input to carry them"
+        );
     }
 
     #[test]

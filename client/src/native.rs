@@ -299,6 +299,7 @@ impl Connection {
             token: hello.token,
             resume: hello.resume,
             reservation: hello.reservation,
+            spectate: false,
         };
         let bytes = encode_client(&msg);
         let up_bytes = bytes.len() as u64;

@@ -5,7 +5,7 @@
 use shared::codec::{decode_server, encode_client};
 use shared::consts::tick_dt;
 use shared::game::InputFrame;
-use shared::protocol::{ClientMsg, ServerMsg, Welcome};
+use shared::protocol::{ClientMsg, ServerMsg, Watching, Welcome};
 use shared::snapshot::DeltaError;
 use shared::{Map, PlayerId, Seq, Tick};
 
@@ -52,6 +52,28 @@ impl Session {
             ping: PingTracker::default(),
             rates: Rates::default(),
             me,
+            map,
+            dt: tick_dt(tick_hz),
+            last_seq: Seq(0),
+            last_snapshot_tick: None,
+        }
+    }
+
+    /// A spectator's time in a room: the same view and interpolation, and nobody of
+    /// its own to predict (`me` is id 0, which no player is given).
+    pub fn watching(watching: Watching) -> Session {
+        let mut view = RoomView::default();
+        let map = watching.map.clone();
+        let (tick_hz, snapshot_hz) = (watching.tick_hz, watching.snapshot_hz);
+        // A greeting carries no delta, so applying it cannot fail.
+        let _ = view.apply(&ServerMsg::Watching(Box::new(watching)));
+        Session {
+            view,
+            predictor: Predictor::default(),
+            interp: Interpolator::new(tick_hz, snapshot_hz),
+            ping: PingTracker::default(),
+            rates: Rates::default(),
+            me: PlayerId(0),
             map,
             dt: tick_dt(tick_hz),
             last_seq: Seq(0),

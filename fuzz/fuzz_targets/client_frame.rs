@@ -1,10 +1,10 @@
 //! Fuzzes what the server does with a client frame: decode under the size limit and
-//! validate, both as a first frame (hello) and as a player's message. Nothing may panic
+//! validate, as a first frame (hello), as a player's message and as a spectator's. Nothing may panic
 //! or allocate without bound, and whatever is accepted must be within its limits.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use server::inbound::{Inbound, read_hello, read_message};
+use server::inbound::{Inbound, read_hello, read_message, read_spectator_message};
 use shared::consts::{CHAT_MAX_CHARS, MAX_INPUT_BATCH, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS};
 use shared::game::buttons;
 
@@ -13,6 +13,8 @@ fuzz_target!(|frame: &[u8]| {
         assert!(hello.name.chars().count() <= NAME_MAX_CHARS);
         assert!(hello.room.is_none_or(|room| room.chars().count() <= ROOM_NAME_MAX_CHARS));
     }
+    // Either an ack or a ping, or a refusal: there is nothing else to check.
+    let _ = read_spectator_message(frame);
     match read_message(frame) {
         Ok(Inbound::Input { frames, .. }) => {
             assert!(!frames.is_empty() && frames.len() <= usize::from(MAX_INPUT_BATCH));

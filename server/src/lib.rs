@@ -45,6 +45,7 @@ use crate::rooms::listing::{self, Listings};
 use crate::rooms::room::RoomSettings;
 use crate::rooms::scheduler::{self, Janitor, Scheduler};
 use crate::rooms::seat_token::SeatTokens;
+use crate::rooms::spectators::SpectatorSettings;
 use crate::store::replays::{ReplaySink, ReplayWriter};
 use crate::store::{AuditLog, MatchStore, PostgresStore, ResultSink, SqliteStore};
 
@@ -447,6 +448,10 @@ fn room_settings(
         seat_tokens,
         draining: Arc::default(),
         replays,
+        spectators: SpectatorSettings {
+            delay: config.spectator_delay(),
+            max_per_room: config.max_spectators_per_room,
+        },
     }
 }
 

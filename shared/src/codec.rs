@@ -162,6 +162,7 @@ mod tests {
                 token: Some("v1.0123456789abcdef.00".into()),
                 resume: None,
                 reservation: None,
+                spectate: true,
             },
             ClientMsg::Hello {
                 protocol: PROTOCOL_VERSION,
@@ -173,6 +174,7 @@ mod tests {
                     newest_tick: Some(Tick(u32::MAX)),
                 }),
                 reservation: Some("0123456789abcdef0123456789abcdef".into()),
+                spectate: false,
             },
             ClientMsg::Input {
                 ack: Some(Fixed16(513)),
@@ -316,6 +318,18 @@ mod tests {
                 name: "bob".into(),
             },
             ServerMsg::PlayerLeft { id: PlayerId(4) },
+            ServerMsg::Watching(Box::new(Watching {
+                room: "r1".into(),
+                tick_hz: 60,
+                snapshot_hz: 30,
+                delay_ms: 2_000,
+                map: Map::test_arena(),
+                roster: vec![RosterEntry {
+                    id: PlayerId(3),
+                    name: "ann".into(),
+                    away: false,
+                }],
+            })),
             ServerMsg::Event(GameEvent::Killed {
                 victim: PlayerId(4),
                 by: PlayerId(3),
@@ -442,6 +456,7 @@ mod tests {
             token: None,
             resume: None,
             reservation: None,
+            spectate: false,
         });
         assert_eq!(peek_hello_version(&hello), Some(4242));
         // A future Hello with extra fields appended still shows its version.

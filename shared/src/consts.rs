@@ -1,7 +1,7 @@
 //! Tick rates, protocol limits and game tuning in one place, so no number is written twice.
 
 /// Bumped whenever the wire format changes; checked in the handshake.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// A match's default score limit: kills by one player.
 pub const DEFAULT_MATCH_SCORE_LIMIT: u16 = 20;

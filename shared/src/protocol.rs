@@ -29,6 +29,10 @@ pub enum ClientMsg {
         /// A seat reserved for this client in a room of this process by another
         /// process of the cluster (`ServerMsg::Redirect`); it decides the room.
         reservation: Option<String>,
+        /// Watch `room` without a seat instead of playing: the server answers
+        /// `Watching`, sends the room a little in the past, and takes only acks and
+        /// pings from then on.
+        spectate: bool,
     },
     /// The inputs of the ticks since the last such message, oldest first (at most
     /// `MAX_INPUT_BATCH`, as many as the welcome's `input_batch` asks for), carrying the
@@ -104,6 +108,22 @@ pub enum ServerMsg {
         url: String,
         reservation: Option<String>,
     },
+    /// The answer to a spectator's `Hello`: the room it watches, as it stood
+    /// `delay_ms` ago. Snapshots and the room's messages follow, all that far behind.
+    Watching(Box<Watching>),
+}
+
+/// What a spectator is told when it starts watching a room.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Watching {
+    pub room: String,
+    pub tick_hz: u16,
+    pub snapshot_hz: u16,
+    /// How far behind the room's present everything this spectator gets is.
+    pub delay_ms: u32,
+    pub map: Map,
+    /// Everyone in the room at the moment the spectator's first snapshot shows.
+    pub roster: Vec<RosterEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,12 +249,18 @@ pub enum CloseReason {
     Kicked,
     /// The room lives on another process; the `Redirect` just sent says where.
     Moved,
+    /// The room has as many spectators as it admits.
+    SpectatorsFull,
+    /// A spectator sent something other than an acknowledgement or a ping.
+    SpectatorOnly,
+    /// The room a spectator asked for is not open.
+    NoSuchRoom,
 }
 
 impl CloseReason {
     /// Every reason (a `VersionMismatch` stands for all of its versions), so counts by
     /// reason can list them all.
-    pub const ALL: [CloseReason; 16] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::VersionMismatch { server: 0 },
         CloseReason::RoomFull,
         CloseReason::BadName,
@@ -251,6 +277,9 @@ impl CloseReason {
         CloseReason::Replaced,
         CloseReason::Kicked,
         CloseReason::Moved,
+        CloseReason::SpectatorsFull,
+        CloseReason::SpectatorOnly,
+        CloseReason::NoSuchRoom,
     ];
 
     /// The WebSocket close code: standard codes where one fits, 4000-4999 for the rest.
@@ -270,6 +299,9 @@ impl CloseReason {
             CloseReason::Replaced => 4007,
             CloseReason::Kicked => 4008,
             CloseReason::Moved => 4009,
+            CloseReason::SpectatorsFull => 4010,
+            CloseReason::SpectatorOnly => 4011,
+            CloseReason::NoSuchRoom => 4012,
         }
     }
 
@@ -287,6 +319,9 @@ impl CloseReason {
             4007 => Some(CloseReason::Replaced),
             4008 => Some(CloseReason::Kicked),
             4009 => Some(CloseReason::Moved),
+            4010 => Some(CloseReason::SpectatorsFull),
+            4011 => Some(CloseReason::SpectatorOnly),
+            4012 => Some(CloseReason::NoSuchRoom),
             _ => None,
         }
     }
@@ -310,6 +345,9 @@ impl CloseReason {
             CloseReason::Replaced => "replaced",
             CloseReason::Kicked => "kicked",
             CloseReason::Moved => "moved",
+            CloseReason::SpectatorsFull => "spectators_full",
+            CloseReason::SpectatorOnly => "spectator_only",
+            CloseReason::NoSuchRoom => "no_such_room",
         }
     }
 }
@@ -397,7 +435,7 @@ mod tests {
     use super::*;
 
     /// Every reason, so a new one cannot be left out of the checks below.
-    const REASONS: [CloseReason; 16] = CloseReason::ALL;
+    const REASONS: [CloseReason; 19] = CloseReason::ALL;
 
     /// Fails to compile when a reason is added without a place in `CloseReason::ALL`.
     fn position_in_all(reason: CloseReason) -> usize {
@@ -418,6 +456,9 @@ mod tests {
             CloseReason::Replaced => 13,
             CloseReason::Kicked => 14,
             CloseReason::Moved => 15,
+            CloseReason::SpectatorsFull => 16,
+            CloseReason::SpectatorOnly => 17,
+            CloseReason::NoSuchRoom => 18,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The game page: one connection at a time to the room in the address, inputs sampled on
 //! the fixed tick and the room drawn every display frame, the HUD and chat, and what
 //! happens when the connection ends: a resume into the held seat (or a fresh join) with
-//! backoff, or a refusal in plain words.
+//! backoff, or a refusal in plain words. The same page watches a room as a spectator
+//! (`?room=ID&spectate=1`): no input, no chat, and a player to follow or the whole arena.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -11,7 +12,7 @@ use shared::PlayerId;
 use shared::codec::{decode_server, encode_client};
 use shared::consts::PROTOCOL_VERSION;
 use shared::game::GameEvent;
-use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Welcome};
+use shared::protocol::{ClientMsg, CloseReason, Resume, ServerMsg, Watching, Welcome};
 use shared::view::ProjectileState;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -61,6 +62,10 @@ enum Phase {
 pub struct App {
     name: String,
     room: Option<String>,
+    /// This page watches its room without a seat.
+    spectate: bool,
+    /// The player a spectator follows; `None` shows the whole arena.
+    follow: Option<PlayerId>,
     me: Weak<RefCell<App>>,
     phase: Phase,
     /// The session of a lost connection, kept to carry on in the same seat once the
@@ -108,6 +113,23 @@ pub struct App {
 
 /// Opens the game for `name` in `room` (quick play without one).
 pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
+    open(name, room, false)
+}
+
+/// Watches `room` without a seat: the spectator's bar replaces the chat button.
+pub fn watch(room: String) -> Result<(), JsValue> {
+    show(&by_id::<HtmlElement>("spectate-bar"), true);
+    if let Some(body) = document().body() {
+        let _ = body.class_list().add_1("spectating");
+    }
+    document().set_title(&format!("Watching {room} · Skirmish"));
+    open(SPECTATOR_NAME.to_owned(), Some(room), true)
+}
+
+/// What a spectator's hello calls it; the room shows nobody by that name.
+const SPECTATOR_NAME: &str = "spectator";
+
+fn open(name: String, room: Option<String>, spectate: bool) -> Result<(), JsValue> {
     mark("skirmish:module-started");
     show(&by_id::<HtmlElement>("game"), true);
     let canvas: HtmlCanvasElement = by_id("canvas");
@@ -118,6 +140,8 @@ pub fn start(name: String, room: Option<String>) -> Result<(), JsValue> {
         RefCell::new(App {
             name,
             room,
+            spectate,
+            follow: None,
             me: me.clone(),
             phase: Phase::Joining,
             kept: None,
@@ -209,6 +233,20 @@ fn listen_to_page(app: &Rc<RefCell<App>>) {
             }
         },
     );
+    for (button, step) in [("spectate-prev", -1), ("spectate-next", 1)] {
+        let weak = Rc::downgrade(app);
+        listen(
+            &by_id::<HtmlElement>(button),
+            "click",
+            move |_: MouseEvent| {
+                if let Some(app) = weak.upgrade()
+                    && let Ok(mut app) = app.try_borrow_mut()
+                {
+                    app.follow_step(step);
+                }
+            },
+        );
+    }
     let weak = Rc::downgrade(app);
     listen(
         &by_id::<HtmlElement>("overlay-retry"),
@@ -323,6 +361,18 @@ fn in_plain_words(reason: CloseReason, detail: &str, room: Option<&str>) -> (Str
             "The room is on another server of this game, which could not be reached.".to_owned(),
             true,
         ),
+        CloseReason::SpectatorsFull => (
+            format!("{room} has as many spectators as it admits. Try again later, or join it to play."),
+            false,
+        ),
+        CloseReason::SpectatorOnly => (
+            "A spectator cannot play or chat. Join the room from the lobby to play.".to_owned(),
+            false,
+        ),
+        CloseReason::NoSuchRoom => (
+            format!("{room} is not open any more. Pick another room in the lobby."),
+            false,
+        ),
     }
 }
 
@@ -341,6 +391,15 @@ impl App {
             Phase::Lost { .. } => "lost",
             Phase::Refused => "refused",
         }
+    }
+
+    pub fn is_spectating(&self) -> bool {
+        self.spectate
+    }
+
+    /// The player a spectator follows, if any.
+    pub fn following(&self) -> Option<PlayerId> {
+        self.follow
     }
 
     pub fn session(&self) -> Option<&Session> {
@@ -431,6 +490,7 @@ impl App {
                     token: stored_token(),
                     resume: self.resume_request(),
                     reservation: self.reservation.take(),
+                    spectate: self.spectate,
                 };
                 self.send(&hello);
             }
@@ -466,8 +526,9 @@ impl App {
         }
         // A hidden tab sends no input, which is what carries acknowledgements; it still
         // acknowledges what it receives, or the server would take it for a dead reader.
+        // A spectator never sends input, so it always acknowledges this way.
         if matches!(msg, ServerMsg::Snapshot(_))
-            && document().hidden()
+            && (document().hidden() || self.spectate)
             && let Phase::Playing(session) = &self.phase
             && let Some(ack) = session.view.ack_message()
         {
@@ -475,6 +536,7 @@ impl App {
         }
         match msg {
             ServerMsg::Welcome(welcome) => self.welcomed(welcome, now),
+            ServerMsg::Watching(watching) => self.watching(*watching),
             ServerMsg::Disconnect { reason, detail } => self.goodbye = Some((reason, detail)),
             ServerMsg::Redirect { url, reservation } => self.redirect = Some((url, reservation)),
             ServerMsg::Chat { name, text, .. } => self.chat.line(&name, &text),
@@ -498,6 +560,9 @@ impl App {
     /// What the hello asks to take back: the seat of the session kept from a lost
     /// connection, or else the one this tab held before a reload.
     fn resume_request(&self) -> Option<Resume> {
+        if self.spectate {
+            return None;
+        }
         match &self.kept {
             Some(session) => Some(Resume {
                 token: session.view.resume_token.clone()?,
@@ -554,6 +619,60 @@ impl App {
         self.phase = Phase::Playing(session);
     }
 
+    /// A spectator is let in: it sees the room from `delay_ms` ago.
+    fn watching(&mut self, watching: Watching) {
+        self.failed_attempts = 0;
+        let delay_secs = f64::from(watching.delay_ms) / 1e3;
+        let session = Box::new(Session::watching(watching));
+        self.hud.hide_overlay();
+        self.hud.set_room(&session.view.room);
+        by_id::<HtmlElement>("spectate-delay")
+            .set_text_content(Some(&format!("{delay_secs:.0} s behind")));
+        self.chat.notice(&format!(
+            "Watching room {}, {delay_secs:.0} s behind the players. ← and → (or the buttons) follow a player.",
+            session.view.room,
+        ));
+        self.room = Some(session.view.room.clone());
+        self.phase = Phase::Playing(session);
+        self.show_following();
+    }
+
+    /// Follows the next (`step` 1) or previous (-1) player by id, passing through the
+    /// whole arena between the last and the first.
+    fn follow_step(&mut self, step: i32) {
+        let Phase::Playing(session) = &self.phase else {
+            return;
+        };
+        if !self.spectate {
+            return;
+        }
+        let ids: Vec<PlayerId> = session.view.roster.iter().map(|seat| seat.id).collect();
+        let at = self
+            .follow
+            .and_then(|id| ids.iter().position(|&other| other == id));
+        self.follow = match (at, step > 0) {
+            (None, true) => ids.first().copied(),
+            (None, false) => ids.last().copied(),
+            (Some(idx), true) => ids.get(idx + 1).copied(),
+            (Some(idx), false) => idx.checked_sub(1).map(|idx| ids[idx]),
+        };
+        self.show_following();
+    }
+
+    fn show_following(&self) {
+        let Phase::Playing(session) = &self.phase else {
+            return;
+        };
+        let text = match self.follow {
+            Some(id) => format!(
+                "following {}",
+                session.view.roster.name(id).unwrap_or("a player")
+            ),
+            None => "the whole arena".to_owned(),
+        };
+        by_id::<HtmlElement>("spectate-following").set_text_content(Some(&text));
+    }
+
     fn take_events(&mut self, now: f64) {
         let Phase::Playing(session) = &mut self.phase else {
             return;
@@ -594,7 +713,10 @@ impl App {
             return;
         }
         // The seat is held for a while: keep what this page knows, to carry on in it.
-        if let Phase::Playing(session) = std::mem::replace(&mut self.phase, Phase::Joining) {
+        // A spectator holds no seat, and starts afresh.
+        if let Phase::Playing(session) = std::mem::replace(&mut self.phase, Phase::Joining)
+            && !self.spectate
+        {
             self.kept = Some(session);
         }
         let said = self.goodbye.take().or_else(|| {
@@ -668,8 +790,16 @@ impl App {
     }
 
     fn key(&mut self, event: &KeyboardEvent) {
-        let playing = matches!(self.phase, Phase::Playing(_));
+        let playing = matches!(self.phase, Phase::Playing(_)) && !self.spectate;
         match event.key().as_str() {
+            "ArrowRight" | "]" if self.spectate => {
+                event.prevent_default();
+                self.follow_step(1);
+            }
+            "ArrowLeft" | "[" if self.spectate => {
+                event.prevent_default();
+                self.follow_step(-1);
+            }
             "Enter" if playing => {
                 event.prevent_default();
                 self.chat_enter();
@@ -685,7 +815,8 @@ impl App {
 
     /// What Enter does in a room: opens the chat box, or sends its line (which closes it).
     fn chat_enter(&mut self) {
-        if !matches!(self.phase, Phase::Playing(_)) {
+        // A spectator that said something would be closed for it.
+        if !matches!(self.phase, Phase::Playing(_)) || self.spectate {
             return;
         }
         if !self.chat.is_open() {
@@ -750,6 +881,9 @@ impl App {
         self.tick_backlog += frame_secs;
         let mut outgoing = Vec::new();
         let mut ticks = 0;
+        if self.spectate {
+            self.tick_backlog = 0.0;
+        }
         while self.tick_backlog >= tick_secs && ticks < MAX_TICKS_PER_FRAME {
             let controls = self.controls.borrow();
             let held = if controls.typing {
@@ -783,16 +917,35 @@ impl App {
         session.rates.frames.add(1.0, now);
         session.predictor.smooth(frame_secs as f32);
         self.room_frame = session.interp.frame(now, frame_secs).unwrap_or_default();
-        self.my_drawn = session
-            .predictor
-            .drawn_position((self.tick_backlog / tick_secs) as f32);
+        let followed = self
+            .follow
+            .and_then(|id| self.room_frame.players.iter().find(|p| p.id == id));
+        let (me, my_pos, my_aim, my_alive) = if self.spectate {
+            self.my_drawn = None;
+            (
+                self.follow.unwrap_or(PlayerId(0)),
+                followed.map(|p| p.pos),
+                followed.map_or(0.0, |p| p.aim),
+                followed.is_none_or(|p| p.alive),
+            )
+        } else {
+            self.my_drawn = session
+                .predictor
+                .drawn_position((self.tick_backlog / tick_secs) as f32);
+            (
+                session.me(),
+                self.my_drawn,
+                self.aim,
+                session.predictor.is_alive(),
+            )
+        };
         forget_old_effects(&mut self.effects, now);
         self.renderer.draw(&Scene {
             map: session.map(),
-            me: session.me(),
-            my_pos: self.my_drawn,
-            my_aim: self.aim,
-            my_alive: session.predictor.is_alive(),
+            me,
+            my_pos,
+            my_aim,
+            my_alive,
             players: &self.room_frame.players,
             projectiles: &self.room_frame.projectiles,
             roster: &session.view.roster,
@@ -800,11 +953,8 @@ impl App {
             now,
         });
 
-        self.hud.scoreboard(
-            &session.view.roster,
-            session.view.snapshot.as_ref(),
-            session.me(),
-        );
+        self.hud
+            .scoreboard(&session.view.roster, session.view.snapshot.as_ref(), me);
         self.results
             .clock(session.view.snapshot.as_ref(), session.view.tick_hz);
         self.results

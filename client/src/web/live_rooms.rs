@@ -1,6 +1,7 @@
 //! The lobby's open rooms, live: the lobby feed's WebSocket (`/lobby`) sends the whole
 //! list, then its changes as rooms open, fill and close. Rows are updated in place, so a
-//! Join button never vanishes under the pointer for a change of count. A lost feed is
+//! Join button never vanishes under the pointer for a change of count. Each row also
+//! has a Watch button, which opens the room as a spectator. A lost feed is
 //! opened again after a delay that grows with each failure.
 
 use std::cell::RefCell;
@@ -10,7 +11,7 @@ use shared::codec::decode_lobby;
 use shared::lobby::{RoomList, RoomSummary};
 use web_sys::{Element, HtmlElement, MouseEvent};
 
-use super::dom::{after, by_id, element, listen, websocket_url};
+use super::dom::{after, by_id, element, encode_query_value, listen, navigate, websocket_url};
 use super::socket::{Socket, SocketEvent};
 use crate::backoff::retry_delay;
 
@@ -133,7 +134,13 @@ impl Feed {
     }
 }
 
-/// One room's line: its name, its seats, and the button that joins it.
+/// The page that watches `room` without a seat.
+pub fn watch_link(room: &str) -> String {
+    format!("/?room={}&spectate=1", encode_query_value(room))
+}
+
+/// One room's line: its name, its seats, the button that joins it and the one that
+/// watches it (spectators take no seat, so a full room can still be watched).
 struct Row {
     id: String,
     item: Element,
@@ -152,6 +159,11 @@ impl Row {
         let _ = item.append_child(&element("span", "room-id", id));
         let _ = item.append_child(&players);
         let _ = item.append_child(&button);
+        let watch = element("button", "room-watch", "Watch");
+        let _ = watch.set_attribute("type", "button");
+        let _ = item.append_child(&watch);
+        let link = watch_link(id);
+        listen(&watch, "click", move |_: MouseEvent| navigate(&link));
         let id = id.to_owned();
         let room = id.clone();
         listen(&button, "click", move |_: MouseEvent| join(&room));

@@ -19,12 +19,13 @@ mod resume;
 mod socket;
 mod standings;
 
-use shared::text::validate_name;
+use shared::text::{validate_name, validate_room_name};
 use wasm_bindgen::prelude::*;
 
 /// Runs when the page loads the module: a deep link (`?room=ID&name=NAME`, or `?name=NAME`
-/// for quick play) goes straight into the game; `?match=ID` and `?player=PROFILE`
-/// show old data, `?replay=ID` plays a match again; anything else opens the lobby.
+/// for quick play) goes straight into the game, `?room=ID&spectate=1` watches a room;
+/// `?match=ID` and `?player=PROFILE` show old data, `?replay=ID` plays a match again;
+/// anything else opens the lobby.
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
@@ -39,6 +40,13 @@ pub fn start() -> Result<(), JsValue> {
         return Ok(());
     }
     let room = dom::query_param("room");
+    if dom::query_param("spectate").is_some_and(|flag| flag == "1")
+        && let Some(room) = room
+            .as_deref()
+            .and_then(|room| validate_room_name(room).ok())
+    {
+        return app::watch(room);
+    }
     let name = dom::query_param("name").and_then(|name| validate_name(&name).ok());
     match name {
         Some(name) => {

@@ -1,6 +1,7 @@
 //! Frame timing, and `window.skirmishProbe()`: a snapshot of what the page shows (players
 //! and projectiles where they are drawn, frame times, prediction and interpolation
-//! counters, when the first snapshot came, whether the touch layout is on) as a plain
+//! counters, when the first snapshot came, whether the touch layout is on, whom a
+//! spectator follows) as a plain
 //! object, so automated browsers can check the game and measure it without reading pixels.
 
 use std::cell::RefCell;
@@ -115,6 +116,14 @@ fn describe(app: &App) -> js_sys::Object {
         return out;
     };
     set(&out, "me", f64::from(session.me().0));
+    set(&out, "spectating", app.is_spectating());
+    if let Some(id) = app.following() {
+        set(
+            &out,
+            "following",
+            session.view.roster.name(id).unwrap_or_default(),
+        );
+    }
     set(&out, "room", session.view.room.as_str());
     let players = js_sys::Array::new();
     for (id, pos, alive) in app.drawn_players() {

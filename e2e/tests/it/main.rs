@@ -15,6 +15,7 @@ mod reconnect;
 mod refusal;
 mod replay_viewer;
 mod resume;
+mod spectate;
 mod touch;
 mod two_pages;
 mod wss;

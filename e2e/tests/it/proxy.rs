@@ -51,6 +51,7 @@ async fn join_from(
         token: None,
         resume: None,
         reservation: None,
+        spectate: false,
     });
     socket.send(Message::binary(hello)).await?;
     timeout(PATIENCE, async {

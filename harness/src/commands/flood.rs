@@ -250,6 +250,7 @@ async fn hello_once(addr: SocketAddr, from: IpAddr, room: String) -> Result<Answ
         token: None,
         resume: None,
         reservation: None,
+        spectate: false,
     };
     ws.send(Message::binary(encode_client(&hello)))
         .await

@@ -25,7 +25,9 @@ use tungstenite::protocol::frame::CloseFrame;
 use crate::AppState;
 use crate::cluster::{ClusterError, Placement};
 use crate::net::caps::ConnSlot;
-use crate::net::inbound::{Hello, Inbound, Refusal, read_hello, read_message};
+use crate::net::inbound::{
+    Hello, Inbound, Refusal, SpectatorInbound, read_hello, read_message, read_spectator_message,
+};
 use crate::net::ratelimit::TokenBucket;
 use crate::net::upgrade::{Handover, websocket};
 use crate::net::wire::{Wire, WireError, WireIo};
@@ -35,6 +37,7 @@ use crate::rooms::link_stats::LinkStats;
 use crate::rooms::operator::KICKED;
 use crate::rooms::outbox::{Kick, Outbox};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
+use crate::rooms::spectators::{SpectatorLink, WatchRefused};
 
 /// Input frames that may wait for the room's next tick. A burst past this (after a
 /// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
@@ -319,6 +322,11 @@ async fn session(
         return Ok(());
     };
     let hello = read_hello(&hello)?;
+    if hello.spectate
+        && let Some(room) = hello.room
+    {
+        return spectate(conn, kick, app, room).await;
+    }
     let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
     let acks = Arc::new(AckSlot::default());
     let link = PlayerLink {
@@ -349,6 +357,75 @@ async fn session(
     };
     let _ = room.send(farewell).await;
     played
+}
+
+/// Watches a room without a seat, from admission to goodbye: the room sends, this
+/// connection only hands on acknowledgements and answers pings.
+async fn spectate(
+    conn: &mut Conn<'_>,
+    kick: oneshot::Sender<Kick>,
+    app: &AppState,
+    room: String,
+) -> Result<(), Refusal> {
+    let Some(handle) = app.directory.find(&room) else {
+        // In a cluster the room may be another process's: the client is sent there,
+        // as a join would be, and says the same hello again.
+        if let Some(cluster) = &app.cluster
+            && let Some(url) = cluster.owner_socket(&room).await.map_err(cluster_refusal)?
+        {
+            return Err(redirect(app, conn, url, None));
+        }
+        return Err((CloseReason::NoSuchRoom, format!("room {room} is not open")));
+    };
+    let acks = Arc::new(AckSlot::default());
+    let link = SpectatorLink {
+        id: LinkId(app.next_link.fetch_add(1, Ordering::Relaxed)),
+        acks: Arc::clone(&acks),
+        outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
+    };
+    let link_id = link.id;
+    let (reply_tx, mut reply_rx) = oneshot::channel();
+    let request = RoomCmd::Watch {
+        link,
+        reply: reply_tx,
+    };
+    let admitted = timeout(app.limits.join_timeout, async {
+        handle.send(request).await.ok()?;
+        (&mut reply_rx).await.ok()
+    })
+    .await;
+    match admitted {
+        Ok(Some(Ok(()))) => {}
+        Ok(Some(Err(WatchRefused::Full))) => {
+            return Err((
+                CloseReason::SpectatorsFull,
+                format!("room {room} has as many spectators as it admits"),
+            ));
+        }
+        Ok(None) => return Err(room_closing()),
+        Err(_) => {
+            if let Ok(Ok(())) = reply_rx.try_recv() {
+                handle.try_send(RoomCmd::Unwatch { link: link_id });
+            }
+            return Err(room_too_slow());
+        }
+    }
+    app.metrics.spectators.inc();
+    conn.go_live();
+    let watched = watch(conn, &acks).await;
+    let _ = handle.send(RoomCmd::Unwatch { link: link_id }).await;
+    app.metrics.spectators.dec();
+    watched
+}
+
+async fn watch(conn: &mut Conn<'_>, acks: &AckSlot) -> Result<(), Refusal> {
+    while let Some(bytes) = conn.next_frame().await? {
+        match read_spectator_message(&bytes)? {
+            SpectatorInbound::Ack(tick) => acks.store(tick),
+            SpectatorInbound::Ping { nonce } => conn.reply(&ServerMsg::Pong { nonce })?,
+        }
+    }
+    Ok(())
 }
 
 /// Whether a connection that ended this way leaves its seat held for a resume: it

@@ -24,6 +24,8 @@ pub struct Hello {
     /// A seat another process of the cluster reserved here; its shape is checked, and
     /// only Redis can say whether it is real.
     pub reservation: Option<String>,
+    /// Watch `room` (always named then) without a seat.
+    pub spectate: bool,
 }
 
 /// Longer than any token this server issues (`net::identity`), with room to spare.
@@ -43,6 +45,16 @@ pub enum Inbound {
     Ack(u16),
     /// Sanitised chat; `None` when nothing printable was left, which is dropped quietly.
     Chat(Option<String>),
+    Ping {
+        nonce: u32,
+    },
+}
+
+/// A validated message from a spectator: all a spectator may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpectatorInbound {
+    /// Acknowledges a snapshot (low 16 tick bits).
+    Ack(u16),
     Ping {
         nonce: u32,
     },
@@ -70,6 +82,7 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
         token,
         resume,
         reservation,
+        spectate,
         ..
     }) = decode_client(bytes)
     else {
@@ -92,12 +105,19 @@ pub fn read_hello(bytes: &[u8]) -> Result<Hello, Refusal> {
             "the seat reservation is malformed".into(),
         ));
     }
+    if spectate && (room.is_none() || resume.is_some() || reservation.is_some()) {
+        return Err((
+            CloseReason::Malformed,
+            "a spectator names the room it watches, and takes no seat".into(),
+        ));
+    }
     Ok(Hello {
         name,
         room,
         token,
         resume,
         reservation,
+        spectate,
     })
 }
 
@@ -113,6 +133,20 @@ pub fn read_message(bytes: &[u8]) -> Result<Inbound, Refusal> {
         ClientMsg::Chat { text } => Ok(Inbound::Chat(sanitize_chat(&text))),
         ClientMsg::Ping { nonce } => Ok(Inbound::Ping { nonce }),
         ClientMsg::Hello { .. } => Err((CloseReason::Malformed, "hello sent twice".into())),
+    }
+}
+
+/// Reads a frame from a spectator: an acknowledgement or a ping. Anything else a
+/// client may send (input, chat, a second hello) is not a spectator's to send.
+pub fn read_spectator_message(bytes: &[u8]) -> Result<SpectatorInbound, Refusal> {
+    let msg = decode_client(bytes).map_err(|err| (CloseReason::Malformed, err.to_string()))?;
+    match msg {
+        ClientMsg::Ack { tick } => Ok(SpectatorInbound::Ack(tick.0)),
+        ClientMsg::Ping { nonce } => Ok(SpectatorInbound::Ping { nonce }),
+        ClientMsg::Input { .. } | ClientMsg::Chat { .. } | ClientMsg::Hello { .. } => Err((
+            CloseReason::SpectatorOnly,
+            "a spectator may send only acknowledgements and pings".into(),
+        )),
     }
 }
 
@@ -245,6 +279,7 @@ mod tests {
                 token,
                 resume: None,
                 reservation: None,
+                spectate: false,
             })
         };
         assert!(read_message(&hello(None)).is_err());
@@ -256,6 +291,7 @@ mod tests {
                 token: Some("v1.x.y".into()),
                 resume: None,
                 reservation: None,
+                spectate: false,
             })
         );
         let oversized = read_hello(&hello(Some("t".repeat(MAX_TOKEN_CHARS + 1))));
@@ -263,6 +299,55 @@ mod tests {
             oversized.map(|hello| hello.token),
             Ok(None),
             "an oversized token is dropped, not trusted or refused"
+        );
+    }
+
+    #[test]
+    fn a_spectator_names_its_room_and_may_send_only_acks_and_pings() {
+        let hello = |room: Option<&str>, reservation: Option<&str>| {
+            encode_client(&ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                name: "eve".into(),
+                room: room.map(Into::into),
+                token: None,
+                resume: None,
+                reservation: reservation.map(Into::into),
+                spectate: true,
+            })
+        };
+        let read = read_hello(&hello(Some("arena"), None)).expect("a spectator's hello");
+        assert!(read.spectate);
+        assert_eq!(read.room.as_deref(), Some("arena"));
+        for bad in [
+            hello(None, None),
+            hello(Some("arena"), Some("0123456789abcdef0123456789abcdef")),
+        ] {
+            assert_eq!(
+                read_hello(&bad).map_err(|refusal| refusal.0),
+                Err(CloseReason::Malformed),
+                "a spectator with no room, or with a seat reserved"
+            );
+        }
+        let ack = encode_client(&ClientMsg::Ack {
+            tick: shared::snapshot::Fixed16(7),
+        });
+        assert_eq!(read_spectator_message(&ack), Ok(SpectatorInbound::Ack(7)));
+        let ping = encode_client(&ClientMsg::Ping { nonce: 9 });
+        assert_eq!(
+            read_spectator_message(&ping),
+            Ok(SpectatorInbound::Ping { nonce: 9 })
+        );
+        let chat = encode_client(&ClientMsg::Chat { text: "hi".into() });
+        for not_allowed in [batch(&[(0.0, 0)]), chat, hello(Some("arena"), None)] {
+            assert_eq!(
+                read_spectator_message(&not_allowed).map_err(|refusal| refusal.0),
+                Err(CloseReason::SpectatorOnly)
+            );
+        }
+        assert_eq!(
+            read_spectator_message(&[9, 9, 9]).map_err(|refusal| refusal.0),
+            Err(CloseReason::Malformed),
+            "bytes that decode to nothing are malformed, as from a player"
         );
     }
 
@@ -276,6 +361,7 @@ mod tests {
                 token: None,
                 resume: None,
                 reservation: Some(reservation.into()),
+                spectate: false,
             })
         };
         let good = "0123456789abcdef0123456789abcdef";

@@ -167,6 +167,20 @@ impl Wire {
         Ok(())
     }
 
+    /// Sends a message of the room's that must arrive, unless the connection has begun
+    /// to close: after its close frame a WebSocket endpoint sends no data.
+    pub(crate) fn send_room_message(&self, payload: &[u8]) -> Result<(), WireError> {
+        let (header, header_len) = binary_header(payload.len());
+        let mut state = self.state.lock();
+        if state.sealed {
+            return Ok(());
+        }
+        if self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])? {
+            self.count(1, payload.len());
+        }
+        Ok(())
+    }
+
     /// Stops the room's writes for good, a waiting snapshot included: the connection is
     /// about to send (or answer) a close frame, after which a WebSocket endpoint must
     /// send no data.
@@ -465,6 +479,13 @@ impl Read for SocketReader<'_> {
 impl Downlink for Wire {
     fn send_snapshot(&self, queued: &Queued, head: &[u8], body: &[u8]) -> Result<(), Overflow> {
         match Wire::send_snapshot(self, queued, head, body) {
+            Err(WireError::Overflow) => Err(Overflow),
+            _ => Ok(()),
+        }
+    }
+
+    fn send_now(&self, payload: &[u8]) -> Result<(), Overflow> {
+        match self.send_room_message(payload) {
             Err(WireError::Overflow) => Err(Overflow),
             _ => Ok(()),
         }

@@ -11,6 +11,9 @@ use shared::consts::{
     MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY, MIN_RATE_HZ,
 };
 
+/// The longest spectator delay: each watched room holds its snapshots for that long.
+const MAX_SPECTATOR_DELAY_SECS: f64 = 60.0;
+
 /// Skirmish game server: serves the page, the client bundle and the game WebSocket.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "server", version)]
@@ -64,6 +67,16 @@ pub struct Config {
     /// Send every snapshot in full instead of as a delta (for comparison and debugging).
     #[arg(long)]
     pub no_deltas: bool,
+
+    /// Seconds spectators (`/?room=ID&spectate=1`) watch behind the room's present, so
+    /// what they see is no use to a player in the match. At most 60.
+    #[arg(long, default_value_t = 2.0)]
+    pub spectator_delay_secs: f64,
+
+    /// Spectators one room admits at once; they take no seats. Past it a spectator is
+    /// refused with close code 4010; 0 turns spectating off.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub max_spectators_per_room: u16,
 
     /// Seconds a client may go without acknowledging snapshots before it is closed.
     #[arg(long, default_value_t = 10.0)]
@@ -393,6 +406,11 @@ impl Config {
         })
     }
 
+    /// How far behind spectators watch.
+    pub fn spectator_delay(&self) -> Duration {
+        seconds(self.spectator_delay_secs, 0.0)
+    }
+
     pub fn stall_timeout(&self) -> Duration {
         seconds(self.stall_timeout_secs, 0.5)
     }
@@ -432,8 +450,9 @@ impl Config {
     }
 
     /// Every flag given in seconds, with the least it may be.
-    fn durations(&self) -> [(&'static str, f64, f64); 11] {
+    fn durations(&self) -> [(&'static str, f64, f64); 12] {
         [
+            ("--spectator-delay-secs", self.spectator_delay_secs, 0.0),
             ("--match-time-limit-secs", self.match_time_limit_secs, 5.0),
             ("--match-results-secs", self.match_results_secs, 1.0),
             ("--room-grace-secs", self.room_grace_secs, 0.0),
@@ -461,6 +480,11 @@ impl Config {
 
     /// Checks what clap's parsers cannot see alone.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.spectator_delay_secs <= MAX_SPECTATOR_DELAY_SECS,
+            "--spectator-delay-secs ({}) may be at most {MAX_SPECTATOR_DELAY_SECS}: spectators' rooms hold that much of the past",
+            self.spectator_delay_secs
+        );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 (url.starts_with("http://") || url.starts_with("https://"))
@@ -566,6 +590,26 @@ mod tests {
     }
 
     #[test]
+    fn the_spectator_delay_is_bounded_and_zero_spectators_is_allowed() {
+        let fine = config(&[
+            "--spectator-delay-secs",
+            "0.5",
+            "--max-spectators-per-room",
+            "0",
+        ]);
+        assert!(fine.validate().is_ok());
+        assert_eq!(fine.spectator_delay(), Duration::from_millis(500));
+        let err = config(&["--spectator-delay-secs", "61"])
+            .validate()
+            .expect_err("a delay past a minute is refused");
+        assert!(err.to_string().contains("--spectator-delay-secs"), "{err}");
+        assert!(
+            Config::try_parse_from(["server", "--max-spectators-per-room", "1025"]).is_err(),
+            "the cap is bounded"
+        );
+    }
+
+    #[test]
     fn huge_or_odd_durations_are_refused_not_panicked_on() {
         for flag in [
             "--match-time-limit-secs",
@@ -577,6 +621,7 @@ mod tests {
             "--ping-interval-secs",
             "--idle-timeout-secs",
             "--tls-handshake-timeout-secs",
+            "--spectator-delay-secs",
         ] {
             for value in ["1e300", "inf", "NaN", "-1"] {
                 let odd = config(&[&format!("{flag}={value}")]);

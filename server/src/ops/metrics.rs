@@ -238,6 +238,8 @@ pub struct Metrics {
     pub store_results_spooled: Counter,
     /// Open lobby feed WebSockets; they take connection slots as game sockets do.
     pub lobby_connections: Gauge,
+    /// Spectators watching a room now; they take connection slots, but no seats.
+    pub spectators: Gauge,
     /// 1 while the cluster's Redis answers the heartbeat, 0 while it does not (cluster
     /// mode only; always 0 without `--redis`).
     pub cluster_reachable: Gauge,
@@ -287,6 +289,7 @@ impl Metrics {
             store_spool_bytes: Gauge::default(),
             store_results_spooled: Counter::default(),
             lobby_connections: Gauge::default(),
+            spectators: Gauge::default(),
             cluster_reachable: Gauge::default(),
             cluster_redirects: Counter::default(),
         };
@@ -445,6 +448,11 @@ impl Metrics {
             "lobby_connections",
             "Open lobby feed WebSocket connections",
             m.lobby_connections.clone(),
+        );
+        registry.register(
+            "spectators",
+            "Spectators watching a room (game connections without a seat)",
+            m.spectators.clone(),
         );
         registry.register(
             "cluster_reachable",

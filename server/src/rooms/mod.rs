@@ -16,6 +16,7 @@ pub(crate) mod runner;
 pub(crate) mod scheduler;
 pub(crate) mod seat_token;
 mod snapshots;
+pub(crate) mod spectators;
 
 #[cfg(test)]
 mod tests;

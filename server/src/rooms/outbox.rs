@@ -17,6 +17,11 @@ pub(crate) trait Downlink: Send + Sync + fmt::Debug {
     /// Writes the `queued` messages (which must arrive) and then a snapshot made of a
     /// per-client head and the shared body, in one write where the socket allows.
     fn send_snapshot(&self, queued: &Queued, head: &[u8], body: &[u8]) -> Result<(), Overflow>;
+
+    /// Writes one message that must arrive now rather than with the next snapshot
+    /// (a spectator's first word, whose first snapshot may be seconds away). Nothing is
+    /// written once the connection has begun to close.
+    fn send_now(&self, payload: &[u8]) -> Result<(), Overflow>;
 }
 
 /// Messages that must arrive, framed as binary WebSocket frames and waiting for the
@@ -98,6 +103,12 @@ impl Outbox {
         self.sent_bytes += self.queued.payload + (head.len() + body.len()) as u64;
         self.queued.clear();
         sent
+    }
+
+    /// Writes a message that must arrive at once, ahead of anything queued later.
+    pub(crate) fn send_now(&mut self, payload: &[u8]) -> Result<(), Overflow> {
+        self.sent_bytes += payload.len() as u64;
+        self.downlink.send_now(payload)
     }
 
     /// Payload bytes written (or handed to the backlog) so far.

@@ -27,6 +27,7 @@ use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
 use crate::rooms::recorder::Recorder;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
+use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, Spectators, WatchRefused};
 use crate::store::replays::{RecordingKey, ReplaySink};
 use crate::store::{MatchId, ResultSink};
 
@@ -57,6 +58,8 @@ pub(crate) struct RoomSettings {
     pub draining: Arc<AtomicBool>,
     /// Where recordings of matches go.
     pub replays: ReplaySink,
+    /// How far behind spectators watch, and how many one room admits.
+    pub spectators: SpectatorSettings,
 }
 
 /// Which connection a link came from, so word from a connection that was since replaced
@@ -105,6 +108,14 @@ pub(crate) enum RoomCmd {
     Lost { id: PlayerId, link: LinkId },
     /// A sanitised chat line from a player.
     Chat { id: PlayerId, text: String },
+    /// Admit a spectator: no seat, the room's snapshots and messages `--spectator-delay-secs`
+    /// late. The reply says whether it was admitted.
+    Watch {
+        link: SpectatorLink,
+        reply: oneshot::Sender<Result<(), WatchRefused>>,
+    },
+    /// The spectator on `link` has gone.
+    Unwatch { link: LinkId },
     /// The console asks how the room and its players are doing.
     Inspect { reply: oneshot::Sender<RoomReport> },
     /// An operator removes a player for good (4008, seat not held), with a validated
@@ -199,6 +210,8 @@ pub(super) struct Room {
     pub(super) tick_times: TickTimes,
     /// An operator closed the room, or it drained: it closes as soon as it is empty.
     pub(super) closing: bool,
+    /// Who watches without a seat, and what they are shown.
+    pub(super) spectators: Spectators,
 }
 
 /// A finished match the store has not confirmed yet.
@@ -234,6 +247,7 @@ pub(super) struct Recipient {
 
 impl Room {
     pub(super) fn new(id: String, settings: Arc<RoomSettings>, metrics: Arc<Metrics>) -> Room {
+        let spectators = Spectators::new(settings.spectators, settings.snapshot_hz);
         Room {
             id,
             world: World::with_rules(settings.map.clone(), settings.rules),
@@ -250,6 +264,7 @@ impl Room {
             saving: Vec::new(),
             tick_times: TickTimes::default(),
             closing: false,
+            spectators,
         }
     }
 
@@ -338,6 +353,8 @@ impl Room {
                     self.broadcast(&msg);
                 }
             }
+            RoomCmd::Watch { link, reply } => self.watch(link, reply),
+            RoomCmd::Unwatch { link } => self.spectators.unwatch(link),
             RoomCmd::Inspect { reply } => {
                 let _ = reply.send(self.report());
             }
@@ -476,6 +493,35 @@ impl Room {
         }
         self.metrics.resumes.inc();
         tracing::debug!(room = %self.id, player = id.0, ?baseline, "player resumed");
+    }
+
+    /// Admits a spectator, unless the room has as many as it admits.
+    fn watch(&mut self, link: SpectatorLink, reply: oneshot::Sender<Result<(), WatchRefused>>) {
+        // Like a join: a connection that stopped waiting is not admitted.
+        if reply.is_closed() {
+            return;
+        }
+        let link_id = link.id;
+        let occupants = &self.occupants;
+        let present = || {
+            occupants
+                .iter()
+                .map(|o| RosterEntry {
+                    id: o.id,
+                    name: o.name.clone(),
+                    away: o.away_since.is_some(),
+                })
+                .collect()
+        };
+        let rates = (self.settings.tick_hz, self.settings.snapshot_hz);
+        let admitted = self
+            .spectators
+            .watch(link, &self.id, &self.settings.map, rates, present)
+            .map_err(|(_, why)| why);
+        let was_admitted = admitted.is_ok();
+        if reply.send(admitted).is_err() && was_admitted {
+            self.spectators.unwatch(link_id);
+        }
     }
 
     /// Queues the welcome for the occupant at `idx`, with a fresh resume token.
@@ -637,6 +683,7 @@ impl Room {
         for link in self.occupants.iter_mut().filter_map(|o| o.link.as_mut()) {
             link.outbox.queue(&bytes);
         }
+        self.spectators.hold_message(msg, &bytes);
     }
 }
 

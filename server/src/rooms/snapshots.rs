@@ -127,6 +127,8 @@ impl Room {
         if state.clock.phase == Phase::Playing && !self.occupants.is_empty() {
             self.record(&state);
         }
+        self.spectators
+            .snapshot_sent(&state, self.settings.deltas, stall_ticks);
         if self.sent.len() == SNAPSHOT_RING {
             self.sent.pop_front();
         }

@@ -24,6 +24,7 @@ use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSetting
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::rooms::seat_token::{SeatClaim, SeatTokens};
+use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, WatchRefused};
 use crate::store::replays::ReplayWriter;
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
@@ -33,6 +34,9 @@ const GRACE: Duration = Duration::from_secs(10);
 const STALL: Duration = Duration::from_secs(2);
 const RESUME_GRACE: Duration = Duration::from_secs(5);
 const SEAT_KEY: [u8; 32] = [9; 32];
+/// Five snapshots at `SNAPSHOT_HZ`.
+const SPECTATOR_DELAY: Duration = Duration::from_millis(5000 / SNAPSHOT_HZ as u64);
+const MAX_SPECTATORS: u16 = 2;
 
 /// A connection that keeps every payload it is sent, in order.
 #[derive(Debug, Default)]
@@ -50,6 +54,14 @@ impl Downlink for MemoryDownlink {
         let mut payloads = self.payloads.lock();
         payloads.extend(binary_payloads(&queued.frames));
         payloads.push([head, body].concat());
+        Ok(())
+    }
+
+    fn send_now(&self, payload: &[u8]) -> Result<(), Overflow> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(Overflow);
+        }
+        self.payloads.lock().push(payload.to_vec());
         Ok(())
     }
 }
@@ -183,6 +195,10 @@ impl TestRoom {
             seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
             draining: Arc::default(),
             replays: replay_sink,
+            spectators: SpectatorSettings {
+                delay: SPECTATOR_DELAY,
+                max_per_room: MAX_SPECTATORS,
+            },
         };
         let (commands, receiver) = mpsc::channel(64);
         let now = Instant::now();
@@ -1319,4 +1335,160 @@ fn a_room_whose_last_player_left_holds_no_recording_open() {
         0,
         "the empty room's recording was dropped, its file with it, and none begun"
     );
+}
+
+/// A spectator's end of an in-memory connection.
+struct TestSpectator {
+    acks: Arc<AckSlot>,
+    downlink: Arc<MemoryDownlink>,
+    kicked: oneshot::Receiver<Kick>,
+}
+
+impl TestSpectator {
+    fn received(&self) -> Vec<ServerMsg> {
+        std::mem::take(&mut *self.downlink.payloads.lock())
+            .iter()
+            .map(|payload| decode_server(payload).expect("the room sends what decodes"))
+            .collect()
+    }
+}
+
+impl TestRoom {
+    /// Asks the room to admit a spectator on the next tick; its answer and its end.
+    fn watch(&mut self, link: u64) -> (Result<(), WatchRefused>, TestSpectator) {
+        let (kick_tx, kicked) = oneshot::channel();
+        let (reply, mut reply_rx) = oneshot::channel();
+        let acks = Arc::new(AckSlot::default());
+        let downlink = Arc::new(MemoryDownlink::default());
+        self.send(RoomCmd::Watch {
+            link: SpectatorLink {
+                id: LinkId(link),
+                acks: Arc::clone(&acks),
+                outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
+            },
+            reply,
+        });
+        self.tick();
+        let answer = reply_rx.try_recv().expect("answered on the next tick");
+        (
+            answer,
+            TestSpectator {
+                acks,
+                downlink,
+                kicked,
+            },
+        )
+    }
+}
+
+/// Snapshots `SPECTATOR_DELAY` spans.
+const DELAY_SNAPSHOTS: usize = 5;
+
+#[test]
+fn a_spectator_is_shown_each_snapshot_the_delay_late_with_the_messages_before_it() {
+    let mut room = TestRoom::new();
+    let ann = room.join("ann");
+    room.until_snapshot();
+    ann.received();
+    let (admitted, eve) = room.watch(100);
+    assert_eq!(admitted, Ok(()));
+    let greeting = eve.received();
+    let [ServerMsg::Watching(watching)] = greeting.as_slice() else {
+        panic!("the spectator is greeted at once, and only that: {greeting:?}");
+    };
+    assert_eq!(watching.delay_ms, 166);
+    assert_eq!(
+        watching.roster.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [ann.id],
+        "the roster names the players, not the spectator"
+    );
+
+    // Every snapshot tick the players get the present; the spectator, once the delay
+    // has filled, what the players got `DELAY_SNAPSHOTS` snapshots before.
+    let mut players_saw = Vec::new();
+    let mut spectator_saw = Vec::new();
+    let mut spectator_deltas = 0;
+    for n in 0..14 {
+        if n == 5 {
+            room.send(RoomCmd::Chat {
+                id: ann.id,
+                text: "now".into(),
+            });
+        }
+        room.until_snapshot();
+        for msg in ann.received() {
+            match msg {
+                ServerMsg::Snapshot(snapshot) => players_saw.push(low_tick_of(&snapshot.header)),
+                ServerMsg::Chat { .. } => players_saw.push(u16::MAX),
+                ServerMsg::PlayerJoined { .. } => panic!("a spectator joins nobody's roster"),
+                _ => {}
+            }
+        }
+        for msg in eve.received() {
+            match msg {
+                ServerMsg::Snapshot(snapshot) => {
+                    let low = low_tick_of(&snapshot.header);
+                    eve.acks.store(low);
+                    spectator_saw.push(low);
+                    if matches!(snapshot.header.tick, TickRef::Delta { .. }) {
+                        spectator_deltas += 1;
+                    }
+                }
+                ServerMsg::Chat { .. } => spectator_saw.push(u16::MAX),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        players_saw.len(),
+        15,
+        "fourteen snapshots and the chat line"
+    );
+    // What the players got up to their ninth snapshot: the last five are not yet due.
+    let shown_so_far = 14 - DELAY_SNAPSHOTS;
+    let mut snapshots = 0;
+    let due = players_saw
+        .iter()
+        .take_while(|&&low| {
+            snapshots += usize::from(low != u16::MAX);
+            snapshots <= shown_so_far
+        })
+        .count();
+    assert_eq!(
+        spectator_saw,
+        players_saw[..due],
+        "the same snapshots and line, in the same order, {DELAY_SNAPSHOTS} snapshots late"
+    );
+    assert!(spectator_saw.contains(&u16::MAX), "the chat line came too");
+    assert_eq!(
+        spectator_deltas,
+        shown_so_far - 1,
+        "after the first, every snapshot is a delta against the one acknowledged"
+    );
+    assert!(eve.kicked.is_empty(), "an acknowledging spectator stays");
+    assert_eq!(room.runner.players(), 1, "a spectator takes no seat");
+}
+
+#[test]
+fn spectators_past_the_cap_are_refused_and_one_that_stops_acknowledging_is_let_go() {
+    let mut room = TestRoom::new();
+    let _ann = room.join("ann");
+    let (first, mut quiet) = room.watch(100);
+    let (second, _eve) = room.watch(101);
+    let (third, _late) = room.watch(102);
+    assert_eq!((first, second), (Ok(()), Ok(())));
+    assert_eq!(third, Err(WatchRefused::Full), "past MAX_SPECTATORS");
+
+    // `quiet` never acknowledges: after the stall timeout it is let go as too slow,
+    // and its place is free again.
+    let stall_snapshots = (STALL.as_secs_f64() * f64::from(SNAPSHOT_HZ)) as usize;
+    for _ in 0..DELAY_SNAPSHOTS + stall_snapshots + 2 {
+        room.until_snapshot();
+    }
+    assert_eq!(
+        quiet.kicked.try_recv().map(|kick| kick.reason),
+        Ok(CloseReason::TooSlow)
+    );
+    let (again, _next) = room.watch(103);
+    assert_eq!(again, Ok(()), "the place of the one let go is free");
 }

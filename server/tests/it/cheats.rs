@@ -190,6 +190,7 @@ async fn nothing_in_a_message_can_act_for_another_player() {
             token: None,
             resume: None,
             reservation: None,
+            spectate: false,
         })
         .await
         .expect("second hello");

@@ -17,6 +17,7 @@ use test_postgres::Postgres;
 use test_redis::Redis;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::spectators::Spectator;
 use crate::support::*;
 
 /// Seats per room: 48 bots need six rooms, more than one process's share.
@@ -248,6 +249,26 @@ async fn a_named_room_lives_on_one_process_and_joins_elsewhere_are_sent_there() 
             })
         ),
         "an unknown reservation is refused: {refused:?}"
+    );
+
+    // A spectator who asks B to watch the room is sent to A as a join is, and
+    // watches there.
+    let mut eve = Spectator::watch_at(&b.ws_url, "duel").await;
+    let first = timeout(PATIENCE, eve.recv()).await.expect("B answers");
+    assert_eq!(
+        first,
+        Some(ServerMsg::Redirect {
+            url: a.ws_url.clone(),
+            reservation: None,
+        }),
+        "a spectator needs no seat reserved, only the room's process"
+    );
+    assert_eq!(eve.closed().await, (Some(4009), Some(CloseReason::Moved)));
+    let mut eve = Spectator::watch_at(&a.ws_url, "duel").await;
+    let greeting = timeout(PATIENCE, eve.recv()).await.expect("A answers");
+    assert!(
+        matches!(&greeting, Some(ServerMsg::Watching(watching)) if watching.room == "duel"),
+        "the room's process lets the spectator watch: {greeting:?}"
     );
     drop(ann);
 }

@@ -2,7 +2,7 @@
 //! and validated exactly as the server does, must never panic and must stay in bounds.
 
 use proptest::prelude::*;
-use server::inbound::{Inbound, read_hello, read_message};
+use server::inbound::{Inbound, read_hello, read_message, read_spectator_message};
 use shared::Seq;
 use shared::codec::encode_client;
 use shared::consts::{
@@ -16,6 +16,10 @@ use shared::snapshot::Fixed16;
 /// What `fuzz/fuzz_targets/client_frame.rs` asserts for every input.
 fn check_frame(frame: &[u8]) {
     if let Ok(hello) = read_hello(frame) {
+        assert!(
+            !hello.spectate || hello.room.is_some(),
+            "a spectator names its room"
+        );
         assert!(hello.name.chars().count() <= NAME_MAX_CHARS);
         assert!(
             hello
@@ -23,6 +27,8 @@ fn check_frame(frame: &[u8]) {
                 .is_none_or(|room| room.chars().count() <= ROOM_NAME_MAX_CHARS)
         );
     }
+    // Either an ack or a ping, or a refusal: there is nothing else to check.
+    let _ = read_spectator_message(frame);
     match read_message(frame) {
         Ok(Inbound::Input { frames, .. }) => {
             assert!(!frames.is_empty() && frames.len() <= usize::from(MAX_INPUT_BATCH));
@@ -76,6 +82,10 @@ fn the_committed_fuzz_corpus_replays_cleanly() {
     assert!(
         read_hello(&frame("hello_resume")).is_ok_and(|hello| hello.resume.is_some()),
         "the resume seed is a hello that asks for a seat back"
+    );
+    assert!(
+        read_hello(&frame("hello_spectate")).is_ok_and(|hello| hello.spectate),
+        "the spectator seed is a hello that watches a room"
     );
     assert!(matches!(
         read_message(&frame("input")),

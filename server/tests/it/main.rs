@@ -23,6 +23,7 @@ mod replays;
 mod resume;
 mod room_limits;
 mod slow_clients;
+mod spectators;
 mod support;
 mod tls;
 mod web_files;

@@ -111,6 +111,7 @@ async fn join_from(
         token: None,
         resume: None,
         reservation: None,
+        spectate: false,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {

@@ -843,6 +843,7 @@ pub async fn raw_join(
         token: None,
         resume: None,
         reservation: None,
+        spectate: false,
     });
     socket.send(Message::binary(hello)).await.expect("hello");
     timeout(PATIENCE, async {
