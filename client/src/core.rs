@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::{MAX_INPUT_BATCH, SNAPSHOT_RING};
 use shared::game::GameEvent;
-use shared::game::InputFrame;
+use shared::game::{InputFrame, ViewTime, buttons};
 use shared::protocol::{ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Welcome};
 use shared::quant::dequantize_vel;
 use shared::snapshot::{DeltaError, Fixed16, QState, apply};
@@ -357,6 +357,16 @@ impl RoomView {
     /// inputs (a hidden tab, an idle connection). `None` before the first snapshot.
     pub fn ack_message(&self) -> Option<ClientMsg> {
         self.ack().map(|tick| ClientMsg::Ack { tick })
+    }
+
+    /// What a client that aims at the newest snapshot (it draws nothing, as a bot)
+    /// claims to have seen, on a frame that fires: that snapshot, as it is.
+    pub fn seen_when_firing(&self, held: u8) -> Option<ViewTime> {
+        let newest = self
+            .snapshot
+            .as_ref()
+            .filter(|_| held & buttons::FIRE != 0)?;
+        Some(ViewTime::between(newest.tick, newest.tick, 0.0))
     }
 
     /// Takes the game events received since the last call.
