@@ -458,6 +458,45 @@ mod tests {
     }
 
     #[test]
+    fn a_bot_claims_the_newest_snapshot_only_when_it_fires() {
+        let mut view = welcomed();
+        assert_eq!(
+            view.seen_when_firing(buttons::FIRE),
+            None,
+            "nothing seen yet"
+        );
+        view.apply(&snapshot_msg(None, &state(40, vec![q_player(1, 80)])))
+            .expect("a full snapshot");
+        assert_eq!(
+            view.seen_when_firing(buttons::FIRE | buttons::UP),
+            Some(ViewTime::between(Tick(40), Tick(40), 0.0))
+        );
+        assert_eq!(view.seen_when_firing(buttons::UP), None);
+    }
+
+    #[test]
+    fn a_session_sends_what_it_drew_with_a_shot_and_nothing_with_a_step() {
+        let ServerMsg::Welcome(welcome) = welcome(false) else {
+            unreachable!("welcome() makes a welcome");
+        };
+        let mut session = crate::session::Session::new(*welcome);
+        for (at, tick) in [(0.0, 10), (1.0 / 30.0, 12), (2.0 / 30.0, 14)] {
+            let msg = snapshot_msg(None, &state(tick, vec![q_player(1, 80), q_player(2, 90)]));
+            session.receive(&msg, at).expect("a full snapshot");
+        }
+        session.interp.frame(2.0 / 30.0, 1.0 / 60.0);
+        let drawn = session.interp.drawn().expect("a frame was drawn");
+        let frames = |msg: Option<ClientMsg>| match msg {
+            Some(ClientMsg::Input { frames, .. }) => frames,
+            other => panic!("an input message, got {other:?}"),
+        };
+        let _ = session.input(buttons::FIRE, 0.5);
+        let sent = frames(session.input(buttons::UP, 0.5));
+        assert_eq!(sent[0].view, Some(drawn), "the shot names the drawn moment");
+        assert_eq!(sent[1].view, None, "a step carries no view");
+    }
+
+    #[test]
     fn a_resumed_welcome_keeps_the_baselines_and_a_fresh_one_drops_them() {
         let mut view = welcomed();
         let base = state(5, vec![q_player(1, 80)]);
