@@ -8,12 +8,12 @@ use crate::ids::{PlayerId, Tick};
 
 /// Where one player was at one tick, and which life that was.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Trace {
-    id: PlayerId,
-    pos: Vec2,
+pub struct Trace {
+    pub id: PlayerId,
+    pub pos: Vec2,
     /// When this life began (a join, a respawn, a match start): a teleport. A player is
     /// never rewound across one.
-    spawned_at: Tick,
+    pub spawned_at: Tick,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,11 +49,7 @@ impl History {
     }
 
     /// Remembers where each player is at `tick`, overwriting the oldest tick.
-    pub fn record<'a>(
-        &mut self,
-        tick: Tick,
-        players: impl Iterator<Item = (PlayerId, Vec2, Tick)> + 'a,
-    ) {
+    pub fn record(&mut self, tick: Tick, players: impl Iterator<Item = Trace>) {
         if self.frames.is_empty() {
             return;
         }
@@ -61,13 +57,7 @@ impl History {
         let frame = &mut self.frames[slot];
         frame.tick = tick;
         frame.traces.clear();
-        frame
-            .traces
-            .extend(players.map(|(id, pos, spawned_at)| Trace {
-                id,
-                pos,
-                spawned_at,
-            }));
+        frame.traces.extend(players);
     }
 
     fn trace(&self, id: PlayerId, tick: Tick) -> Option<&Trace> {
@@ -158,13 +148,21 @@ mod tests {
 
     const ME: PlayerId = PlayerId(7);
 
+    fn trace(pos: Vec2, spawned_at: Tick) -> Trace {
+        Trace {
+            id: ME,
+            pos,
+            spawned_at,
+        }
+    }
+
     /// A history of `ME` walking one unit along x per tick, from tick 0 to `last`.
     fn walking(depth: u32, last: u32) -> History {
         let mut history = History::new(depth, 4);
         for tick in 0..=last {
             history.record(
                 Tick(tick),
-                [(ME, Vec2::new(tick as f32, 0.0), Tick(0))].into_iter(),
+                [trace(Vec2::new(tick as f32, 0.0), Tick(0))].into_iter(),
             );
         }
         history
@@ -210,7 +208,7 @@ mod tests {
         let mut history = walking(15, 20);
         let capacities: Vec<usize> = history.frames.iter().map(|f| f.traces.capacity()).collect();
         for tick in 21..200 {
-            history.record(Tick(tick), [(ME, Vec2::ZERO, Tick(0))].into_iter());
+            history.record(Tick(tick), [trace(Vec2::ZERO, Tick(0))].into_iter());
         }
         let after: Vec<usize> = history.frames.iter().map(|f| f.traces.capacity()).collect();
         assert_eq!(
@@ -230,7 +228,7 @@ mod tests {
             } else {
                 (Vec2::new(500.0, 500.0), Tick(96))
             };
-            history.record(Tick(tick), [(ME, pos, life)].into_iter());
+            history.record(Tick(tick), [trace(pos, life)].into_iter());
         }
         let now = Tick(100);
         assert_eq!(

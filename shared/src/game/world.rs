@@ -10,7 +10,7 @@ use crate::game::event::GameEvent;
 use crate::game::input::{InputFrame, buttons};
 use crate::game::matches::{MatchClock, MatchEnd, MatchRules, Phase};
 use crate::game::movement::{Body, step_body};
-use crate::game::rewind::History;
+use crate::game::rewind::{History, Trace};
 use crate::ids::{PlayerId, Tick};
 use crate::map::Map;
 use crate::view::{PlayerState, ProjectileState};
@@ -218,10 +218,11 @@ impl World {
     }
 
     fn remember_positions(&mut self) {
-        let players = self
-            .players
-            .iter()
-            .map(|p| (p.id, p.body.pos, p.spawned_at));
+        let players = self.players.iter().map(|p| Trace {
+            id: p.id,
+            pos: p.body.pos,
+            spawned_at: p.spawned_at,
+        });
         self.history.record(self.tick, players);
     }
 
