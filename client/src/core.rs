@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use shared::codec::{DecodeError, decode_server, encoded_len};
 use shared::consts::{MAX_INPUT_BATCH, SNAPSHOT_RING};
 use shared::game::GameEvent;
-use shared::game::InputFrame;
+use shared::game::{InputFrame, ViewTime, buttons};
 use shared::protocol::{
     ClientMsg, MatchResults, ServerMsg, SnapshotMsg, TickRef, Watching, Welcome,
 };
@@ -379,6 +379,16 @@ impl RoomView {
         self.ack().map(|tick| ClientMsg::Ack { tick })
     }
 
+    /// What a client that aims at the newest snapshot (it draws nothing, as a bot)
+    /// claims to have seen, on a frame that fires: that snapshot, as it is.
+    pub fn seen_when_firing(&self, held: u8) -> Option<ViewTime> {
+        let newest = self
+            .snapshot
+            .as_ref()
+            .filter(|_| held & buttons::FIRE != 0)?;
+        Some(ViewTime::between(newest.tick, newest.tick, 0.0))
+    }
+
     /// Takes the game events received since the last call.
     pub fn drain_events(&mut self) -> Vec<GameEvent> {
         std::mem::take(&mut self.events)
@@ -506,6 +516,45 @@ mod tests {
             Some(ClientMsg::Ack { tick: Fixed16(92) }),
             "a spectator acknowledges with acks, having no input to carry them"
         );
+    }
+
+    #[test]
+    fn a_bot_claims_the_newest_snapshot_only_when_it_fires() {
+        let mut view = welcomed();
+        assert_eq!(
+            view.seen_when_firing(buttons::FIRE),
+            None,
+            "nothing seen yet"
+        );
+        view.apply(&snapshot_msg(None, &state(40, vec![q_player(1, 80)])))
+            .expect("a full snapshot");
+        assert_eq!(
+            view.seen_when_firing(buttons::FIRE | buttons::UP),
+            Some(ViewTime::between(Tick(40), Tick(40), 0.0))
+        );
+        assert_eq!(view.seen_when_firing(buttons::UP), None);
+    }
+
+    #[test]
+    fn a_session_sends_what_it_drew_with_a_shot_and_nothing_with_a_step() {
+        let ServerMsg::Welcome(welcome) = welcome(false) else {
+            unreachable!("welcome() makes a welcome");
+        };
+        let mut session = crate::session::Session::new(*welcome);
+        for (at, tick) in [(0.0, 10), (1.0 / 30.0, 12), (2.0 / 30.0, 14)] {
+            let msg = snapshot_msg(None, &state(tick, vec![q_player(1, 80), q_player(2, 90)]));
+            session.receive(&msg, at).expect("a full snapshot");
+        }
+        session.interp.frame(2.0 / 30.0, 1.0 / 60.0);
+        let drawn = session.interp.drawn().expect("a frame was drawn");
+        let frames = |msg: Option<ClientMsg>| match msg {
+            Some(ClientMsg::Input { frames, .. }) => frames,
+            other => panic!("an input message, got {other:?}"),
+        };
+        let _ = session.input(buttons::FIRE, 0.5);
+        let sent = frames(session.input(buttons::UP, 0.5));
+        assert_eq!(sent[0].view, Some(drawn), "the shot names the drawn moment");
+        assert_eq!(sent[1].view, None, "a step carries no view");
     }
 
     #[test]

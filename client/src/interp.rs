@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use shared::Tick;
+use shared::game::ViewTime;
 use shared::view::{PlayerState, ProjectileState, Snapshot};
 
 /// Snapshots kept at most (two seconds at 30 Hz): the render time never lags further.
@@ -57,6 +58,9 @@ pub struct Interpolator {
     render_time: Option<f64>,
     /// Set while the render time is past the newest snapshot.
     starving: bool,
+    /// Where between which snapshots the last frame was drawn: what a shot fired now
+    /// was aimed at.
+    drawn: Option<ViewTime>,
     /// Times the render time ran past the newest snapshot: there was nothing to draw towards.
     pub underruns: u64,
 }
@@ -73,6 +77,7 @@ impl Interpolator {
             jitter: 0.0,
             render_time: None,
             starving: false,
+            drawn: None,
             underruns: 0,
         }
     }
@@ -110,6 +115,12 @@ impl Interpolator {
     /// How far in the past the room is drawn: two snapshot intervals plus the jitter.
     pub fn delay(&self) -> f64 {
         2.0 * self.interval + self.jitter
+    }
+
+    /// The moment of the room the last frame showed, for the server to judge a shot
+    /// against; `None` before the first frame.
+    pub fn drawn(&self) -> Option<ViewTime> {
+        self.drawn
     }
 
     /// Forgets every buffered snapshot but the newest and restarts the render clock, so a
@@ -151,6 +162,7 @@ impl Interpolator {
         };
         let older_time = self.server_time(older.tick);
         let Some(newer) = newer else {
+            self.drawn = Some(ViewTime::between(older.tick, older.tick, 0.0));
             if render_time > older_time && !self.starving {
                 self.starving = true;
                 self.underruns += 1;
@@ -163,6 +175,7 @@ impl Interpolator {
         self.starving = false;
         let span = self.server_time(newer.tick) - older_time;
         let t = ((render_time - older_time) / span).clamp(0.0, 1.0) as f32;
+        self.drawn = Some(ViewTime::between(older.tick, newer.tick, t));
         RoomFrame {
             players: newer
                 .players
@@ -268,6 +281,23 @@ mod tests {
         assert!(
             x > 54.0 && x < 56.0,
             "half a tick later lies between, got {x}"
+        );
+    }
+
+    #[test]
+    fn the_drawn_moment_names_the_bracketing_snapshots_and_the_fraction() {
+        let mut interp = Interpolator::new(60, 30);
+        assert_eq!(interp.drawn(), None, "nothing drawn yet");
+        steady_feed(&mut interp, 0..60);
+        interp.frame(58.0 / 60.0, 1.0 / 60.0);
+        interp.frame(58.0 / 60.0 + 1.0 / 120.0, 1.0 / 120.0);
+        let drawn = interp.drawn().expect("a frame was drawn");
+        assert_eq!(drawn.older_low, 54, "between tick 54 and 56");
+        assert_eq!(drawn.span, 2);
+        let ticks_ago = drawn.ticks_ago(Tick(58));
+        assert!(
+            ticks_ago > 2.0 && ticks_ago < 4.0,
+            "drawn about four ticks behind the newest, plus half a tick: {ticks_ago}"
         );
     }
 

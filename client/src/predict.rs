@@ -204,6 +204,7 @@ mod tests {
             seq: Seq(seq),
             buttons: held,
             aim: 0.0,
+            view: None,
         }
     }
 

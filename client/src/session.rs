@@ -4,7 +4,7 @@
 
 use shared::codec::{decode_server, encode_client};
 use shared::consts::tick_dt;
-use shared::game::InputFrame;
+use shared::game::{InputFrame, buttons};
 use shared::protocol::{ClientMsg, ServerMsg, Watching, Welcome};
 use shared::snapshot::DeltaError;
 use shared::{Map, PlayerId, Seq, Tick};
@@ -129,12 +129,16 @@ impl Session {
 
     /// Numbers and predicts this tick's input; returns the message that sends it with
     /// the ticks before it once the welcome's batch is full.
-    pub fn input(&mut self, buttons: u8, aim: f32) -> Option<ClientMsg> {
+    pub fn input(&mut self, held: u8, aim: f32) -> Option<ClientMsg> {
         self.last_seq = self.last_seq.next();
         let frame = InputFrame {
             seq: self.last_seq,
-            buttons,
+            buttons: held,
             aim,
+            // A shot says what it was aimed at, so the server can judge it there.
+            view: (held & buttons::FIRE != 0)
+                .then(|| self.interp.drawn())
+                .flatten(),
         };
         self.predictor.apply_input(frame, self.dt, &self.map);
         self.view.queue_input(frame)

@@ -21,6 +21,7 @@ fuzz_target!(|frame: &[u8]| {
             for input in frames {
                 assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
                 assert_eq!(input.buttons & !buttons::ALL, 0);
+                assert!(input.view.is_none() || input.buttons & buttons::FIRE != 0);
             }
         }
         Ok(Inbound::Chat(Some(text))) => {

@@ -445,6 +445,7 @@ fn room_settings(
         rules: config.match_rules(),
         results,
         resume_grace: config.resume_grace(),
+        max_rewind_ticks: config.max_rewind_ticks(),
         seat_tokens,
         draining: Arc::default(),
         replays,

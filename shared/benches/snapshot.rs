@@ -34,6 +34,7 @@ fn inputs(world: &World, seq: u32) -> Vec<(PlayerId, InputFrame)> {
                     seq: Seq(seq),
                     buttons: held | buttons::FIRE,
                     aim: turn as f32 / 100.0,
+                    view: None,
                 },
             )
         })

@@ -147,7 +147,7 @@ pub fn peek_hello_version(bytes: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use crate::consts::PROTOCOL_VERSION;
-    use crate::game::{GameEvent, InputFrame, MatchClock, MatchEnd, Phase, buttons};
+    use crate::game::{GameEvent, InputFrame, MatchClock, MatchEnd, Phase, ViewTime, buttons};
     use crate::ids::{PlayerId, Seq, Tick};
     use crate::map::Map;
     use crate::protocol::*;
@@ -183,11 +183,13 @@ mod tests {
                         seq: Seq(u32::MAX),
                         buttons: buttons::UP | buttons::FIRE,
                         aim: -1.5,
+                        view: Some(ViewTime::between(Tick(65_535), Tick(65_537), 0.25)),
                     },
                     InputFrame {
                         seq: Seq(0),
                         buttons: 0,
                         aim: 0.5,
+                        view: None,
                     },
                 ],
             },
@@ -369,6 +371,7 @@ mod tests {
             seq: Seq(seq),
             buttons: buttons::ALL,
             aim: 1.0,
+            view: None,
         };
         let bytes = encode_client(&ClientMsg::Input {
             ack: Some(Fixed16(1000)),
@@ -378,6 +381,21 @@ mod tests {
             bytes.len() <= 21,
             "two ticks of input took {} bytes",
             bytes.len()
+        );
+        let with_view = encode_client(&ClientMsg::Input {
+            ack: Some(Fixed16(1000)),
+            frames: vec![
+                InputFrame {
+                    view: Some(ViewTime::between(Tick(990), Tick(992), 0.5)),
+                    ..frame(1000)
+                },
+                frame(1001),
+            ],
+        });
+        assert_eq!(
+            with_view.len(),
+            bytes.len() + 4,
+            "a shot's view costs 4 bytes, and only on the frame that fires"
         );
     }
 

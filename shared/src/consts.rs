@@ -81,6 +81,16 @@ pub const REPLAY_KEYFRAME_SECS: u16 = 3;
 /// Largest frame in a replay file: a keyframe of a full room, or a long match's index.
 pub const MAX_REPLAY_FRAME_BYTES: usize = 1024 * 1024;
 
+/// How far back a shot is judged by default, in milliseconds (lag compensation): enough
+/// for a round trip of about 150 ms plus the interpolation delay.
+pub const DEFAULT_MAX_REWIND_MS: u16 = 250;
+/// The most any server may be set to rewind: every millisecond is more of the past a
+/// shooter may claim to have seen, and history to keep.
+pub const MAX_REWIND_MS_LIMIT: u16 = 1000;
+/// How far a shooter's claimed view may stray from the server's estimate (the measured
+/// round trip plus the interpolation delay) before it is clamped and counted.
+pub const REWIND_CLAIM_TOLERANCE_MS: u16 = 200;
+
 /// Projectiles alive in one room at most; a shot past this is not fired.
 pub const MAX_PROJECTILES: usize = 200;
 

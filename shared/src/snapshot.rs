@@ -763,6 +763,7 @@ mod tests {
             buttons: buttons::FIRE,
             // Down the open side of the arena from a corner spawn.
             aim: core::f32::consts::FRAC_PI_2,
+            view: None,
         };
         let dt = 1.0 / 60.0;
         world.step(&[(PlayerId(1), fire)], dt, &mut Vec::new());

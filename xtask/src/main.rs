@@ -4,12 +4,14 @@
 //! `flood`, `store-bench`, `console-cost`, `tls-memory`, `replay-size` and `cluster-cost`
 //! build and run the harness, which plays bots against a release server and measures
 //! bandwidth, capacity, endurance, the match store, the operations console's cost, the
-//! memory TLS costs, the size of replays and a cluster's cost.
+//! memory TLS costs, the size of replays and a cluster's cost; `lag-compensation` prints
+//! the hit rates its test measures.
 
 mod build;
 mod compliance;
 mod deny;
 mod harness;
+mod lag_compensation;
 mod programs;
 mod serve;
 mod test;
@@ -72,6 +74,9 @@ enum Task {
     /// (p50, p99) and Redis commands per second per 1,000 players; JSON report
     /// (`harness cluster-cost`).
     ClusterCost(harness::Args),
+    /// Hit rates of a shooter a 150 ms round trip away, aiming where it draws a running
+    /// target, with lag compensation and without (the server's integration test).
+    LagCompensation,
 }
 
 /// Errors print as one line, the failed step and its causes joined by colons, whatever
@@ -103,5 +108,6 @@ fn run(task: Task) -> anyhow::Result<()> {
         Task::TlsMemory(args) => harness::run(harness::Run::TlsMemory, args),
         Task::ReplaySize(args) => harness::run(harness::Run::ReplaySize, args),
         Task::ClusterCost(args) => harness::run(harness::Run::ClusterCost, args),
+        Task::LagCompensation => lag_compensation::run(),
     }
 }

@@ -384,7 +384,12 @@ impl Player {
                     if !config.idle {
                         self.seq = self.seq.next();
                         let (held, aim) = self.brain.decide(self.me, self.view.snapshot.as_ref());
-                        let frame = InputFrame { seq: self.seq, buttons: held, aim };
+                        let frame = InputFrame {
+                            seq: self.seq,
+                            buttons: held,
+                            aim,
+                            view: self.view.seen_when_firing(held),
+                        };
                         // An input leaves when its batch does; the latency counts from then.
                         if let Some(inputs) = self.view.queue_input(frame) {
                             if let Err(err) = conn.send(&inputs).await {

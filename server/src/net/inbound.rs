@@ -214,6 +214,7 @@ mod tests {
                 seq: shared::Seq(seq),
                 buttons: held,
                 aim,
+                view: None,
             })
             .collect();
         encode_client(&ClientMsg::Input { ack: None, frames })

@@ -7,8 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 use shared::consts::{
     DEFAULT_MATCH_RESULTS_SECS, DEFAULT_MATCH_SCORE_LIMIT, DEFAULT_MATCH_TIME_LIMIT_SECS,
-    DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ, DEFAULT_TICK_HZ,
-    MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_ROOM_CAPACITY, MIN_RATE_HZ,
+    DEFAULT_MAX_REWIND_MS, DEFAULT_RESUME_GRACE_SECS, DEFAULT_ROOM_CAPACITY, DEFAULT_SNAPSHOT_HZ,
+    DEFAULT_TICK_HZ, MAX_INPUT_BATCH, MAX_RATE_HZ, MAX_REWIND_MS_LIMIT, MAX_ROOM_CAPACITY,
+    MIN_RATE_HZ,
 };
 
 /// The longest spectator delay: each watched room holds its snapshots for that long.
@@ -48,6 +49,11 @@ pub struct Config {
     /// reconnect into it with their score and health; 0 lets them go at once.
     #[arg(long, default_value_t = DEFAULT_RESUME_GRACE_SECS)]
     pub resume_grace_secs: f64,
+
+    /// Milliseconds back a shot is judged where its shooter saw the targets (lag
+    /// compensation); 0 judges every shot against where targets are now.
+    #[arg(long, default_value_t = DEFAULT_MAX_REWIND_MS, value_parser = clap::value_parser!(u16).range(0..=MAX_REWIND_MS_LIMIT as i64))]
+    pub max_rewind_ms: u16,
 
     /// Seconds a new WebSocket has to send its hello before it is closed.
     #[arg(long, default_value_t = 5.0)]
@@ -437,6 +443,11 @@ impl Config {
 
     pub fn tls_handshake_timeout(&self) -> Duration {
         seconds(self.tls_handshake_timeout_secs, 0.1)
+    }
+
+    /// The most a shot is rewound, in whole ticks.
+    pub fn max_rewind_ticks(&self) -> u32 {
+        (u32::from(self.max_rewind_ms) * u32::from(self.tick_hz)).div_ceil(1000)
     }
 
     /// The rules every room's matches follow.

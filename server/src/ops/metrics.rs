@@ -199,6 +199,9 @@ pub struct Metrics {
     pub resumes_refused: Counter,
     /// Held seats whose grace window ended before their player came back.
     pub seats_given_up: Counter,
+    /// Shots whose claimed view was too far from the shooter's round trip and
+    /// interpolation delay to believe, and was clamped.
+    pub rewind_claims_clamped: Counter,
     /// Seconds the operations console spent on its own work: sampling, serializing and
     /// pushing samples (waits not included), so its cost can be read against the
     /// process's CPU.
@@ -272,6 +275,7 @@ impl Metrics {
             resumes: Counter::default(),
             resumes_refused: Counter::default(),
             seats_given_up: Counter::default(),
+            rewind_claims_clamped: Counter::default(),
             console_work_seconds: Counter::default(),
             disconnects: Family::default(),
             room_thread_duration: Family::default(),
@@ -386,6 +390,11 @@ impl Metrics {
             "seats_given_up",
             "Held seats whose grace window ended before their player came back",
             m.seats_given_up.clone(),
+        );
+        registry.register(
+            "rewind_claims_clamped",
+            "Shots whose claimed view strayed too far from the round trip and interpolation delay, clamped",
+            m.rewind_claims_clamped.clone(),
         );
         registry.register_with_unit(
             "console_work",

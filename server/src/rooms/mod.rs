@@ -11,6 +11,7 @@ pub(crate) mod operator;
 pub(crate) mod outbox;
 mod recorder;
 pub(crate) mod results;
+mod rewind_judge;
 pub(crate) mod room;
 pub(crate) mod runner;
 pub(crate) mod scheduler;

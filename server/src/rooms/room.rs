@@ -26,6 +26,7 @@ use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
 use crate::rooms::recorder::Recorder;
+use crate::rooms::rewind_judge::RewindJudge;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
 use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, Spectators, WatchRefused};
 use crate::store::replays::{RecordingKey, ReplaySink};
@@ -52,6 +53,9 @@ pub(crate) struct RoomSettings {
     /// How long the seat of a player whose connection dropped is held for a resume;
     /// zero lets them go at once.
     pub resume_grace: Duration,
+    /// The most a shot is rewound to where its shooter saw the targets; 0 turns lag
+    /// compensation off.
+    pub max_rewind_ticks: u32,
     /// Signs the resume tokens the room hands out with every welcome.
     pub seat_tokens: Arc<SeatTokens>,
     /// Set once the server drains: a room then closes when its match is over.
@@ -194,6 +198,8 @@ pub(super) struct Room {
     pub(super) metrics: Arc<Metrics>,
     /// Reused every tick so the steady state allocates nothing for them.
     inputs: Vec<(PlayerId, InputFrame)>,
+    /// What a shooter's claimed view is checked against.
+    rewind: RewindJudge,
     events: Vec<GameEvent>,
     /// The last `SNAPSHOT_RING` snapshots sent, oldest first: the possible baselines.
     pub(super) sent: VecDeque<QState>,
@@ -248,15 +254,19 @@ pub(super) struct Recipient {
 impl Room {
     pub(super) fn new(id: String, settings: Arc<RoomSettings>, metrics: Arc<Metrics>) -> Room {
         let spectators = Spectators::new(settings.spectators, settings.snapshot_hz);
+        let mut world = World::with_rules(settings.map.clone(), settings.rules);
+        world.compensate_lag(settings.max_rewind_ticks);
+        let rewind = RewindJudge::new(&settings, metrics.clone());
         Room {
             id,
-            world: World::with_rules(settings.map.clone(), settings.rules),
+            world,
             recorder: Recorder::new(settings.replays.clone(), settings.tick_hz),
             settings,
             occupants: Vec::new(),
             next_player_id: 1,
             metrics,
             inputs: Vec::new(),
+            rewind,
             events: Vec::new(),
             sent: VecDeque::with_capacity(SNAPSHOT_RING),
             outgoing: Outgoing::default(),
@@ -645,6 +655,12 @@ impl Room {
                 occupant.last_seq = input.seq;
                 occupant.input_credit -= 1;
                 applied += 1;
+                let input = InputFrame {
+                    view: input
+                        .view
+                        .and_then(|view| self.rewind.judge(view, self.world.tick, &link.stats)),
+                    ..input
+                };
                 self.inputs.push((occupant.id, input));
             }
             // A backlog means the client sends faster than we tick: drop its oldest

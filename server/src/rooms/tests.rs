@@ -192,6 +192,7 @@ impl TestRoom {
             rules,
             results: Arc::clone(&store) as Arc<dyn ResultSink>,
             resume_grace: RESUME_GRACE,
+            max_rewind_ticks: 15,
             seat_tokens: Arc::new(SeatTokens::new(SEAT_KEY)),
             draining: Arc::default(),
             replays: replay_sink,
@@ -1171,6 +1172,7 @@ fn play_like_a_bot(player: &mut TestPlayer, style: usize, tick: usize) -> Vec<Se
         seq: Seq(player.next_seq),
         buttons: COURSES[(style + tick / TICK_HZ as usize) % COURSES.len()],
         aim: (tick as f32 * 0.05 + style as f32).sin() * 3.0,
+        view: None,
     };
     let _ = player.inputs.try_send(frame);
     let received = player.received();

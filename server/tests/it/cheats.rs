@@ -14,6 +14,7 @@ fn frame(seq: u32, held: u8) -> InputFrame {
         seq: Seq(seq),
         buttons: held,
         aim: 0.0,
+        view: None,
     }
 }
 

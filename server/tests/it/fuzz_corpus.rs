@@ -8,7 +8,7 @@ use shared::codec::encode_client;
 use shared::consts::{
     CHAT_MAX_CHARS, MAX_CLIENT_MSG_BYTES, MAX_INPUT_BATCH, NAME_MAX_CHARS, ROOM_NAME_MAX_CHARS,
 };
-use shared::game::{InputFrame, buttons};
+use shared::game::{InputFrame, ViewTime, buttons};
 use shared::protocol::ClientMsg;
 use shared::protocol::CloseReason;
 use shared::snapshot::Fixed16;
@@ -35,6 +35,7 @@ fn check_frame(frame: &[u8]) {
             for input in frames {
                 assert!(input.aim.is_finite() && input.aim.abs() <= core::f32::consts::PI);
                 assert_eq!(input.buttons & !buttons::ALL, 0);
+                assert!(input.view.is_none() || input.buttons & buttons::FIRE != 0);
             }
         }
         Ok(Inbound::Chat(Some(text))) => {
@@ -144,14 +145,24 @@ proptest! {
     #[test]
     fn input_batches_are_taken_whole_or_refused_with_their_reason(
         frames in proptest::collection::vec(
-            (any::<u32>(), any::<u8>(), prop_oneof![any::<f32>(), Just(f32::NAN)]),
+            (
+                any::<u32>(),
+                any::<u8>(),
+                prop_oneof![any::<f32>(), Just(f32::NAN)],
+                proptest::option::of(any::<(u16, u8, u8)>()),
+            ),
             0..=usize::from(MAX_INPUT_BATCH) + 3,
         ),
         ack in proptest::option::of(any::<u16>()),
     ) {
         let frames: Vec<InputFrame> = frames
             .into_iter()
-            .map(|(seq, held, aim)| InputFrame { seq: Seq(seq), buttons: held, aim })
+            .map(|(seq, held, aim, view)| InputFrame {
+                seq: Seq(seq),
+                buttons: held,
+                aim,
+                view: view.map(|(older_low, span, fraction)| ViewTime { older_low, span, fraction }),
+            })
             .collect();
         let bytes = encode_client(&ClientMsg::Input { ack: ack.map(Fixed16), frames: frames.clone() });
         check_frame(&bytes);

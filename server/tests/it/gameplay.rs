@@ -68,6 +68,7 @@ async fn input_moves_that_player_in_a_later_snapshot() {
             seq: Seq(seq),
             buttons: held,
             aim: 0.0,
+            view: None,
         };
         let input = mover.view.input_message(input);
         mover.send(&input).await.expect("send input");

@@ -14,6 +14,7 @@ mod handshake;
 mod history;
 mod http;
 mod identity;
+mod lag_compensation;
 mod lifecycle;
 mod lobby;
 mod matches;

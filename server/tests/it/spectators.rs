@@ -249,6 +249,7 @@ async fn spectators_past_the_cap_or_sending_input_are_closed_with_their_codes() 
             seq: shared::Seq(1),
             buttons: shared::game::buttons::UP,
             aim: 0.0,
+            view: None,
         }],
     };
     first.send(&input).await;

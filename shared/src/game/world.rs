@@ -3,13 +3,14 @@
 
 use glam::Vec2;
 
-use crate::consts::MAX_PROJECTILES;
 use crate::consts::tuning::*;
+use crate::consts::{MAX_PROJECTILES, MAX_ROOM_CAPACITY};
 use crate::game::collide::{sweep_point_box, sweep_point_circle};
 use crate::game::event::GameEvent;
 use crate::game::input::{InputFrame, buttons};
 use crate::game::matches::{MatchClock, MatchEnd, MatchRules, Phase};
 use crate::game::movement::{Body, step_body};
+use crate::game::rewind::{History, Trace};
 use crate::ids::{PlayerId, Tick};
 use crate::map::Map;
 use crate::view::{PlayerState, ProjectileState};
@@ -27,6 +28,8 @@ pub struct Player {
     pub fire_cooldown: f32,
     /// Seconds until respawn while dead; `None` while alive.
     pub respawn_in: Option<f32>,
+    /// When this life began: joining, respawning and a match's start all teleport.
+    pub spawned_at: Tick,
 }
 
 /// What a player did in the current match.
@@ -62,6 +65,18 @@ pub struct World {
     next_projectile_id: u8,
     rules: MatchRules,
     clock: MatchClock,
+    /// Where everyone was over the last ticks, for judging shots where their shooter saw
+    /// the targets; empty while lag compensation is off.
+    history: History,
+    /// The most a shot is rewound, in ticks; 0 while lag compensation is off.
+    max_rewind_ticks: f32,
+}
+
+/// What a projectile's path meets first over one stretch.
+enum Contact {
+    Player(usize),
+    Wall,
+    Nothing,
 }
 
 impl Player {
@@ -117,7 +132,21 @@ impl World {
                 phase: Phase::Playing,
                 ends: Tick(rules.time_limit_ticks),
             },
+            history: History::default(),
+            max_rewind_ticks: 0.0,
         }
+    }
+
+    /// Judges each shot where its shooter saw the targets, up to `max_rewind_ticks`
+    /// back (0 turns it off). Sizes the position history once, here, for a full room.
+    pub fn compensate_lag(&mut self, max_rewind_ticks: u32) {
+        self.max_rewind_ticks = max_rewind_ticks as f32;
+        self.history = if max_rewind_ticks == 0 {
+            History::default()
+        } else {
+            // One tick more than the cap: a view between two ticks needs both.
+            History::new(max_rewind_ticks + 1, usize::from(MAX_ROOM_CAPACITY))
+        };
     }
 
     /// The match phase and when it ends.
@@ -158,6 +187,7 @@ impl World {
                 stats: MatchStats::default(),
                 fire_cooldown: 0.0,
                 respawn_in: None,
+                spawned_at: self.tick,
             },
         );
     }
@@ -178,15 +208,31 @@ impl World {
         events: &mut Vec<GameEvent>,
     ) {
         for (id, input) in inputs {
-            self.apply_input(*id, input, dt);
+            self.apply_input(*id, input, dt, events);
         }
         self.fly_projectiles(dt, events);
         self.respawn_the_dead(dt, events);
         self.tick = self.tick.next();
         self.move_the_match_on(events);
+        self.remember_positions();
     }
 
-    fn apply_input(&mut self, id: PlayerId, input: &InputFrame, dt: f32) {
+    fn remember_positions(&mut self) {
+        let players = self.players.iter().map(|p| Trace {
+            id: p.id,
+            pos: p.body.pos,
+            spawned_at: p.spawned_at,
+        });
+        self.history.record(self.tick, players);
+    }
+
+    fn apply_input(
+        &mut self,
+        id: PlayerId,
+        input: &InputFrame,
+        dt: f32,
+        events: &mut Vec<GameEvent>,
+    ) {
         let Ok(idx) = self.players.binary_search_by_key(&id, |p| p.id) else {
             return;
         };
@@ -215,7 +261,87 @@ impl World {
                 spawn_tick: self.tick,
                 ttl: PROJECTILE_TTL_S,
             };
-            self.projectiles.push(projectile);
+            let ticks_ago = match input.view {
+                Some(view) if self.max_rewind_ticks > 0.0 => view
+                    .ticks_ago(self.tick)
+                    .clamp(0.0, self.max_rewind_ticks.min(self.history.depth() as f32)),
+                _ => 0.0,
+            };
+            if let Some(caught_up) = self.catch_up(projectile, ticks_ago, dt, events) {
+                self.projectiles.push(caught_up);
+            }
+        }
+    }
+
+    /// Flies a shot fired `ticks_ago` ticks back (as its shooter saw the room) forward
+    /// to now, one tick at a time, against where the targets were at each of those
+    /// ticks; then it joins the others. The shooter is never moved: the shot starts
+    /// where the shooter is. `None` if it hit something on the way.
+    fn catch_up(
+        &mut self,
+        mut projectile: Projectile,
+        ticks_ago: f32,
+        dt: f32,
+        events: &mut Vec<GameEvent>,
+    ) -> Option<Projectile> {
+        let n_ticks = libm::roundf(ticks_ago) as u32;
+        for step in 0..n_ticks {
+            let delta = projectile.vel * dt;
+            // The targets as they were when this stretch of flight ends.
+            let targets_ago = ticks_ago - step as f32 - 1.0;
+            match self.contact(&projectile, delta, Some(targets_ago)) {
+                Contact::Player(target_idx) => {
+                    self.hit(target_idx, projectile.owner, events);
+                    return None;
+                }
+                Contact::Wall => return None,
+                Contact::Nothing => {
+                    projectile.pos += delta;
+                    projectile.ttl -= dt;
+                }
+            }
+        }
+        projectile.spawn_tick = Tick(self.tick.0.wrapping_sub(n_ticks));
+        (projectile.ttl > 0.0 && self.in_arena(projectile.pos)).then_some(projectile)
+    }
+
+    fn in_arena(&self, pos: Vec2) -> bool {
+        !(pos.cmplt(Vec2::ZERO).any() || pos.cmpgt(self.map.size).any())
+    }
+
+    /// What `projectile` meets first on its way along `delta`: targets where they are, or
+    /// where they were `targets_ago` ticks back if the history has them.
+    fn contact(&self, projectile: &Projectile, delta: Vec2, targets_ago: Option<f32>) -> Contact {
+        let mut first_wall = None::<f32>;
+        for wall in &self.map.walls {
+            if let Some(t) = sweep_point_box(projectile.pos, delta, wall, PROJECTILE_RADIUS) {
+                first_wall = Some(first_wall.map_or(t, |best| best.min(t)));
+            }
+        }
+        let mut first_player = None::<(f32, usize)>;
+        for (player_idx, player) in self.players.iter().enumerate() {
+            if player.id == projectile.owner || !player.is_alive() {
+                continue;
+            }
+            let pos = targets_ago
+                .and_then(|ago| {
+                    self.history
+                        .position(player.id, player.spawned_at, self.tick, ago)
+                })
+                .unwrap_or(player.body.pos);
+            let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
+            if let Some(t) = sweep_point_circle(projectile.pos, delta, pos, reach)
+                && first_player.is_none_or(|(best, _)| t < best)
+            {
+                first_player = Some((t, player_idx));
+            }
+        }
+        match (first_player, first_wall) {
+            (Some((t_player, target_idx)), wall) if wall.is_none_or(|t_wall| t_player < t_wall) => {
+                Contact::Player(target_idx)
+            }
+            (_, Some(_)) => Contact::Wall,
+            _ => Contact::Nothing,
         }
     }
 
@@ -235,38 +361,16 @@ impl World {
         let mut projectiles = std::mem::take(&mut self.projectiles);
         projectiles.retain_mut(|projectile| {
             let delta = projectile.vel * dt;
-            let mut first_wall = None::<f32>;
-            for wall in &self.map.walls {
-                if let Some(t) = sweep_point_box(projectile.pos, delta, wall, PROJECTILE_RADIUS) {
-                    first_wall = Some(first_wall.map_or(t, |best| best.min(t)));
-                }
-            }
-            let mut first_player = None::<(f32, usize)>;
-            for (player_idx, player) in self.players.iter().enumerate() {
-                if player.id == projectile.owner || !player.is_alive() {
-                    continue;
-                }
-                let reach = PLAYER_RADIUS + PROJECTILE_RADIUS;
-                if let Some(t) = sweep_point_circle(projectile.pos, delta, player.body.pos, reach)
-                    && first_player.is_none_or(|(best, _)| t < best)
-                {
-                    first_player = Some((t, player_idx));
-                }
-            }
-            match (first_player, first_wall) {
-                (Some((t_player, target_idx)), wall)
-                    if wall.is_none_or(|t_wall| t_player < t_wall) =>
-                {
+            match self.contact(projectile, delta, None) {
+                Contact::Player(target_idx) => {
                     self.hit(target_idx, projectile.owner, events);
                     false
                 }
-                (_, Some(_)) => false,
-                _ => {
+                Contact::Wall => false,
+                Contact::Nothing => {
                     projectile.pos += delta;
                     projectile.ttl -= dt;
-                    let out_of_arena = projectile.pos.cmplt(Vec2::ZERO).any()
-                        || projectile.pos.cmpgt(self.map.size).any();
-                    projectile.ttl > 0.0 && !out_of_arena
+                    projectile.ttl > 0.0 && self.in_arena(projectile.pos)
                 }
             }
         });
@@ -372,6 +476,7 @@ impl World {
         player.respawn_in = None;
         player.health = MAX_HEALTH;
         player.fire_cooldown = 0.0;
+        player.spawned_at = self.tick;
         player.body = Body {
             pos,
             vel: Vec2::ZERO,
@@ -412,6 +517,7 @@ mod tests {
             seq: Seq(seq),
             buttons: held,
             aim,
+            view: None,
         }
     }
 
@@ -669,5 +775,105 @@ mod tests {
             (world, events)
         };
         assert_eq!(run(), run());
+    }
+
+    /// `b` runs down across `a`'s line of fire (y = 300) at full speed. `a` fires
+    /// straight along it at the moment its view, drawn `seen_ago` ticks late, shows `b`
+    /// just far enough short of the line for the shot to meet it there (the shot needs
+    /// about 17 ticks for the 250 units). Returns whether `b` was hit.
+    fn shot_at_a_crossing_target(max_rewind_ticks: u32, seen_ago: u32) -> bool {
+        const FLIGHT_TICKS: u32 = 17;
+        let (mut world, a, b) = duel();
+        world.compensate_lag(max_rewind_ticks);
+        let target = world.players.iter().position(|p| p.id == b).expect("b");
+        world.players[target].body.pos = Vec2::new(400.0, 60.0);
+        let run = |world: &mut World, seq: u32, events: &mut Vec<GameEvent>| {
+            world.step(&[(b, input(seq, buttons::DOWN, 0.0))], DT, events);
+        };
+        let mut dry_run = world.clone();
+        let mut ticks_to_cross = 0;
+        while dry_run.player(b).is_some_and(|p| p.body.pos.y < 300.0) {
+            ticks_to_cross += 1;
+            run(&mut dry_run, ticks_to_cross, &mut Vec::new());
+        }
+        let mut events = Vec::new();
+        let fire_after = ticks_to_cross + seen_ago - FLIGHT_TICKS;
+        for seq in 1..=fire_after {
+            run(&mut world, seq, &mut events);
+        }
+        let seen = Tick(world.tick.0 - seen_ago);
+        let shot = InputFrame {
+            view: Some(crate::game::ViewTime::between(seen, seen, 0.0)),
+            ..input(1, buttons::FIRE, 0.0)
+        };
+        world.step(&[(a, shot)], DT, &mut events);
+        for seq in fire_after + 1..fire_after + 40 {
+            run(&mut world, seq, &mut events);
+        }
+        events.contains(&GameEvent::Hit { target: b, by: a })
+    }
+
+    #[test]
+    fn a_shot_is_judged_where_its_shooter_saw_the_target() {
+        assert!(
+            shot_at_a_crossing_target(15, 12),
+            "seen 12 ticks ago at the line of fire, rewound 12 ticks: a hit"
+        );
+        assert!(
+            !shot_at_a_crossing_target(0, 12),
+            "without compensation b has run on out of the line of fire"
+        );
+        assert!(
+            !shot_at_a_crossing_target(4, 12),
+            "a cap of 4 ticks is too short to reach where b was seen"
+        );
+    }
+
+    #[test]
+    fn the_shooter_and_shots_in_flight_are_not_rewound() {
+        let (mut world, a, _) = duel();
+        world.compensate_lag(15);
+        let mut seq = 0;
+        for _ in 0..20 {
+            seq += 1;
+            world.step(&[(a, input(seq, buttons::DOWN, 0.0))], DT, &mut Vec::new());
+        }
+        let shooter_now = world.player(a).expect("a").body.pos;
+        let view = crate::game::ViewTime::between(Tick(world.tick.0 - 10), world.tick, 0.0);
+        world.step(
+            &[(
+                a,
+                InputFrame {
+                    view: Some(view),
+                    ..input(seq + 1, buttons::FIRE, 0.0)
+                },
+            )],
+            DT,
+            &mut Vec::new(),
+        );
+        let shot = world.projectiles()[0].clone();
+        assert_eq!(
+            shot.origin.y,
+            world.player(a).expect("a").body.pos.y,
+            "the shot starts where the shooter is now, not where it was"
+        );
+        assert!(shooter_now.y < shot.origin.y, "a was still moving down");
+        assert_eq!(
+            shot.spawn_tick,
+            Tick(world.tick.0 - 1 - 10),
+            "the shot was fired 10 ticks back and caught up"
+        );
+        let flown = (shot.pos - shot.origin).length();
+        assert!(
+            (flown - 11.0 * PROJECTILE_SPEED * DT).abs() < 0.01,
+            "10 ticks of catch-up and 1 of flight: {flown}"
+        );
+        let before = world.projectiles()[0].pos;
+        world.step(&[], DT, &mut Vec::new());
+        let moved = (world.projectiles()[0].pos - before).length();
+        assert!(
+            (moved - PROJECTILE_SPEED * DT).abs() < 0.01,
+            "once caught up a shot flies one tick per tick: {moved}"
+        );
     }
 }
