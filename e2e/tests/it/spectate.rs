@@ -86,7 +86,12 @@ async fn watch(ann: &Page, eve: &Page) -> anyhow::Result<()> {
     let rooms = api_rooms(eve).await?;
     assert_eq!(
         rooms,
-        serde_json::json!([{ "id": ROOM, "players": 2, "capacity": DEFAULT_ROOM_CAPACITY }]),
+        serde_json::json!([{
+            "id": ROOM,
+            "players": 2,
+            "capacity": DEFAULT_ROOM_CAPACITY,
+            "phase": "playing",
+        }]),
         "the spectator is no player in /api/rooms"
     );
 

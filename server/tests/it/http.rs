@@ -12,7 +12,7 @@ async fn healthz_answers_200() {
 }
 
 #[tokio::test]
-async fn rooms_api_lists_rooms_with_players_and_capacity() {
+async fn rooms_api_lists_rooms_with_players_capacity_and_phase() {
     let server = start_server(|config| config.room_capacity = 8).await;
     let _a = join_room(&server, "ann", "alpha").await;
     let _b = join_room(&server, "bob", "alpha").await;
@@ -21,7 +21,7 @@ async fn rooms_api_lists_rooms_with_players_and_capacity() {
     let rooms: Value = serde_json::from_str(&body).expect("JSON body");
     assert_eq!(
         rooms,
-        serde_json::json!([{ "id": "alpha", "players": 2, "capacity": 8 }])
+        serde_json::json!([{ "id": "alpha", "players": 2, "capacity": 8, "phase": "playing" }])
     );
 }
 
