@@ -22,6 +22,10 @@ pub(crate) type RoomKey = u64;
 
 /// How often a parked room looks at its grace period.
 const PARKED_PERIOD: Duration = Duration::from_secs(1);
+/// The slots per tick period that a thread's playing rooms start their ticks in. A
+/// thread wakes once per slot in use, not once per room. Enough slots that rooms
+/// sending snapshots rarely share one, so that the last of a slot is not made late.
+const SLOTS_PER_TICK: u32 = 12;
 
 /// A room and when it runs next.
 #[derive(Debug)]
@@ -152,40 +156,72 @@ impl RoomRunner {
         self.next_tick + self.period * ticks_away
     }
 
-    /// Schedules this room's next tick, a snapshot tick, so that its snapshots fall in
-    /// the widest gap between those of `others` (the playing rooms on its thread).
-    /// Encoding and writing snapshots is most of a tick's work; rooms that snapshot at
-    /// the same moment make each other late. Used when a room starts or wakes.
-    pub(crate) fn start_in_gap(&mut self, others: impl Iterator<Item = Instant>, now: Instant) {
+    /// Schedules this room's next tick, a snapshot tick, on its thread's grid of slots.
+    /// `others` are the next snapshot ticks of the playing rooms on its thread.
+    /// - Its snapshots go in a slot of the snapshot cycle that the fewest others send
+    ///   theirs in: encoding and writing snapshots is most of a tick's work, and rooms
+    ///   that snapshot together make each other late.
+    /// - Of those, it prefers a slot whose ticks fall with another room's: rooms that
+    ///   tick together share the thread's wake-up, which costs more than a small room's
+    ///   tick.
+    /// - Then the one farthest from the busy slots.
+    ///
+    /// Used when a room starts or wakes.
+    pub(crate) fn start_in_slot(&mut self, others: impl Iterator<Item = Instant>, now: Instant) {
         let settings = &self.room.settings;
-        let cycle = Duration::from_secs_f64(1.0 / f64::from(settings.snapshot_hz)).as_nanos();
-        let mut offsets: Vec<u128> = others
-            .map(|due| due.saturating_duration_since(now).as_nanos() % cycle)
-            .collect();
-        offsets.sort_unstable();
-        let start = match (offsets.first(), offsets.last()) {
-            (Some(&first), Some(&last)) => {
-                // The gap that wraps around the cycle, then each gap between neighbours.
-                let wrap = (first + cycle - last, last);
-                let widest = offsets
-                    .windows(2)
-                    .map(|pair| (pair[1] - pair[0], pair[0]))
-                    .fold(
-                        wrap,
-                        |widest, gap| if gap.0 > widest.0 { gap } else { widest },
-                    );
-                (widest.1 + widest.0 / 2) % cycle
+        let slot = (self.period / SLOTS_PER_TICK).max(Duration::from_nanos(1));
+        let ticks_per_snapshot =
+            u32::from(settings.tick_hz).div_ceil(u32::from(settings.snapshot_hz));
+        let slots = i128::from(SLOTS_PER_TICK * ticks_per_snapshot.max(1));
+        let slot_ns = slot.as_nanos() as i128;
+        let others: Vec<Instant> = others.collect();
+        // The grid is that of the rooms already on the thread; the first one sets it.
+        let anchor = others.iter().copied().min().unwrap_or(now);
+        let from_anchor = |at: Instant| -> i128 {
+            if at >= anchor {
+                at.duration_since(anchor).as_nanos() as i128
+            } else {
+                -(anchor.duration_since(at).as_nanos() as i128)
             }
-            _ => 0,
         };
-        self.next_tick = now + Duration::from_nanos(start as u64);
+        // The first grid point at or after now; each other room's slot is counted from it.
+        let first_ns = (from_anchor(now) + slot_ns - 1).div_euclid(slot_ns) * slot_ns;
+        let first = if first_ns >= 0 {
+            anchor + Duration::from_nanos(first_ns as u64)
+        } else {
+            anchor - Duration::from_nanos((-first_ns) as u64)
+        };
+        let mut counts = vec![0u32; slots as usize];
+        for due in &others {
+            let index = ((from_anchor(*due) - first_ns) as f64 / slot_ns as f64).round() as i128;
+            counts[index.rem_euclid(slots) as usize] += 1;
+        }
+        let fewest = counts.iter().copied().min().unwrap_or(0);
+        let distance_to_busy = |index: i128| -> i128 {
+            (1..slots)
+                .find(|step| {
+                    counts[(index + step).rem_euclid(slots) as usize] > 0
+                        || counts[(index - step).rem_euclid(slots) as usize] > 0
+                })
+                .unwrap_or(slots)
+        };
+        let shares_ticks = |index: i128| {
+            (0..slots)
+                .filter(|other| (other - index).rem_euclid(i128::from(SLOTS_PER_TICK)) == 0)
+                .any(|other| counts[other as usize] > 0)
+        };
+        let chosen = (0..slots)
+            .filter(|&index| counts[index as usize] == fewest)
+            .max_by_key(|&index| (shares_ticks(index), distance_to_busy(index), -index))
+            .unwrap_or(0);
+        self.next_tick = first + slot * chosen as u32;
         self.snapshot_credit = u32::from(settings.tick_hz) - u32::from(settings.snapshot_hz);
     }
 
     /// Takes a parked room back to playing, phased against `others`.
     pub(crate) fn wake(&mut self, others: impl Iterator<Item = Instant>, now: Instant) {
         self.parked.store(false, Ordering::SeqCst);
-        self.start_in_gap(others, now);
+        self.start_in_slot(others, now);
     }
 
     /// Runs the tick that is due at `now`.
@@ -218,10 +254,12 @@ impl RoomRunner {
         self.last_timing = Some(TickTiming { lateness, duration });
 
         self.next_tick += self.period;
-        // After a long stall (a suspended process, an overloaded machine) resume the
-        // schedule from now instead of running a burst of catch-up ticks.
-        if now.saturating_duration_since(self.next_tick) > self.period * 5 {
-            self.next_tick = now + self.period;
+        // After a long stall (a suspended process, an overloaded machine) skip the ticks
+        // missed instead of running a burst of catch-up ticks, staying on the grid.
+        let behind = now.saturating_duration_since(self.next_tick);
+        if behind > self.period * 5 {
+            let missed = behind.as_nanos() / self.period.as_nanos();
+            self.next_tick += self.period * (missed as u32 + 1);
         }
 
         if !self.room.is_empty() {

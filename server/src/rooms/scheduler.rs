@@ -1,10 +1,14 @@
 //! The threads the rooms tick on, apart from the network runtime. A tick is short and
 //! due at a fixed time, so each thread keeps its own schedule: it sleeps until the
 //! earliest room is due (to within the OS timer's slack, not tokio's millisecond
-//! wheel) and runs that room's tick. Rooms never queue behind thousands of connection
-//! tasks, the OS scheduler puts them first when the cores are full (they ask to be
-//! real-time), and a room that starts or wakes is phased so that its snapshot ticks do
-//! not coincide with its neighbours'.
+//! wheel) and runs every room then due. Rooms never queue behind thousands of
+//! connection tasks, and the OS scheduler puts them first when the cores are full
+//! (they ask to be real-time).
+//!
+//! A room that starts or wakes takes a slot on its thread's grid (`RoomRunner::
+//! start_in_slot`): its snapshot ticks apart from its neighbours', its other ticks
+//! with theirs, so that the thread wakes a few times a tick period rather than once
+//! per room. A wake-up costs more than a small room's tick.
 //!
 //! The scheduler owns its threads and joins them when it stops. A room whose tick
 //! panics is contained: its players are let go, the directory forgets it, and the
@@ -271,7 +275,7 @@ impl RoomThread {
     fn take(&mut self, msg: ToThread) {
         match msg {
             ToThread::Start(mut room) => {
-                room.start_in_gap(self.playing_snapshot_dues(), Instant::now());
+                room.start_in_slot(self.playing_snapshot_dues(), Instant::now());
                 self.rooms.push(*room);
             }
             ToThread::Wake => self.wake_pending = true,

@@ -212,7 +212,7 @@ impl TestRoom {
             Arc::new(Metrics::new()),
             now,
         );
-        runner.start_in_gap(std::iter::empty(), now);
+        runner.start_in_slot(std::iter::empty(), now);
         TestRoom {
             runner,
             commands,
@@ -897,7 +897,7 @@ fn new_rooms_send_their_snapshots_in_the_widest_gap() {
     let mut rooms: Vec<RoomRunner> = Vec::new();
     for _ in 0..4 {
         let mut room = TestRoom::new().runner;
-        room.start_in_gap(rooms.iter().map(RoomRunner::next_snapshot_due), now);
+        room.start_in_slot(rooms.iter().map(RoomRunner::next_snapshot_due), now);
         assert_eq!(
             room.next_snapshot_due(),
             room.due(),
@@ -922,6 +922,63 @@ fn new_rooms_send_their_snapshots_in_the_widest_gap() {
             "phases {phases:?} are not a quarter cycle apart"
         );
     }
+}
+
+#[test]
+fn rooms_on_one_thread_share_tick_slots_but_not_snapshot_slots() {
+    let period = Duration::from_secs_f64(1.0 / f64::from(TICK_HZ));
+    // Twelve slots a tick, two ticks a snapshot: 24 snapshot slots in a cycle.
+    let slot = period / 12;
+    let snapshot_slots = 24;
+    let mut now = Instant::now();
+    let mut rooms: Vec<RoomRunner> = Vec::new();
+    for n in 0..30u64 {
+        let mut room = TestRoom::new().runner;
+        room.start_in_slot(rooms.iter().map(RoomRunner::next_snapshot_due), now);
+        rooms.push(room);
+        // Rooms open at any moment, not on the grid.
+        now += Duration::from_micros(1_337 * (n % 7));
+    }
+    let origin = rooms.iter().map(RoomRunner::due).min().expect("rooms");
+    let slot_of = |at: Instant| {
+        let offset = at.duration_since(origin).as_secs_f64() / slot.as_secs_f64();
+        assert!(
+            (offset - offset.round()).abs() < 1e-3,
+            "a room ticks off the thread's grid: {offset} slots from the first"
+        );
+        offset.round() as usize
+    };
+    let mut per_snapshot_slot = vec![0; snapshot_slots];
+    let mut tick_slots = std::collections::BTreeSet::new();
+    for room in &rooms {
+        tick_slots.insert(slot_of(room.due()) % 12);
+        per_snapshot_slot[slot_of(room.next_snapshot_due()) % snapshot_slots] += 1;
+    }
+    let (fewest, most) = (
+        per_snapshot_slot.iter().min(),
+        per_snapshot_slot.iter().max(),
+    );
+    assert!(
+        most.zip(fewest)
+            .is_some_and(|(most, fewest)| most - fewest <= 1),
+        "snapshot slots are unevenly shared: {per_snapshot_slot:?}"
+    );
+    // The first 24 rooms fill the 24 snapshot slots two to a tick slot: every tick slot
+    // wakes the thread for two rooms, then the next six double up in six of them.
+    assert_eq!(
+        tick_slots.len(),
+        12,
+        "thirty rooms tick in the twelve slots of a period"
+    );
+    let mut first_twenty: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    for room in &rooms[..20] {
+        first_twenty.insert(slot_of(room.due()) % 12);
+    }
+    assert_eq!(
+        first_twenty.len(),
+        10,
+        "twenty rooms share ten tick slots, two snapshot slots each"
+    );
 }
 
 #[test]
