@@ -9,6 +9,7 @@ pub(crate) mod link_stats;
 pub(crate) mod listing;
 pub(crate) mod operator;
 pub(crate) mod outbox;
+mod outgoing;
 mod recorder;
 pub(crate) mod results;
 mod rewind_judge;

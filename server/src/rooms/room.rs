@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use shared::codec::encode_server;
 use shared::consts::{
     MAX_INPUT_CREDIT, MAX_INPUTS_PER_TICK, MAX_QUEUED_INPUTS, MAX_SEQ_JUMP, SNAPSHOT_RING,
@@ -25,6 +24,7 @@ use crate::rooms::directory::SeatLease;
 use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
+use crate::rooms::outgoing::Outgoing;
 use crate::rooms::recorder::Recorder;
 use crate::rooms::rewind_judge::RewindJudge;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
@@ -227,28 +227,6 @@ pub(super) struct Saving {
     pub(super) saved: oneshot::Receiver<MatchId>,
     /// Its recording, kept under that id.
     pub(super) replay: Option<RecordingKey>,
-}
-
-/// One snapshot tick's encoding: a body per baseline in use, and a head per recipient.
-#[derive(Debug, Default)]
-pub(super) struct Outgoing {
-    /// Encoded bodies of the current snapshot, one per baseline in use.
-    pub(super) bodies: Vec<(Option<Tick>, Bytes)>,
-    /// Every recipient's snapshot head, end to end.
-    pub(super) heads: Vec<u8>,
-    pub(super) recipients: Vec<Recipient>,
-}
-
-/// Who gets the snapshot being sent, and which parts are theirs.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Recipient {
-    /// Index in the room's occupants.
-    pub(super) occupant: usize,
-    /// Where this recipient's head ends in `Outgoing::heads`; it starts where the
-    /// previous one's ends.
-    pub(super) head_end: usize,
-    /// Index of its body in `Outgoing::bodies`.
-    pub(super) body: usize,
 }
 
 impl Room {

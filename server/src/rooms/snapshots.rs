@@ -1,19 +1,18 @@
-//! A room's outgoing snapshots: the world quantized once, a body encoded once per
-//! baseline in use, a small head per client, and one write into each client's socket.
+//! A room's outgoing snapshots: the world quantized once, encoded by `Outgoing` (a
+//! body once per baseline in use, a small head per client), and one write into each
+//! client's socket.
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use shared::codec::{encode_snapshot_body, encode_snapshot_head};
 use shared::consts::SNAPSHOT_RING;
 use shared::game::Phase;
-use shared::protocol::{CloseReason, SnapshotHeader, TickRef};
+use shared::protocol::CloseReason;
 use shared::quant::quantize_vel;
 use shared::replay::ReplayHeader;
-use shared::snapshot::{QState, diff};
+use shared::snapshot::QState;
 
 use crate::rooms::outbox::Overflow;
-use crate::rooms::room::{Recipient, Room};
+use crate::rooms::room::Room;
 
 impl Room {
     /// Quantizes the world and writes a snapshot to every client: a delta against the
@@ -27,9 +26,7 @@ impl Room {
         let stall_ticks =
             (self.settings.stall_timeout.as_secs_f32() * f32::from(self.settings.tick_hz)) as i32;
         let outgoing = &mut self.outgoing;
-        outgoing.bodies.clear();
-        outgoing.heads.clear();
-        outgoing.recipients.clear();
+        outgoing.clear();
         let mut stalled = Vec::new();
 
         for (idx, occupant) in self.occupants.iter_mut().enumerate() {
@@ -59,57 +56,25 @@ impl Room {
                 .acked
                 .filter(|_| self.settings.deltas)
                 .and_then(|acked| self.sent.iter().find(|s| s.tick == acked));
-            let baseline_tick = baseline.map(|b| b.tick);
-            let body = match outgoing
-                .bodies
-                .iter()
-                .position(|(t, _)| *t == baseline_tick)
-            {
-                Some(body) => body,
-                None => {
-                    let body = Bytes::from(encode_snapshot_body(&diff(baseline, &state)));
-                    outgoing.bodies.push((baseline_tick, body));
-                    outgoing.bodies.len() - 1
-                }
-            };
             let own_vel = self
                 .world
                 .player(occupant.id)
                 .map(|p| quantize_vel(p.body.vel))
                 .filter(|vel| *vel != [0, 0]);
-            let header = SnapshotHeader {
-                tick: match baseline_tick {
-                    Some(base) => TickRef::Delta {
-                        baseline_low: base.0 as u16,
-                        after: tick.since(base) as u32,
-                    },
-                    None => TickRef::Full(tick),
-                },
-                ack_input_low: occupant.last_seq.0 as u16,
-                own_vel,
-            };
-            encode_snapshot_head(&header, &mut outgoing.heads);
-            outgoing.recipients.push(Recipient {
-                occupant: idx,
-                head_end: outgoing.heads.len(),
-                body,
-            });
+            outgoing.add(idx, &state, baseline, occupant.last_seq.0 as u16, own_vel);
         }
         let encoded_at = Instant::now();
         // Writing goes into the sockets themselves: measured apart from encoding.
-        let mut head_start = 0;
         let mut overflowed = Vec::new();
-        for recipient in &outgoing.recipients {
-            let occupant = &mut self.occupants[recipient.occupant];
-            let head = &outgoing.heads[head_start..recipient.head_end];
-            let sent = occupant.link.as_mut().map(|link| {
-                link.outbox
-                    .send_snapshot(head, &outgoing.bodies[recipient.body].1)
-            });
+        for (idx, head, body) in outgoing.each() {
+            let occupant = &mut self.occupants[idx];
+            let sent = occupant
+                .link
+                .as_mut()
+                .map(|link| link.outbox.send_snapshot(head, body));
             if sent == Some(Err(Overflow)) {
                 overflowed.push(occupant.id);
             }
-            head_start = recipient.head_end;
         }
         let metrics = &self.metrics;
         metrics
@@ -120,8 +85,8 @@ impl Room {
             .inc_by(encoded_at.elapsed().as_secs_f64());
         metrics
             .snapshot_recipients
-            .inc_by(outgoing.recipients.len() as u64);
-        metrics.snapshot_bodies.inc_by(outgoing.bodies.len() as u64);
+            .inc_by(outgoing.recipients() as u64);
+        metrics.snapshot_bodies.inc_by(outgoing.bodies() as u64);
         // A match that starts in an empty room (it stays open a while) is played by
         // nobody: recording it would hold a file open for nothing.
         if state.clock.phase == Phase::Playing && !self.occupants.is_empty() {

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shared::codec::{encode_server, encode_snapshot_body, encode_snapshot_head};
+use shared::codec::encode_server;
 use shared::consts::SNAPSHOT_RING;
-use shared::protocol::{CloseReason, RosterEntry, ServerMsg, SnapshotHeader, TickRef, Watching};
-use shared::snapshot::{QState, diff};
+use shared::protocol::{CloseReason, RosterEntry, ServerMsg, Watching};
+use shared::snapshot::QState;
 use shared::{Map, PlayerId, Tick};
 
 use crate::rooms::ack::AckSlot;
 use crate::rooms::outbox::{Outbox, Overflow};
+use crate::rooms::outgoing::Outgoing;
 use crate::rooms::room::LinkId;
 
 /// What a spectator's connection hands the room.
@@ -93,21 +94,8 @@ pub(super) struct Spectators {
     shown: VecDeque<QState>,
     /// The room's roster as of the newest snapshot shown, which a new spectator starts from.
     roster: Vec<RosterEntry>,
-    /// Reused every snapshot, so the steady state allocates nothing for them.
-    bodies: Vec<(Option<Tick>, Bytes)>,
-    heads: Vec<u8>,
-    recipients: Vec<Recipient>,
-}
-
-/// Who gets the snapshot being shown, and which parts are theirs.
-#[derive(Clone, Copy, Debug)]
-struct Recipient {
-    /// Index in `Spectators::watchers`.
-    watcher: usize,
-    /// Where its head ends in `Spectators::heads`; it starts where the previous one's ends.
-    head_end: usize,
-    /// Index of its body in `Spectators::bodies`.
-    body: usize,
+    /// The encoding of the snapshot being shown.
+    outgoing: Outgoing,
 }
 
 impl Spectators {
@@ -122,9 +110,7 @@ impl Spectators {
             messages: Vec::new(),
             shown: VecDeque::new(),
             roster: Vec::new(),
-            bodies: Vec::new(),
-            heads: Vec::new(),
-            recipients: Vec::new(),
+            outgoing: Outgoing::default(),
         }
     }
 
@@ -226,9 +212,7 @@ impl Spectators {
             }
         }
         let tick = state.tick;
-        self.bodies.clear();
-        self.heads.clear();
-        self.recipients.clear();
+        self.outgoing.clear();
         let mut let_go = Vec::new();
         for (idx, watcher) in self.watchers.iter_mut().enumerate() {
             let ack = watcher.link.acks.load();
@@ -250,46 +234,15 @@ impl Spectators {
                 .acked
                 .filter(|_| deltas)
                 .and_then(|acked| self.shown.iter().find(|s| s.tick == acked));
-            let baseline_tick = baseline.map(|b| b.tick);
-            let body = match self.bodies.iter().position(|(t, _)| *t == baseline_tick) {
-                Some(body) => body,
-                None => {
-                    let body = Bytes::from(encode_snapshot_body(&diff(baseline, &state)));
-                    self.bodies.push((baseline_tick, body));
-                    self.bodies.len() - 1
-                }
-            };
-            let header = SnapshotHeader {
-                tick: match baseline_tick {
-                    Some(base) => TickRef::Delta {
-                        baseline_low: base.0 as u16,
-                        after: tick.since(base) as u32,
-                    },
-                    None => TickRef::Full(tick),
-                },
-                // A spectator sends no input, and has no body of its own.
-                ack_input_low: 0,
-                own_vel: None,
-            };
-            encode_snapshot_head(&header, &mut self.heads);
-            self.recipients.push(Recipient {
-                watcher: idx,
-                head_end: self.heads.len(),
-                body,
-            });
+            // A spectator sends no input, and has no body of its own.
+            self.outgoing.add(idx, &state, baseline, 0, None);
         }
-        let mut head_start = 0;
         let mut overflowed = Vec::new();
-        for recipient in &self.recipients {
-            let watcher = &mut self.watchers[recipient.watcher];
-            let sent = watcher.link.outbox.send_snapshot(
-                &self.heads[head_start..recipient.head_end],
-                &self.bodies[recipient.body].1,
-            );
-            if sent == Err(Overflow) {
+        for (idx, head, body) in self.outgoing.each() {
+            let watcher = &mut self.watchers[idx];
+            if watcher.link.outbox.send_snapshot(head, body) == Err(Overflow) {
                 overflowed.push(watcher.link.id);
             }
-            head_start = recipient.head_end;
         }
         if self.shown.len() == SNAPSHOT_RING {
             self.shown.pop_front();
