@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use self::sdk::Sdk;
 use self::sdk::SdkError;
+use crate::ops::backoff::Backoff;
 use crate::rooms::directory::Directory;
 
 /// The label (`agones.dev/sdk-players`) and the Counter that carry the player count.
@@ -284,50 +285,5 @@ impl Published {
         if self.duty.done(outcome).is_some() {
             self.sent = Some(value);
         }
-    }
-}
-
-/// Pauses doubling from `first` up to `longest`.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    longest: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration, longest: Duration) -> Backoff {
-        Backoff {
-            first,
-            longest,
-            next: first,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let pause = self.next;
-        self.next = (self.next * 2).min(self.longest);
-        pause
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_longest_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(1));
-        let pauses: Vec<_> = (0..4).map(|_| backoff.next()).collect();
-        assert_eq!(
-            pauses,
-            [250, 500, 1000, 1000].map(Duration::from_millis).to_vec()
-        );
-        backoff.reset();
-        assert_eq!(backoff.next(), Duration::from_millis(250));
     }
 }

@@ -101,14 +101,6 @@ impl Progress {
     }
 }
 
-/// How long a writer waits between tries of a result that failed: doubling from
-/// `first` up to `longest`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Backoff {
-    pub(crate) first: Duration,
-    pub(crate) longest: Duration,
-}
-
 /// One player's part in a match's lifetime stats and rating: their lines summed, in
 /// case one profile held two seats, with their best placing.
 #[derive(Clone, Debug, PartialEq)]

@@ -29,11 +29,12 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tokio_util::sync::CancellationToken;
 
 use crate::Metrics;
+use crate::ops::backoff::Backoff;
 use crate::store::postgres::reads::ReadError;
 use crate::store::postgres::schema::MigrateError;
 use crate::store::postgres::writer::{Chain, Job, WriteError, Writer, WriterOptions};
 use crate::store::spool::{ResultKey, Spool, SpoolGauges};
-use crate::store::writing::{Backoff, Progress, StoreMetrics};
+use crate::store::writing::{Progress, StoreMetrics};
 use crate::store::{
     LeaderboardCursor, LeaderboardPage, MatchId, MatchPage, MatchRecord, MatchResult, MatchStore,
     PlayerRecord, ResultSink, StoreError,
@@ -68,10 +69,7 @@ impl Default for PostgresOptions {
         PostgresOptions {
             queue_capacity: 1024,
             spool_max_bytes: 64 << 20,
-            retry: Backoff {
-                first: Duration::from_millis(250),
-                longest: Duration::from_secs(10),
-            },
+            retry: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             n_readers: 4,

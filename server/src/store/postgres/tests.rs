@@ -50,10 +50,7 @@ impl Drop for TempDir {
 /// Options that make an outage quick to notice and a recovery quick to see.
 fn quick() -> PostgresOptions {
     PostgresOptions {
-        retry: Backoff {
-            first: Duration::from_millis(50),
-            longest: Duration::from_millis(200),
-        },
+        retry: Backoff::new(Duration::from_millis(50), Duration::from_millis(200)),
         connect_timeout: Duration::from_secs(3),
         write_timeout: Duration::from_secs(15),
         ..PostgresOptions::default()

@@ -12,10 +12,11 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::ops::backoff::Backoff;
 use crate::store::postgres::schema::{self, MigrateError};
 use crate::store::postgres::writes::{self, Outcome};
 use crate::store::spool::{ResultKey, Spool, Spooled};
-use crate::store::writing::{BATCH, Backoff, Progress, StoreMetrics};
+use crate::store::writing::{BATCH, Progress, StoreMetrics};
 use crate::store::{MatchId, MatchResult};
 
 /// A result waiting to be written, and who waits to hear it was.
@@ -139,7 +140,7 @@ impl Writer {
     /// to `BATCH`, and writes it or spools it; and, while the spool holds results,
     /// flushes it a batch at a time, pausing after failures.
     pub(super) async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let mut pause = self.options.retry.first;
+        let mut retry = self.options.retry;
         let mut retry_at = Instant::now();
         loop {
             let flush_due =
@@ -162,15 +163,13 @@ impl Writer {
                 }
             }
             if !batch.is_empty() && self.take(batch).await.is_err() {
-                retry_at = Instant::now() + pause;
-                pause = (pause * 2).min(self.options.retry.longest);
+                retry_at = Instant::now() + retry.next();
             }
             if !self.spool_is_empty() && Instant::now() >= retry_at && !self.progress.stopping() {
                 if self.flush_spool_batch().await.is_ok() {
-                    pause = self.options.retry.first;
+                    retry.reset();
                 } else {
-                    retry_at = Instant::now() + pause;
-                    pause = (pause * 2).min(self.options.retry.longest);
+                    retry_at = Instant::now() + retry.next();
                 }
             }
         }

@@ -22,8 +22,9 @@ use shared::ProfileId;
 use tokio::sync::oneshot;
 
 use crate::Metrics;
+use crate::ops::backoff::Backoff;
 use crate::store::sqlite::writer::Job;
-use crate::store::writing::{Backoff, Progress, StoreMetrics};
+use crate::store::writing::{Progress, StoreMetrics};
 use crate::store::{
     AuditEntry, AuditLog, AuditRecord, LeaderboardCursor, LeaderboardPage, MatchId, MatchPage,
     MatchRecord, MatchResult, MatchStore, PlayerRecord, ResultSink, StoreError,
@@ -55,10 +56,7 @@ impl Default for StoreOptions {
         StoreOptions {
             queue_capacity: 1024,
             write_busy_timeout: Duration::from_secs(2),
-            retry: Backoff {
-                first: Duration::from_millis(100),
-                longest: Duration::from_secs(5),
-            },
+            retry: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             n_readers: 4,
             reader_wait: Duration::from_secs(2),
         }

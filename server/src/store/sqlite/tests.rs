@@ -57,10 +57,7 @@ impl Drop for TempDir {
 fn impatient() -> StoreOptions {
     StoreOptions {
         write_busy_timeout: Duration::from_millis(20),
-        retry: Backoff {
-            first: Duration::from_millis(10),
-            longest: Duration::from_millis(50),
-        },
+        retry: Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
         ..StoreOptions::default()
     }
 }
@@ -301,10 +298,7 @@ fn closing_the_store_gives_up_on_a_failing_write_instead_of_hanging() {
     let dir = TempDir::new("close");
     let metrics = Metrics::new();
     let options = StoreOptions {
-        retry: Backoff {
-            first: Duration::from_secs(60),
-            longest: Duration::from_secs(60),
-        },
+        retry: Backoff::new(Duration::from_secs(60), Duration::from_secs(60)),
         ..impatient()
     };
     let store = SqliteStore::open_with(&dir.0, &metrics, options).expect("the store opens");

@@ -8,8 +8,9 @@ use std::sync::mpsc::Receiver;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use crate::ops::backoff::Backoff;
 use crate::store::rating::{self, Skill};
-use crate::store::writing::{BATCH, Backoff, Progress, StoreMetrics, per_profile};
+use crate::store::writing::{BATCH, Progress, StoreMetrics, per_profile};
 use crate::store::{AuditEntry, MatchId, MatchResult};
 
 /// Something waiting to be written, and who waits to hear it was.
@@ -63,7 +64,7 @@ pub(super) fn write_loop(
         }
         let taken = batch.len();
         let matches_taken = batch.iter().filter(|job| job.is_match()).count();
-        let mut pause = backoff.first;
+        let mut retry = backoff;
         let mut failures: u32 = 0;
         loop {
             match save_batch(&mut conn, &batch) {
@@ -101,9 +102,9 @@ pub(super) fn write_loop(
                         tracing::error!(error = %err, matches = batch.len(), "could not save finished matches while the server stops; they are lost");
                         break;
                     }
+                    let pause = retry.next();
                     tracing::warn!(error = %err, failures, retry_in = ?pause, queued = progress.pending(), "could not save finished matches; will retry");
                     progress.pause(pause);
-                    pause = (pause * 2).min(backoff.longest);
                 }
             }
         }
