@@ -39,12 +39,47 @@ pub struct Session {
 
 impl Session {
     pub fn new(welcome: Welcome) -> Session {
+        let (me, map, tick_hz, snapshot_hz) = (
+            welcome.player_id,
+            welcome.map.clone(),
+            welcome.tick_hz,
+            welcome.snapshot_hz,
+        );
+        Session::greeted(
+            &ServerMsg::Welcome(Box::new(welcome)),
+            me,
+            map,
+            tick_hz,
+            snapshot_hz,
+        )
+    }
+
+    /// A spectator's time in a room: the same view and interpolation, and nobody of
+    /// its own to predict (`me` is id 0, which no player is given).
+    pub fn watching(watching: Watching) -> Session {
+        let (map, tick_hz, snapshot_hz) =
+            (watching.map.clone(), watching.tick_hz, watching.snapshot_hz);
+        Session::greeted(
+            &ServerMsg::Watching(Box::new(watching)),
+            PlayerId(0),
+            map,
+            tick_hz,
+            snapshot_hz,
+        )
+    }
+
+    /// A session begun by `greeting`, the server's first word (a welcome or a
+    /// spectator's greeting).
+    fn greeted(
+        greeting: &ServerMsg,
+        me: PlayerId,
+        map: Map,
+        tick_hz: u16,
+        snapshot_hz: u16,
+    ) -> Session {
         let mut view = RoomView::default();
-        let me = welcome.player_id;
-        let map = welcome.map.clone();
-        let (tick_hz, snapshot_hz) = (welcome.tick_hz, welcome.snapshot_hz);
-        // A welcome carries no delta, so applying it cannot fail.
-        let _ = view.apply(&ServerMsg::Welcome(Box::new(welcome)));
+        // A greeting carries no delta, so applying it cannot fail.
+        let _ = view.apply(greeting);
         Session {
             view,
             predictor: Predictor::default(),
@@ -52,28 +87,6 @@ impl Session {
             ping: PingTracker::default(),
             rates: Rates::default(),
             me,
-            map,
-            dt: tick_dt(tick_hz),
-            last_seq: Seq(0),
-            last_snapshot_tick: None,
-        }
-    }
-
-    /// A spectator's time in a room: the same view and interpolation, and nobody of
-    /// its own to predict (`me` is id 0, which no player is given).
-    pub fn watching(watching: Watching) -> Session {
-        let mut view = RoomView::default();
-        let map = watching.map.clone();
-        let (tick_hz, snapshot_hz) = (watching.tick_hz, watching.snapshot_hz);
-        // A greeting carries no delta, so applying it cannot fail.
-        let _ = view.apply(&ServerMsg::Watching(Box::new(watching)));
-        Session {
-            view,
-            predictor: Predictor::default(),
-            interp: Interpolator::new(tick_hz, snapshot_hz),
-            ping: PingTracker::default(),
-            rates: Rates::default(),
-            me: PlayerId(0),
             map,
             dt: tick_dt(tick_hz),
             last_seq: Seq(0),
