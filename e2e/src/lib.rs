@@ -425,6 +425,23 @@ impl Page {
         let _ = std::fs::remove_dir_all(&self.profile);
         Ok(())
     }
+
+    /// Ends a test whose page lost its connection on purpose: saves a screenshot,
+    /// closes the page, and returns its console errors but the browser's own line for
+    /// each WebSocket try that failed meanwhile.
+    pub async fn close_after_cut_connections(
+        self,
+        artifacts: &Path,
+    ) -> anyhow::Result<Vec<String>> {
+        let shot = self.screenshot(artifacts).await?;
+        eprintln!("screenshot: {}", shot.display());
+        let errors = self.errors().await?;
+        self.close().await?;
+        Ok(errors
+            .into_iter()
+            .filter(|error| !error.contains("WebSocket connection to"))
+            .collect())
+    }
 }
 
 /// The probe's entry for the player called `name`, as (x, y).

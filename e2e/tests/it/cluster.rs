@@ -70,14 +70,8 @@ async fn a_page_follows_its_room_to_another_process_and_joins_again_when_that_on
         Ok(())
     }
     .await;
-    page.screenshot(&setup.artifacts).await?;
-    let errors = page.errors().await?;
-    page.close().await?;
+    let unexpected = page.close_after_cut_connections(&setup.artifacts).await?;
     outcome?;
-    let unexpected: Vec<&String> = errors
-        .iter()
-        .filter(|error| !error.contains("WebSocket connection to"))
-        .collect();
     assert!(unexpected.is_empty(), "no other errors: {unexpected:?}");
     Ok(())
 }

@@ -37,15 +37,9 @@ async fn a_restarted_server_is_rejoined_by_itself() -> anyhow::Result<()> {
         .await
     }
     .await;
-    page.screenshot(&setup.artifacts).await?;
-    let errors = page.errors().await?;
-    page.close().await?;
-    outcome?;
     // While the server is down, each try fails, and the browser logs that itself.
-    let unexpected: Vec<&String> = errors
-        .iter()
-        .filter(|error| !error.contains("WebSocket connection to"))
-        .collect();
+    let unexpected = page.close_after_cut_connections(&setup.artifacts).await?;
+    outcome?;
     assert!(unexpected.is_empty(), "no other errors: {unexpected:?}");
     Ok(())
 }
