@@ -170,9 +170,10 @@ impl RoomRunner {
     pub(crate) fn start_in_slot(&mut self, others: impl Iterator<Item = Instant>, now: Instant) {
         let settings = &self.room.settings;
         let slot = (self.period / SLOTS_PER_TICK).max(Duration::from_nanos(1));
-        let ticks_per_snapshot =
-            u32::from(settings.tick_hz).div_ceil(u32::from(settings.snapshot_hz));
-        let slots = i128::from(SLOTS_PER_TICK * ticks_per_snapshot.max(1));
+        let ticks_per_snapshot = u32::from(settings.tick_hz)
+            .div_ceil(u32::from(settings.snapshot_hz))
+            .max(1);
+        let slots = i128::from(SLOTS_PER_TICK * ticks_per_snapshot);
         let slot_ns = slot.as_nanos() as i128;
         let others: Vec<Instant> = others.collect();
         // The grid is that of the rooms already on the thread; the first one sets it.
@@ -205,10 +206,11 @@ impl RoomRunner {
                 })
                 .unwrap_or(slots)
         };
+        // The slots a tick period apart from `index` are the ones whose rooms tick with it.
         let shares_ticks = |index: i128| {
-            (0..slots)
-                .filter(|other| (other - index).rem_euclid(i128::from(SLOTS_PER_TICK)) == 0)
-                .any(|other| counts[other as usize] > 0)
+            (0..i128::from(ticks_per_snapshot)).any(|period| {
+                counts[(index + period * i128::from(SLOTS_PER_TICK)).rem_euclid(slots) as usize] > 0
+            })
         };
         let chosen = (0..slots)
             .filter(|&index| counts[index as usize] == fewest)
