@@ -9,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,8 @@ pub const REPLAY_DIR: &str = "replays";
 const PENDING_DIR: &str = "pending";
 /// Messages waiting for the writer, over all rooms: a few seconds of a busy server.
 const QUEUE_CAPACITY: usize = 16 * 1024;
-/// How often the writer looks whether the store has saved a match whose room is gone.
+/// How often the writer takes what the rooms queued, and looks whether the store has
+/// saved a match whose room is gone.
 const POLL_PERIOD: Duration = Duration::from_millis(50);
 /// How long a stopping writer waits for the store's word on the matches it holds.
 const STOP_BUDGET: Duration = Duration::from_secs(3);
@@ -234,14 +235,20 @@ struct Files {
 }
 
 impl Files {
+    /// Takes what the rooms queued once a period rather than as each frame comes: a
+    /// writer asleep on the queue cost every room a futex wake per snapshot, and itself
+    /// a context switch each.
     fn write_loop(mut self, jobs: &Receiver<ReplayMsg>) {
-        loop {
-            match jobs.recv_timeout(POLL_PERIOD) {
-                Ok(ReplayMsg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
+        'writing: loop {
+            loop {
+                match jobs.try_recv() {
+                    Ok(ReplayMsg::Stop) | Err(TryRecvError::Disconnected) => break 'writing,
+                    Ok(msg) => self.handle(msg),
+                    Err(TryRecvError::Empty) => break,
+                }
             }
             self.keep_saved();
+            std::thread::sleep(POLL_PERIOD);
         }
         let deadline = Instant::now() + STOP_BUDGET;
         while !self.waiting.is_empty() && Instant::now() < deadline {
