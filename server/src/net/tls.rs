@@ -266,11 +266,16 @@ impl Handshaker {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> Option<TlsStream<TcpStream>> {
-        match tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await {
+        // The failure is counted before the socket is dropped, so that a peer that sees
+        // it close finds it counted.
+        let accept = self.acceptor.accept(stream).into_fallible();
+        tokio::pin!(accept);
+        match tokio::time::timeout(self.timeout, accept.as_mut()).await {
             Ok(Ok(stream)) => Some(stream),
-            Ok(Err(err)) => {
+            Ok(Err((err, socket))) => {
                 self.metrics.count_tls_failure("refused");
                 tracing::debug!(%peer, %err, "tls handshake failed");
+                drop(socket);
                 None
             }
             Err(_) => {
