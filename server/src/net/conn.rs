@@ -4,6 +4,8 @@
 //! steady state a snapshot costs this task nothing. Bad input costs only this
 //! connection; the room and the other players never wait on it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,11 +15,11 @@ use futures_util::{SinkExt, StreamExt};
 use shared::PlayerId;
 use shared::codec::encode_server;
 use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
-use shared::game::InputFrame;
 use shared::protocol::{CloseReason, Resume, ServerMsg};
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::{Instant, Interval, MissedTickBehavior, timeout, timeout_at};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::CloseFrame;
@@ -33,15 +35,13 @@ use crate::net::upgrade::{Handover, websocket};
 use crate::net::wire::{Wire, WireError, WireIo};
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::{RoomHandle, Seat, SeatRefused};
+use crate::rooms::input_queue::{InputSender, input_queue};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::operator::KICKED;
 use crate::rooms::outbox::{Kick, Outbox};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
 use crate::rooms::spectators::{SpectatorLink, WatchRefused};
 
-/// Input frames that may wait for the room's next tick. A burst past this (after a
-/// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
-const INPUT_QUEUE: usize = 32;
 /// How long a closing connection waits for the client's half of the close handshake
 /// before the socket is dropped.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -91,13 +91,23 @@ pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: C
 
 /// The connection's side of the socket, with its limits: a deadline that each received
 /// frame pushes back, and token buckets for messages and bytes.
+///
+/// What it waits on besides the socket (shutdown, the wire's backlog, the deadline) is
+/// made once and polled in place. Made afresh for every frame, each cost a lock to
+/// register and another to let go, which was most of what a frame cost this task.
 struct Conn<'a> {
     socket: WebSocketStream<WireIo>,
     wire: Arc<Wire>,
     app: &'a AppState,
     limits: ConnLimits,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Drains the wire's backlog; it ends only when writing cannot go on.
+    drive: Pin<Box<dyn Future<Output = WireError> + Send + Sync>>,
     /// Without a frame by then, the peer is gone (or never said hello).
     deadline: Instant,
+    /// Fires at the deadline as it was when last set. A frame pushes the deadline back
+    /// without touching the timer; the timer catches up when it fires.
+    idle: Pin<Box<Sleep>>,
     /// Whether each frame pushes the deadline back (after the hello).
     live: bool,
     messages: TokenBucket,
@@ -127,12 +137,20 @@ impl<'a> Conn<'a> {
         let mut pings =
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let deadline = Instant::now() + limits.join_timeout;
+        let drive = {
+            let wire = Arc::clone(&wire);
+            Box::pin(async move { wire.drive().await })
+        };
         Conn {
             socket,
             wire,
             app,
             limits,
-            deadline: Instant::now() + limits.join_timeout,
+            shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
+            drive,
+            deadline,
+            idle: Box::pin(sleep_until(deadline)),
             live: false,
             messages: TokenBucket::new(limits.msg_burst, limits.msg_rate),
             bytes: TokenBucket::new(limits.byte_burst, limits.byte_rate),
@@ -151,6 +169,8 @@ impl<'a> Conn<'a> {
     fn go_live(&mut self) {
         self.live = true;
         self.deadline = Instant::now() + self.limits.idle_timeout;
+        // The idle timeout may be shorter than what was left of the join timeout.
+        self.idle.as_mut().reset(self.deadline);
     }
 
     /// Sends a message of this connection's own (a pong, a notice), in order with the
@@ -165,9 +185,9 @@ impl<'a> Conn<'a> {
     /// Meanwhile it pings, drains the wire, and hears kicks and shutdown.
     async fn next_frame(&mut self) -> Result<Option<Bytes>, Refusal> {
         loop {
-            let frame = tokio::select! {
+            let msg = tokio::select! {
                 biased;
-                () = self.app.shutdown.cancelled() => {
+                () = &mut self.shutdown => {
                     return Err((CloseReason::ServerShutdown, SHUTTING_DOWN.into()));
                 }
                 kicked = &mut self.kick, if self.kick_open => match kicked {
@@ -176,7 +196,7 @@ impl<'a> Conn<'a> {
                     }
                     Err(_) => { self.kick_open = false; continue; }
                 },
-                failed = self.wire.drive() => return match failed {
+                failed = &mut self.drive => return match failed {
                     WireError::Broken => Ok(None),
                     WireError::Stalled | WireError::Overflow => {
                         Err((CloseReason::TooSlow, "the client stopped reading".into()))
@@ -191,24 +211,22 @@ impl<'a> Conn<'a> {
                     }
                     continue;
                 }
-                frame = timeout_at(self.deadline, self.socket.next()) => frame,
-            };
-            let msg = match frame {
-                Err(_) if self.live => {
-                    return Err((
-                        CloseReason::Timeout,
-                        "no input or pong within the idle timeout".into(),
-                    ));
+                frame = self.socket.next() => match frame {
+                    None => return Ok(None),
+                    Some(Err(err)) => return read_error(&err),
+                    Some(Ok(msg)) => msg,
+                },
+                () = &mut self.idle => {
+                    if self.deadline > self.idle.deadline() {
+                        self.idle.as_mut().reset(self.deadline);
+                        continue;
+                    }
+                    return Err(if self.live {
+                        (CloseReason::Timeout, "no input or pong within the idle timeout".into())
+                    } else {
+                        (CloseReason::Timeout, "no hello within the join timeout".into())
+                    });
                 }
-                Err(_) => {
-                    return Err((
-                        CloseReason::Timeout,
-                        "no hello within the join timeout".into(),
-                    ));
-                }
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(err))) => return read_error(&err),
-                Ok(Some(Ok(msg))) => msg,
             };
             if let Message::Close(frame) = &msg {
                 // tungstenite answers it on the next read; nothing may follow the answer.
@@ -261,18 +279,20 @@ impl<'a> Conn<'a> {
             detail: detail.clone(),
         };
         let _ = self.wire.send_message(&encode_server(&goodbye));
-        close_socket(&mut self.socket, &self.wire, reason, &detail).await;
+        close_socket(&mut self.socket, &mut self.drive, reason, &detail).await;
     }
 }
 
 /// Sends the close frame (the reason's code, and `detail`) on a sealed wire, and waits
-/// (a little) for the client's half of the close handshake, draining the wire meanwhile.
+/// (a little) for the client's half of the close handshake, draining the wire meanwhile
+/// with `drive` (the wire's `drive`).
 pub(crate) async fn close_socket(
     socket: &mut WebSocketStream<WireIo>,
-    wire: &Wire,
+    drive: impl Future<Output = WireError>,
     reason: CloseReason,
     detail: &str,
 ) {
+    tokio::pin!(drive);
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code: reason.close_code().into(),
@@ -283,7 +303,7 @@ pub(crate) async fn close_socket(
         loop {
             tokio::select! {
                 frame = socket.next() => if !matches!(frame, Some(Ok(_))) { break },
-                _ = wire.drive() => break,
+                _ = &mut drive => break,
             }
         }
     })
@@ -327,7 +347,7 @@ async fn session(
     {
         return spectate(conn, kick, app, room).await;
     }
-    let (input_tx, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let (input_tx, input_rx) = input_queue();
     let acks = Arc::new(AckSlot::default());
     let link = PlayerLink {
         id: LinkId(app.next_link.fetch_add(1, Ordering::Relaxed)),
@@ -634,7 +654,7 @@ fn seat_refusal(refused: SeatRefused, room: Option<&str>) -> Refusal {
 struct Uplink<'a> {
     id: PlayerId,
     room: &'a RoomHandle,
-    inputs: mpsc::Sender<InputFrame>,
+    inputs: InputSender,
     acks: &'a AckSlot,
 }
 
@@ -653,17 +673,11 @@ async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
                 if let Some(ack) = ack {
                     acks.store(ack);
                 }
-                for frame in frames {
-                    match inputs.try_send(frame) {
-                        Ok(()) => {}
-                        // A burst after a network hiccup: the room drops a backlog
-                        // anyway, and a sustained flood is the message bucket's to close.
-                        Err(mpsc::error::TrySendError::Full(_)) => break,
-                        // The room let go of this player (kicked); the kick is on its way.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
-                            return Err((CloseReason::TooSlow, "removed from the room".into()));
-                        }
-                    }
+                // A burst past the queue's bound loses its newest frames: the room
+                // drops a backlog anyway, and a sustained flood is the message bucket's.
+                if inputs.send(frames).is_err() {
+                    // The room let go of this player (kicked); the kick is on its way.
+                    return Err((CloseReason::TooSlow, "removed from the room".into()));
                 }
             }
             Inbound::Chat(text) => {

@@ -28,7 +28,7 @@ pub(crate) async fn serve_lobby(handover: Handover, app: Arc<AppState>, slot: Co
     if let Err((reason, detail)) = feed(&mut socket, &wire, &app).await {
         tracing::debug!(?reason, %detail, "closing lobby connection");
         wire.seal();
-        close_socket(&mut socket, &wire, reason, &detail).await;
+        close_socket(&mut socket, wire.drive(), reason, &detail).await;
     }
     app.metrics.lobby_connections.dec();
     drop(slot);

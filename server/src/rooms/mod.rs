@@ -4,6 +4,7 @@
 
 pub(crate) mod ack;
 pub(crate) mod directory;
+pub(crate) mod input_queue;
 pub(crate) mod inspect;
 pub(crate) mod link_stats;
 pub(crate) mod listing;

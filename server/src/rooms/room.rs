@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
+use crate::rooms::input_queue::InputTaker;
 use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
@@ -76,7 +77,7 @@ pub(crate) struct LinkId(pub u64);
 pub(crate) struct PlayerLink {
     pub id: LinkId,
     /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
-    pub inputs: mpsc::Receiver<InputFrame>,
+    pub inputs: InputTaker,
     pub acks: Arc<AckSlot>,
     pub outbox: Outbox,
     /// What the connection measures of the player, for the console.
@@ -619,8 +620,9 @@ impl Room {
             };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
             let mut applied = 0;
+            let mut waiting = link.inputs.waiting();
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {
-                let Ok(input) = link.inputs.try_recv() else {
+                let Some(input) = waiting.pop_front() else {
                     break;
                 };
                 occupant.inputs_taken += 1;
@@ -643,8 +645,8 @@ impl Room {
             }
             // A backlog means the client sends faster than we tick: drop its oldest
             // extras rather than let its inputs lag further and further behind.
-            while link.inputs.len() > MAX_QUEUED_INPUTS {
-                let Ok(input) = link.inputs.try_recv() else {
+            while waiting.len() > MAX_QUEUED_INPUTS {
+                let Some(input) = waiting.pop_front() else {
                     break;
                 };
                 occupant.inputs_taken += 1;

@@ -19,6 +19,7 @@ use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
+use crate::rooms::input_queue::{InputSender, input_queue};
 use crate::rooms::outbox::{Downlink, Kick, Outbox, Overflow, Queued};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
 use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
@@ -69,7 +70,7 @@ impl Downlink for MemoryDownlink {
 /// One player's end of an in-memory connection.
 struct TestPlayer {
     id: PlayerId,
-    inputs: mpsc::Sender<InputFrame>,
+    inputs: InputSender,
     acks: Arc<AckSlot>,
     downlink: Arc<MemoryDownlink>,
     kicked: oneshot::Receiver<Kick>,
@@ -107,9 +108,7 @@ impl TestPlayer {
             buttons,
             ..InputFrame::default()
         };
-        self.inputs
-            .try_send(frame)
-            .expect("the input queue has room");
+        self.inputs.send([frame]).expect("the room holds the queue");
     }
 
     fn kick_reason(&mut self) -> Option<CloseReason> {
@@ -251,7 +250,7 @@ impl TestRoom {
 
     /// Seats a player on the next tick.
     fn join(&mut self, name: &str) -> TestPlayer {
-        let (inputs, input_rx) = mpsc::channel(32);
+        let (inputs, input_rx) = input_queue();
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -287,7 +286,7 @@ impl TestRoom {
 /// or sends it inputs.
 fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
     let (kick, _kicked) = oneshot::channel();
-    let (_inputs, input_rx) = mpsc::channel(1);
+    let (_inputs, input_rx) = input_queue();
     RoomCmd::Join {
         name: name.into(),
         profile: profile_of(name),
@@ -515,7 +514,7 @@ impl TestRoom {
         newest_tick: Option<Tick>,
         link: u64,
     ) -> (Result<PlayerId, ResumeRefused>, TestPlayer) {
-        let (inputs, input_rx) = mpsc::channel(32);
+        let (inputs, input_rx) = input_queue();
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -1231,7 +1230,7 @@ fn play_like_a_bot(player: &mut TestPlayer, style: usize, tick: usize) -> Vec<Se
         aim: (tick as f32 * 0.05 + style as f32).sin() * 3.0,
         view: None,
     };
-    let _ = player.inputs.try_send(frame);
+    let _ = player.inputs.send([frame]);
     let received = player.received();
     for msg in &received {
         if let ServerMsg::Snapshot(snapshot) = msg {
