@@ -23,9 +23,11 @@ pub(crate) type RoomKey = u64;
 /// How often a parked room looks at its grace period.
 const PARKED_PERIOD: Duration = Duration::from_secs(1);
 /// The slots per tick period that a thread's playing rooms start their ticks in. A
-/// thread wakes once per slot in use, not once per room. Enough slots that rooms
-/// sending snapshots rarely share one, so that the last of a slot is not made late.
-const SLOTS_PER_TICK: u32 = 12;
+/// thread wakes once per slot in use, not once per room, and each wake-up costs about
+/// what a room's tick without snapshots does: so few slots. But the rooms sending
+/// snapshots in one slot make its last room late, and a slot of the snapshot cycle
+/// (`SLOTS_PER_TICK` times the ticks per snapshot of them) holds a few rooms at most.
+pub(crate) const SLOTS_PER_TICK: u32 = 4;
 
 /// A room and when it runs next.
 #[derive(Debug)]

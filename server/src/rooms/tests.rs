@@ -22,7 +22,7 @@ use crate::rooms::directory::SeatLease;
 use crate::rooms::input_queue::{InputSender, input_queue};
 use crate::rooms::outbox::{Downlink, Kick, Outbox, Overflow, Queued};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
-use crate::rooms::runner::{RoomKey, RoomRunner, Ticked};
+use crate::rooms::runner::{RoomKey, RoomRunner, SLOTS_PER_TICK, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::rooms::seat_token::{SeatClaim, SeatTokens};
 use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, WatchRefused};
@@ -926,9 +926,10 @@ fn new_rooms_send_their_snapshots_in_the_widest_gap() {
 #[test]
 fn rooms_on_one_thread_share_tick_slots_but_not_snapshot_slots() {
     let period = Duration::from_secs_f64(1.0 / f64::from(TICK_HZ));
-    // Twelve slots a tick, two ticks a snapshot: 24 snapshot slots in a cycle.
-    let slot = period / 12;
-    let snapshot_slots = 24;
+    let tick_slots = SLOTS_PER_TICK as usize;
+    let slot = period / SLOTS_PER_TICK;
+    // Two ticks a snapshot.
+    let snapshot_slots = 2 * tick_slots;
     let mut now = Instant::now();
     let mut rooms: Vec<RoomRunner> = Vec::new();
     for n in 0..30u64 {
@@ -948,9 +949,9 @@ fn rooms_on_one_thread_share_tick_slots_but_not_snapshot_slots() {
         offset.round() as usize
     };
     let mut per_snapshot_slot = vec![0; snapshot_slots];
-    let mut tick_slots = std::collections::BTreeSet::new();
+    let mut per_tick_slot = vec![0; tick_slots];
     for room in &rooms {
-        tick_slots.insert(slot_of(room.due()) % 12);
+        per_tick_slot[slot_of(room.due()) % tick_slots] += 1;
         per_snapshot_slot[slot_of(room.next_snapshot_due()) % snapshot_slots] += 1;
     }
     let (fewest, most) = (
@@ -962,21 +963,20 @@ fn rooms_on_one_thread_share_tick_slots_but_not_snapshot_slots() {
             .is_some_and(|(most, fewest)| most - fewest <= 1),
         "snapshot slots are unevenly shared: {per_snapshot_slot:?}"
     );
-    // The first 24 rooms fill the 24 snapshot slots two to a tick slot: every tick slot
-    // wakes the thread for two rooms, then the next six double up in six of them.
-    assert_eq!(
-        tick_slots.len(),
-        12,
-        "thirty rooms tick in the twelve slots of a period"
+    assert!(
+        per_tick_slot.iter().all(|&rooms| rooms > 0),
+        "thirty rooms tick in every slot of a period: {per_tick_slot:?}"
     );
-    let mut first_twenty: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
-    for room in &rooms[..20] {
-        first_twenty.insert(slot_of(room.due()) % 12);
+    // The first rooms fill the snapshot slots two to a tick slot: each room that opens
+    // a tick slot is joined in it by the next, in the other snapshot slot it holds.
+    let mut first_rooms = vec![0; tick_slots];
+    for room in &rooms[..snapshot_slots] {
+        first_rooms[slot_of(room.due()) % tick_slots] += 1;
     }
     assert_eq!(
-        first_twenty.len(),
-        10,
-        "twenty rooms share ten tick slots, two snapshot slots each"
+        first_rooms,
+        vec![2; tick_slots],
+        "the first {snapshot_slots} rooms share the tick slots two by two"
     );
 }
 
