@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{Fuse, FutureExt};
 use futures_util::{SinkExt, StreamExt};
 use shared::PlayerId;
 use shared::codec::encode_server;
@@ -102,7 +103,7 @@ struct Conn<'a> {
     limits: ConnLimits,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Drains the wire's backlog; it ends only when writing cannot go on.
-    drive: Pin<Box<dyn Future<Output = WireError> + Send + Sync>>,
+    drive: Drive,
     /// Without a frame by then, the peer is gone (or never said hello).
     deadline: Instant,
     /// Fires at the deadline as it was when last set. A frame pushes the deadline back
@@ -138,10 +139,7 @@ impl<'a> Conn<'a> {
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = Instant::now() + limits.join_timeout;
-        let drive = {
-            let wire = Arc::clone(&wire);
-            Box::pin(async move { wire.drive().await })
-        };
+        let drive = drive(&wire);
         Conn {
             socket,
             wire,
@@ -279,8 +277,21 @@ impl<'a> Conn<'a> {
             detail: detail.clone(),
         };
         let _ = self.wire.send_message(&encode_server(&goodbye));
+        // Anew: the drive that ended the reading may have run to its end.
+        self.drive = drive(&self.wire);
         close_socket(&mut self.socket, &mut self.drive, reason, &detail).await;
     }
+}
+
+/// `Wire::drive` on a wire of one's own, to keep across frames. Once ended it stays
+/// pending, so a select that polls it again waits on its other branches.
+type Drive = Fuse<Pin<Box<dyn Future<Output = WireError> + Send + Sync>>>;
+
+fn drive(wire: &Arc<Wire>) -> Drive {
+    let wire = Arc::clone(wire);
+    let drive: Pin<Box<dyn Future<Output = WireError> + Send + Sync>> =
+        Box::pin(async move { wire.drive().await });
+    drive.fuse()
 }
 
 /// Sends the close frame (the reason's code, and `detail`) on a sealed wire, and waits
