@@ -94,8 +94,8 @@ pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: C
 /// frame pushes back, and token buckets for messages and bytes.
 ///
 /// What it waits on besides the socket (shutdown, the wire's backlog, the deadline) is
-/// made once and polled in place. Made afresh for every frame, each cost a lock to
-/// register and another to let go, which was most of what a frame cost this task.
+/// made once and polled in place, rather than made afresh for every frame, each with a
+/// lock to register and another to let go.
 struct Conn<'a> {
     socket: WebSocketStream<WireIo>,
     wire: Arc<Wire>,

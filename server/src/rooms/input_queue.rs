@@ -11,7 +11,7 @@ use shared::game::InputFrame;
 
 /// Input frames that may wait for the room's next tick. A burst past this (after a
 /// network hiccup) loses its newest frames; a sustained flood is the message bucket's.
-pub(crate) const INPUT_QUEUE: usize = 32;
+const INPUT_QUEUE: usize = 32;
 
 #[derive(Debug, Default)]
 struct Queue {

@@ -23,10 +23,10 @@ pub(crate) type RoomKey = u64;
 /// How often a parked room looks at its grace period.
 const PARKED_PERIOD: Duration = Duration::from_secs(1);
 /// The slots per tick period that a thread's playing rooms start their ticks in. A
-/// thread wakes once per slot in use, not once per room, and each wake-up costs about
-/// what a room's tick without snapshots does: so few slots. But the rooms sending
-/// snapshots in one slot make its last room late, and a slot of the snapshot cycle
-/// (`SLOTS_PER_TICK` times the ticks per snapshot of them) holds a few rooms at most.
+/// thread wakes once per slot in use, not once per room, and a wake-up costs about what
+/// a ten-player room's tick does: so, few slots. The rooms of a slot run one after
+/// another and make its last one late, which the snapshot cycle's slots (this many
+/// times the ticks per snapshot) keep to a few snapshotting rooms a slot.
 pub(crate) const SLOTS_PER_TICK: u32 = 4;
 
 /// A room and when it runs next.
