@@ -1,10 +1,11 @@
-//! One game WebSocket, served by one task: it reads the client's frames and feeds the
-//! room, answers pings, drains the wire's backlog when the socket was full, and closes
-//! with a code and a reason. The room writes its frames into the wire itself, so in the
-//! steady state a snapshot costs this task nothing. Bad input costs only this
-//! connection; the room and the other players never wait on it.
+//! One game WebSocket, served by one task: it reads the client's hello and seats the
+//! player, pings, drains the wire's backlog when the socket was full, and closes with a
+//! code and a reason. Once the player is seated the room reads the socket and writes
+//! into it itself (see `reader` and `wire`), so in the steady state neither an input
+//! nor a snapshot costs this task anything. Bad input costs only this connection; the
+//! room and the other players never wait on it.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use futures_util::future::{Fuse, FutureExt};
 use futures_util::{SinkExt, StreamExt};
 use shared::PlayerId;
 use shared::codec::encode_server;
-use shared::consts::{CHAT_BURST, CHAT_PER_SECOND, MAX_CLIENT_MSG_BYTES};
+use shared::consts::MAX_CLIENT_MSG_BYTES;
 use shared::protocol::{CloseReason, Resume, ServerMsg};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, sleep_until, timeout};
@@ -28,16 +29,13 @@ use tungstenite::protocol::frame::CloseFrame;
 use crate::AppState;
 use crate::cluster::{ClusterError, Placement};
 use crate::net::caps::ConnSlot;
-use crate::net::inbound::{
-    Hello, Inbound, Refusal, SpectatorInbound, read_hello, read_message, read_spectator_message,
-};
-use crate::net::ratelimit::TokenBucket;
+use crate::net::inbound::{Hello, Refusal, SpectatorInbound, read_hello, read_spectator_message};
+use crate::net::reader::{Reader, Seated, reply};
 use crate::net::upgrade::{Handover, websocket};
 use crate::net::wire::{Wire, WireError, WireIo};
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::{RoomHandle, Seat, SeatRefused};
-use crate::rooms::input_queue::{InputSender, input_queue};
-use crate::rooms::link_stats::LinkStats;
+use crate::rooms::input_queue::input_queue;
 use crate::rooms::operator::KICKED;
 use crate::rooms::outbox::{Kick, Outbox};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
@@ -71,8 +69,10 @@ pub(crate) fn socket_config() -> WebSocketConfig {
 }
 
 pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
+    let Some((wire, io, read_ahead)) = handover.into_wire(Arc::clone(&app.metrics)) else {
+        return;
+    };
     app.metrics.connections.inc();
-    let (wire, io, read_ahead) = handover.into_wire(Arc::clone(&app.metrics));
     let socket = websocket(io, read_ahead, socket_config()).await;
     let (kick_tx, kick_rx) = oneshot::channel();
     let mut conn = Conn::new(socket, wire, &app, kick_rx);
@@ -90,74 +90,60 @@ pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: C
     drop(slot);
 }
 
-/// The connection's side of the socket, with its limits: a deadline that each received
-/// frame pushes back, and token buckets for messages and bytes.
+/// The connection's task's side: the reading (its own until the player is seated, the
+/// room's after), and what it waits on besides.
 ///
-/// What it waits on besides the socket (shutdown, the wire's backlog, the deadline) is
-/// made once and polled in place, rather than made afresh for every frame, each with a
-/// lock to register and another to let go.
-struct Conn<'a> {
-    socket: WebSocketStream<WireIo>,
+/// What it waits on (shutdown, the wire's backlog, the deadline) is made once and
+/// polled in place, rather than made afresh for every frame, each with a lock to
+/// register and another to let go.
+struct Conn {
+    reader: Arc<Reader>,
     wire: Arc<Wire>,
-    app: &'a AppState,
-    limits: ConnLimits,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Drains the wire's backlog; it ends only when writing cannot go on.
     drive: Drive,
-    /// Without a frame by then, the peer is gone (or never said hello).
-    deadline: Instant,
-    /// Fires at the deadline as it was when last set. A frame pushes the deadline back
-    /// without touching the timer; the timer catches up when it fires.
+    /// Fires at the idle deadline as it was when last set. Frames push the deadline
+    /// back without touching the timer; the timer catches up when it fires.
     idle: Pin<Box<Sleep>>,
-    /// Whether each frame pushes the deadline back (after the hello).
-    live: bool,
-    messages: TokenBucket,
-    bytes: TokenBucket,
+    /// Whether the room reads the socket (the player is seated).
+    room_reads: bool,
     pings: Interval,
     /// The room's way to close this connection.
     kick: oneshot::Receiver<Kick>,
     kick_open: bool,
-    /// The code of the client's close frame, once one arrived (1005 if it had none).
-    close_code: Option<u16>,
-    /// What this connection measures for the console: bytes in, the ping's round trip.
-    stats: Arc<LinkStats>,
-    /// The payload and time of the ping awaiting its pong.
-    ping_out: Option<(u64, Instant)>,
     /// Numbers the pings, so a pong is matched to its own ping.
     pings_sent: u64,
 }
 
-impl<'a> Conn<'a> {
+impl Conn {
     fn new(
         socket: WebSocketStream<WireIo>,
         wire: Arc<Wire>,
-        app: &'a AppState,
+        app: &AppState,
         kick: oneshot::Receiver<Kick>,
-    ) -> Conn<'a> {
+    ) -> Conn {
         let limits = app.limits;
         let mut pings =
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let deadline = Instant::now() + limits.join_timeout;
+        let reader = Arc::new(Reader::new(
+            socket,
+            Arc::clone(&wire),
+            Arc::clone(&app.metrics),
+            &limits,
+        ));
+        let (deadline, _) = reader.deadline();
         let drive = drive(&wire);
         Conn {
-            socket,
+            reader,
             wire,
-            app,
-            limits,
             shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
             drive,
-            deadline,
             idle: Box::pin(sleep_until(deadline)),
-            live: false,
-            messages: TokenBucket::new(limits.msg_burst, limits.msg_rate),
-            bytes: TokenBucket::new(limits.byte_burst, limits.byte_rate),
+            room_reads: false,
             pings,
             kick,
             kick_open: true,
-            close_code: None,
-            stats: Arc::default(),
-            ping_out: None,
             pings_sent: 0,
         }
     }
@@ -165,25 +151,24 @@ impl<'a> Conn<'a> {
     /// From now on any frame proves the peer alive; silence longer than the idle
     /// timeout (which spans at least one ping and its pong) ends the connection.
     fn go_live(&mut self) {
-        self.live = true;
-        self.deadline = Instant::now() + self.limits.idle_timeout;
+        let deadline = self.reader.go_live();
         // The idle timeout may be shorter than what was left of the join timeout.
-        self.idle.as_mut().reset(self.deadline);
+        self.idle.as_mut().reset(deadline);
     }
 
     /// Sends a message of this connection's own (a pong, a notice), in order with the
     /// room's.
     fn reply(&self, msg: &ServerMsg) -> Result<(), Refusal> {
-        self.wire
-            .send_message(&encode_server(msg))
-            .map_err(|_| (CloseReason::TooSlow, "the client stopped reading".into()))
+        reply(&self.wire, msg)
     }
 
-    /// Reads the next binary frame. `Ok(None)` means the client closed or vanished.
-    /// Meanwhile it pings, drains the wire, and hears kicks and shutdown.
+    /// Reads the next binary frame, or once the room reads the socket, waits for its
+    /// reading to end (then `Ok(None)`, or why it ended). `Ok(None)` means the client
+    /// closed or vanished. Meanwhile it pings, drains the wire, and hears kicks and
+    /// shutdown.
     async fn next_frame(&mut self) -> Result<Option<Bytes>, Refusal> {
         loop {
-            let msg = tokio::select! {
+            tokio::select! {
                 biased;
                 () = &mut self.shutdown => {
                     return Err((CloseReason::ServerShutdown, SHUTTING_DOWN.into()));
@@ -192,7 +177,7 @@ impl<'a> Conn<'a> {
                     Ok(Kick { reason, detail }) => {
                         return Err((reason, detail.unwrap_or_else(|| kick_detail(reason).into())));
                     }
-                    Err(_) => { self.kick_open = false; continue; }
+                    Err(_) => self.kick_open = false,
                 },
                 failed = &mut self.drive => return match failed {
                     WireError::Broken => Ok(None),
@@ -202,68 +187,25 @@ impl<'a> Conn<'a> {
                 },
                 _ = self.pings.tick() => {
                     self.pings_sent += 1;
-                    let payload = Bytes::copy_from_slice(&self.pings_sent.to_le_bytes());
-                    if self.socket.send(Message::Ping(payload)).await.is_ok() {
-                        self.wire.count(1, 0);
-                        self.ping_out = Some((self.pings_sent, Instant::now()));
-                    }
-                    continue;
+                    self.reader.ping(self.pings_sent);
                 }
-                frame = self.socket.next() => match frame {
-                    None => return Ok(None),
-                    Some(Err(err)) => return read_error(&err),
-                    Some(Ok(msg)) => msg,
-                },
+                frame = poll_fn(|cx| self.reader.poll_frame(cx)), if !self.room_reads => {
+                    return frame;
+                }
+                ended = self.reader.ended(), if self.room_reads => return ended.map(|()| None),
                 () = &mut self.idle => {
-                    if self.deadline > self.idle.deadline() {
-                        self.idle.as_mut().reset(self.deadline);
+                    let (deadline, live) = self.reader.deadline();
+                    if deadline > self.idle.deadline() {
+                        self.idle.as_mut().reset(deadline);
                         continue;
                     }
-                    return Err(if self.live {
+                    return Err(if live {
                         (CloseReason::Timeout, "no input or pong within the idle timeout".into())
                     } else {
                         (CloseReason::Timeout, "no hello within the join timeout".into())
                     });
                 }
-            };
-            if let Message::Close(frame) = &msg {
-                // tungstenite answers it on the next read; nothing may follow the answer.
-                self.wire.seal();
-                self.close_code = Some(frame.as_ref().map_or(1005, |frame| frame.code.into()));
             }
-            let n_bytes = msg.len();
-            self.app.metrics.ws_received_messages.inc();
-            self.app.metrics.ws_received_bytes.inc_by(n_bytes as u64);
-            self.stats.received(n_bytes);
-            if let Message::Pong(payload) = &msg
-                && let Some((number, sent_at)) = self.ping_out
-                && payload[..] == number.to_le_bytes()
-            {
-                self.stats.set_rtt(sent_at.elapsed());
-                self.ping_out = None;
-            }
-            if self.live {
-                self.deadline = Instant::now() + self.limits.idle_timeout;
-            }
-            // Control frames count too: a ping flood costs pongs.
-            let n_bytes = u32::try_from(n_bytes).unwrap_or(u32::MAX);
-            if !self.messages.try_take() || !self.bytes.try_take_n(n_bytes) {
-                return Err((
-                    CloseReason::Flood,
-                    "more messages or bytes than the rate limit".into(),
-                ));
-            }
-            if msg.is_binary() {
-                return Ok(Some(msg.into_data()));
-            }
-            if msg.is_text() {
-                return Err((
-                    CloseReason::Malformed,
-                    "text frames are not part of the protocol".into(),
-                ));
-            }
-            // Close, ping and pong are the WebSocket layer's business; keep reading so it
-            // can answer them and see the end.
         }
     }
 
@@ -277,9 +219,12 @@ impl<'a> Conn<'a> {
             detail: detail.clone(),
         };
         let _ = self.wire.send_message(&encode_server(&goodbye));
+        let Some(mut socket) = self.reader.take_socket() else {
+            return;
+        };
         // Anew: the drive that ended the reading may have run to its end.
         self.drive = drive(&self.wire);
-        close_socket(&mut self.socket, &mut self.drive, reason, &detail).await;
+        close_socket(&mut socket, &mut self.drive, reason, &detail).await;
     }
 }
 
@@ -344,7 +289,7 @@ pub(crate) fn read_error(err: &tungstenite::Error) -> Result<Option<Bytes>, Refu
 
 /// Runs the connection from hello to goodbye. `Ok` means the client closed or vanished.
 async fn session(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     kick: oneshot::Sender<Kick>,
     app: &AppState,
     slot: &ConnSlot,
@@ -365,7 +310,8 @@ async fn session(
         inputs: input_rx,
         acks: Arc::clone(&acks),
         outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
-        stats: Arc::clone(&conn.stats),
+        stats: conn.reader.stats(),
+        uplink: Arc::clone(&conn.reader) as Arc<_>,
     };
     let link_id = link.id;
     let (id, room) = match hello.resume {
@@ -374,14 +320,11 @@ async fn session(
     };
 
     conn.go_live();
-    let uplink = Uplink {
-        id,
-        room: &room,
-        inputs: input_tx,
-        acks: &acks,
-    };
-    let played = play(conn, uplink).await;
-    let farewell = if keeps_seat(&played, conn.close_code) {
+    let seated = Seated::new(id, room.clone(), input_tx, acks);
+    conn.reader.hand_to_room(seated);
+    conn.room_reads = true;
+    let played = conn.next_frame().await.map(|_| ());
+    let farewell = if keeps_seat(&played, conn.reader.close_code()) {
         RoomCmd::Lost { id, link: link_id }
     } else {
         RoomCmd::Leave { id, link: link_id }
@@ -393,7 +336,7 @@ async fn session(
 /// Watches a room without a seat, from admission to goodbye: the room sends, this
 /// connection only hands on acknowledgements and answers pings.
 async fn spectate(
-    conn: &mut Conn<'_>,
+    conn: &mut Conn,
     kick: oneshot::Sender<Kick>,
     app: &AppState,
     room: String,
@@ -449,7 +392,7 @@ async fn spectate(
     watched
 }
 
-async fn watch(conn: &mut Conn<'_>, acks: &AckSlot) -> Result<(), Refusal> {
+async fn watch(conn: &mut Conn, acks: &AckSlot) -> Result<(), Refusal> {
     while let Some(bytes) = conn.next_frame().await? {
         match read_spectator_message(&bytes)? {
             SpectatorInbound::Ack(tick) => acks.store(tick),
@@ -476,7 +419,7 @@ async fn join_seat(
     hello: Hello,
     link: PlayerLink,
     slot: &ConnSlot,
-    conn: &Conn<'_>,
+    conn: &Conn,
 ) -> Result<(PlayerId, RoomHandle), Refusal> {
     let Seat { handle, lease } = reserve(app, &hello, slot, conn).await?;
     let (profile, token) = app.identities.admit(hello.token.as_deref());
@@ -516,7 +459,7 @@ async fn reserve(
     app: &AppState,
     hello: &Hello,
     slot: &ConnSlot,
-    conn: &Conn<'_>,
+    conn: &Conn,
 ) -> Result<Seat, Refusal> {
     let directory = Arc::clone(&app.directory);
     let room = hello.room.as_deref();
@@ -553,7 +496,7 @@ async fn reserve(
 }
 
 /// Tells the client where its room lives; the refusal then closes this connection.
-fn redirect(app: &AppState, conn: &Conn<'_>, url: String, reservation: Option<String>) -> Refusal {
+fn redirect(app: &AppState, conn: &Conn, url: String, reservation: Option<String>) -> Refusal {
     app.metrics.cluster_redirects.inc();
     if let Err(refusal) = conn.reply(&ServerMsg::Redirect { url, reservation }) {
         return refusal;
@@ -578,7 +521,7 @@ async fn resume_seat(
     app: &AppState,
     resume: Resume,
     link: PlayerLink,
-    conn: &Conn<'_>,
+    conn: &Conn,
 ) -> Result<(PlayerId, RoomHandle), Refusal> {
     let refused = |why: String| {
         app.metrics.resumes_refused.inc();
@@ -659,52 +602,6 @@ fn seat_refusal(refused: SeatRefused, room: Option<&str>) -> Refusal {
             "the server is draining and takes no new players; try again shortly".to_owned(),
         ),
     }
-}
-
-/// Where a seated player's messages go.
-struct Uplink<'a> {
-    id: PlayerId,
-    room: &'a RoomHandle,
-    inputs: InputSender,
-    acks: &'a AckSlot,
-}
-
-async fn play(conn: &mut Conn<'_>, uplink: Uplink<'_>) -> Result<(), Refusal> {
-    let Uplink {
-        id,
-        room,
-        inputs,
-        acks,
-    } = uplink;
-    let mut chat_budget = TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND);
-    while let Some(bytes) = conn.next_frame().await? {
-        match read_message(&bytes)? {
-            Inbound::Ack(tick) => acks.store(tick),
-            Inbound::Input { ack, frames } => {
-                if let Some(ack) = ack {
-                    acks.store(ack);
-                }
-                // A burst past the queue's bound loses its newest frames: the room
-                // drops a backlog anyway, and a sustained flood is the message bucket's.
-                if inputs.send(frames).is_err() {
-                    // The room let go of this player (kicked); the kick is on its way.
-                    return Err((CloseReason::TooSlow, "removed from the room".into()));
-                }
-            }
-            Inbound::Chat(text) => {
-                if !chat_budget.try_take() {
-                    let notice = ServerMsg::Notice {
-                        text: "chat limit reached: wait a moment".into(),
-                    };
-                    conn.reply(&notice)?;
-                } else if let Some(text) = text {
-                    room.try_send(RoomCmd::Chat { id, text });
-                }
-            }
-            Inbound::Ping { nonce } => conn.reply(&ServerMsg::Pong { nonce })?,
-        }
-    }
-    Ok(())
 }
 
 /// What a player whose server stops is told: the game goes on, elsewhere in a cluster

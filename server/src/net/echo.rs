@@ -18,7 +18,9 @@ use crate::ops::metrics::Metrics;
 /// game connection, the echo waits for each message to be written before reading the
 /// next: the compliance cases send far more than a game client's backlog holds.
 pub(crate) async fn echo(handover: Handover, metrics: Arc<Metrics>) {
-    let (wire, io, read_ahead) = handover.into_wire(metrics);
+    let Some((wire, io, read_ahead)) = handover.into_wire(metrics) else {
+        return;
+    };
     let mut socket = websocket(io, read_ahead, WebSocketConfig::default()).await;
     loop {
         let msg = tokio::select! {

@@ -2,7 +2,7 @@
 //! their messages once, as they queue them; the wire frames the rest.
 
 use tungstenite::protocol::frame::FrameHeader;
-use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 /// The longest header of an unmasked frame: two bytes and a 64-bit length.
 pub(crate) const HEADER_MAX: usize = 10;
@@ -14,9 +14,18 @@ pub(crate) fn binary_header(len: usize) -> ([u8; HEADER_MAX], usize) {
 
 /// A WebSocket frame header for an unmasked, final data frame of `len` bytes.
 pub(crate) fn header(data: Data, len: usize) -> ([u8; HEADER_MAX], usize) {
+    opcode_header(OpCode::Data(data), len)
+}
+
+/// The header of a ping of `len` bytes (at most 125, as for every control frame).
+pub(crate) fn ping_header(len: usize) -> ([u8; HEADER_MAX], usize) {
+    opcode_header(OpCode::Control(Control::Ping), len)
+}
+
+fn opcode_header(opcode: OpCode, len: usize) -> ([u8; HEADER_MAX], usize) {
     let header = FrameHeader {
         is_final: true,
-        opcode: OpCode::Data(data),
+        opcode,
         ..FrameHeader::default()
     };
     let mut bytes = [0u8; HEADER_MAX];

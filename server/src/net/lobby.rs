@@ -22,8 +22,10 @@ use crate::net::wire::{Wire, WireError, WireIo};
 use crate::rooms::listing::Listing;
 
 pub(crate) async fn serve_lobby(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
+    let Some((wire, io, read_ahead)) = handover.into_wire(Arc::clone(&app.metrics)) else {
+        return;
+    };
     app.metrics.lobby_connections.inc();
-    let (wire, io, read_ahead) = handover.into_wire(Arc::clone(&app.metrics));
     let mut socket = websocket(io, read_ahead, socket_config()).await;
     if let Err((reason, detail)) = feed(&mut socket, &wire, &app).await {
         tracing::debug!(?reason, %detail, "closing lobby connection");

@@ -16,6 +16,7 @@ pub(crate) mod listener;
 pub(crate) mod lobby;
 pub(crate) mod origin;
 pub(crate) mod ratelimit;
+pub(crate) mod reader;
 pub(crate) mod redirect;
 pub(crate) mod replay_files;
 pub(crate) mod routes;

@@ -39,11 +39,18 @@ pub(crate) struct Handover {
 
 impl Handover {
     /// The connection's sending side, and the socket as the WebSocket layer sees it.
-    pub(crate) fn into_wire(self, metrics: Arc<Metrics>) -> (Arc<Wire>, WireIo, Bytes) {
-        let (read, write) = self.stream.into_split();
-        let wire = Arc::new(Wire::new(write, self.tls, metrics));
-        let io = WireIo::new(read, Arc::clone(&wire));
-        (wire, io, self.read_ahead)
+    /// The stream leaves the runtime's poller here (see `wire`); `None` if it could not.
+    pub(crate) fn into_wire(self, metrics: Arc<Metrics>) -> Option<(Arc<Wire>, WireIo, Bytes)> {
+        let stream = match self.stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(%err, "an upgraded socket could not leave the poller");
+                return None;
+            }
+        };
+        let wire = Arc::new(Wire::new(stream, self.tls, metrics));
+        let io = WireIo::new(Arc::clone(&wire));
+        Some((wire, io, self.read_ahead))
     }
 }
 

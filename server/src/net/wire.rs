@@ -8,27 +8,31 @@
 //! Every write to the socket, from the room or from the connection (pings, pongs,
 //! close), goes through one lock, so frames never interleave on the wire.
 //!
+//! The socket is not in the runtime's poller for good: a reader that waits for data
+//! registers for it while it waits (`WireIo`), and the backlog's drain for room to
+//! write while the socket is full. A seated player's socket, read by its room at its
+//! ticks, is in the poller for nothing, so an arriving message wakes no thread.
+//!
 //! On a TLS connection the session lives under the same lock: every write is sealed
 //! into a record there and written at once, still from the writer's own thread, and the
 //! connection's reads open records under it too. Records the socket did not take wait
 //! in the session, and nothing new is sealed until they have gone.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rustls::ServerConnection;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout_at};
 use tungstenite::protocol::frame::coding::Data;
 
-use crate::net::frame::{binary_header, header};
+use crate::net::frame::{binary_header, header, ping_header};
 use crate::ops::metrics::Metrics;
 use crate::rooms::outbox::{Downlink, Overflow, Queued};
 
@@ -55,7 +59,9 @@ pub(crate) enum WireError {
 
 #[derive(Debug)]
 pub(crate) struct Wire {
-    socket: OwnedWriteHalf,
+    /// Non-blocking, and registered with the runtime's poller only while someone waits
+    /// on it (see `readiness`).
+    socket: TcpStream,
     /// Whether `State::tls` holds a session (fixed for the connection's life), so a
     /// plain connection's reads never take the lock.
     encrypted: bool,
@@ -99,9 +105,10 @@ impl State {
 }
 
 impl Wire {
-    /// The sending side of `socket`, through `tls` when the connection is encrypted.
+    /// The sending side of `socket` (non-blocking), through `tls` when the connection
+    /// is encrypted.
     pub(crate) fn new(
-        socket: OwnedWriteHalf,
+        socket: TcpStream,
         tls: Option<Box<ServerConnection>>,
         metrics: Arc<Metrics>,
     ) -> Wire {
@@ -188,6 +195,17 @@ impl Wire {
         let mut state = self.state.lock();
         state.sealed = true;
         state.snapshot.clear();
+    }
+
+    /// Sends a WebSocket ping carrying `payload` (at most 125 bytes), in order with
+    /// everything else.
+    pub(crate) fn send_ping(&self, payload: &[u8]) -> Result<(), WireError> {
+        let (header, header_len) = ping_header(payload.len());
+        let mut state = self.state.lock();
+        if self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])? {
+            self.count(1, 0);
+        }
+        Ok(())
     }
 
     /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
@@ -281,18 +299,39 @@ impl Wire {
         }
     }
 
-    /// Writes until nothing waits: the backlog, then the waiting snapshot.
+    /// Writes until nothing waits: the backlog, then the waiting snapshot. While the
+    /// socket is full it waits to be told there is room, registered for that until done.
     pub(crate) async fn drained(&self) -> Result<(), WireError> {
+        let Some(mut stalled_at) = self.drain()? else {
+            return Ok(());
+        };
+        let socket = self.registered().map_err(|_| WireError::Broken)?;
         loop {
-            let Some(stalled_at) = self.drain()? else {
-                return Ok(());
-            };
-            match timeout_at(stalled_at, self.socket.writable()).await {
+            match timeout_at(stalled_at, socket.writable()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(WireError::Broken),
                 Err(_) => return Err(WireError::Stalled),
             }
+            // Draining through the registration: a socket still full clears the news
+            // that it had room, and news that came meanwhile stays.
+            let drained = socket.try_io(Interest::WRITABLE, || match self.drain() {
+                Ok(Some(at)) => {
+                    stalled_at = at;
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                other => Ok(other.map(drop)),
+            });
+            if let Ok(done) = drained {
+                return done;
+            }
         }
+    }
+
+    /// The socket registered with the runtime's poller, for as long as the result
+    /// lives. It is a second descriptor of the same socket, so the socket itself stays
+    /// out of the poller, and each waiter registers on its own.
+    fn registered(&self) -> io::Result<tokio::net::TcpStream> {
+        tokio::net::TcpStream::from_std(self.socket.try_clone()?)
     }
 
     /// Writes as much of the backlog (then the waiting snapshot) as the socket takes.
@@ -347,54 +386,31 @@ impl Wire {
         }
     }
 
-    /// Opens records from the socket into `buf`, for the WebSocket layer's reads of an
-    /// encrypted connection. The end of the stream, with or without the peer's
-    /// close_notify, reads as the end, as on a plain socket.
-    fn poll_read_records(
-        &self,
-        socket: &TcpStream,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    /// Reads what the socket holds into `buf` without waiting (opening records first on
+    /// an encrypted connection): `WouldBlock` when nothing is there yet. The end of the
+    /// stream, with or without a TLS peer's close_notify, reads as the end (0).
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.encrypted {
+            return (&self.socket).read(buf);
+        }
+        let mut state = self.state.lock();
         loop {
-            {
-                let mut state = self.state.lock();
-                let Some(tls) = state.tls.as_deref_mut() else {
-                    return Poll::Ready(Err(io::Error::other("no TLS session")));
-                };
-                match tls.reader().read(buf.initialize_unfilled()) {
-                    Ok(n) => {
-                        buf.advance(n);
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
-                        return Poll::Ready(Ok(()));
-                    }
-                    Err(err) => return Poll::Ready(Err(err)),
-                }
-                match tls.read_tls(&mut SocketReader(socket)) {
-                    Ok(_) => {
-                        let processed = tls.process_new_packets();
-                        if tls.wants_write() {
-                            self.write_session_records(&mut state);
-                        }
-                        if let Err(err) = processed {
-                            return Poll::Ready(Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                err,
-                            )));
-                        }
-                        continue;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(err) => return Poll::Ready(Err(err)),
-                }
+            let Some(tls) = state.tls.as_deref_mut() else {
+                return Err(io::Error::other("no TLS session"));
+            };
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(err) => return Err(err),
             }
-            match socket.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => return Poll::Pending,
+            tls.read_tls(&mut SocketReader(&self.socket))?;
+            let processed = tls.process_new_packets();
+            if tls.wants_write() {
+                self.write_session_records(&mut state);
+            }
+            if let Err(err) = processed {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, err));
             }
         }
     }
@@ -419,12 +435,12 @@ impl Drop for Wire {
 /// connection. Returns how many of the bytes of `parts` were taken: on a TLS connection,
 /// sealed, of which the socket may have taken only some records so far.
 fn send(
-    socket: &OwnedWriteHalf,
+    socket: &TcpStream,
     tls: Option<&mut ServerConnection>,
     parts: &[IoSlice<'_>],
 ) -> io::Result<usize> {
     let Some(tls) = tls else {
-        return socket.try_write_vectored(parts);
+        return (&*socket).write_vectored(parts);
     };
     write_records(tls, socket)?;
     if tls.wants_write() {
@@ -437,7 +453,7 @@ fn send(
 
 /// Writes the session's sealed records until none are left or the socket is full.
 /// Returns the bytes written.
-fn write_records(tls: &mut ServerConnection, socket: &OwnedWriteHalf) -> io::Result<usize> {
+fn write_records(tls: &mut ServerConnection, socket: &TcpStream) -> io::Result<usize> {
     let mut written = 0;
     while tls.wants_write() {
         match tls.write_tls(&mut SocketWriter(socket)) {
@@ -450,16 +466,16 @@ fn write_records(tls: &mut ServerConnection, socket: &OwnedWriteHalf) -> io::Res
     Ok(written)
 }
 
-/// The write half as the TLS session writes records: without waiting.
-struct SocketWriter<'a>(&'a OwnedWriteHalf);
+/// The socket as the TLS session writes records: without waiting.
+struct SocketWriter<'a>(&'a TcpStream);
 
 impl Write for SocketWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        (&*self.0).write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
+        (&*self.0).write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -472,7 +488,7 @@ struct SocketReader<'a>(&'a TcpStream);
 
 impl Read for SocketReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        (&*self.0).read(buf)
     }
 }
 
@@ -492,18 +508,41 @@ impl Downlink for Wire {
     }
 }
 
-/// The socket as the WebSocket layer sees it: reads from the read half, and writes
+/// The socket as the WebSocket layer sees it: reads from the socket, and writes
 /// through the wire, in order with the room's frames. Writes never wait; a write past
 /// the backlog limit fails, which ends the connection.
+///
+/// A read that finds nothing waits for data, registered with the runtime's poller,
+/// unless the reader polls on its own schedule (`poll_on_schedule`): then it is only
+/// pending, and no thread is woken when data arrives.
 #[derive(Debug)]
 pub(crate) struct WireIo {
-    read: OwnedReadHalf,
     wire: Arc<Wire>,
+    /// The socket's registration for reading, made when a read first had to wait.
+    readable: Option<tokio::net::TcpStream>,
+    on_schedule: bool,
 }
 
 impl WireIo {
-    pub(crate) fn new(read: OwnedReadHalf, wire: Arc<Wire>) -> WireIo {
-        WireIo { read, wire }
+    pub(crate) fn new(wire: Arc<Wire>) -> WireIo {
+        WireIo {
+            wire,
+            readable: None,
+            on_schedule: false,
+        }
+    }
+
+    /// From now on the reader looks for data at its own times (a room, at its ticks):
+    /// a read that finds nothing is pending, registered for nothing. It may be polled
+    /// from a thread outside the runtime.
+    pub(crate) fn poll_on_schedule(&mut self) {
+        self.on_schedule = true;
+        self.readable = None;
+    }
+
+    /// From now on a read that finds nothing waits to be woken when data arrives.
+    pub(crate) fn wake_on_data(&mut self) {
+        self.on_schedule = false;
     }
 }
 
@@ -513,10 +552,39 @@ impl AsyncRead for WireIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.wire.encrypted {
-            return self.wire.poll_read_records(self.read.as_ref(), cx, buf);
+        let this = &mut *self;
+        match this.wire.read(buf.initialize_unfilled()) {
+            Ok(n) => {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Poll::Ready(Err(err)),
         }
-        Pin::new(&mut self.read).poll_read(cx, buf)
+        if this.on_schedule {
+            return Poll::Pending;
+        }
+        let readable = match &mut this.readable {
+            Some(readable) => readable,
+            None => match this.wire.registered() {
+                Ok(readable) => this.readable.insert(readable),
+                Err(err) => return Poll::Ready(Err(err)),
+            },
+        };
+        loop {
+            ready!(readable.poll_read_ready(cx))?;
+            // Reading through the registration: nothing there clears the news of data
+            // (which may predate the read above), and news that came meanwhile stays.
+            let wire = &this.wire;
+            match readable.try_io(Interest::READABLE, || wire.read(buf.initialize_unfilled())) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
     }
 }
 
@@ -564,9 +632,9 @@ mod tests {
             .await
             .expect("connect");
         let (server_end, _) = listener.accept().await.expect("accept");
-        let (_read, write) = server_end.into_split();
+        let socket = server_end.into_std().expect("a std socket");
         (
-            Arc::new(Wire::new(write, None, Arc::new(Metrics::new()))),
+            Arc::new(Wire::new(socket, None, Arc::new(Metrics::new()))),
             peer,
         )
     }
@@ -625,13 +693,12 @@ mod tests {
             .expect("server handshake")
             .into_inner();
         let peer = client.await.expect("client task");
-        let (read, write) = tcp.into_split();
         let wire = Arc::new(Wire::new(
-            write,
+            tcp.into_std().expect("a std socket"),
             Some(Box::new(session)),
             Arc::new(Metrics::new()),
         ));
-        let io = WireIo::new(read, Arc::clone(&wire));
+        let io = WireIo::new(Arc::clone(&wire));
         (wire, io, peer)
     }
 
@@ -800,6 +867,45 @@ mod tests {
         };
         assert_eq!(overflowed, WireError::Overflow);
         assert!(queued >= BACKLOG_LIMIT / 1000 - 20, "only {queued} queued");
+    }
+
+    #[tokio::test]
+    async fn a_reader_on_its_own_schedule_registers_for_nothing_and_finds_what_came_since() {
+        let (wire, mut peer) = wire_and_peer().await;
+        let mut io = WireIo::new(Arc::clone(&wire));
+        io.poll_on_schedule();
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut bytes = [0u8; 16];
+        let mut buf = ReadBuf::new(&mut bytes);
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
+        assert!(
+            io.readable.is_none(),
+            "nothing to read, and no registration made"
+        );
+
+        peer.write_all(b"input").await.expect("send");
+        // Loopback delivers at once; the bound is generous, for a loaded machine.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending() {
+            assert!(Instant::now() < give_up, "the bytes never showed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(buf.filled(), b"input");
+        assert!(io.readable.is_none(), "still registered for nothing");
+
+        io.wake_on_data();
+        let reader = tokio::spawn(async move {
+            let mut heard = [0u8; 5];
+            io.read_exact(&mut heard).await.map(|_| heard)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        peer.write_all(b"later").await.expect("send");
+        let heard = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("a reader waiting on data is woken by it")
+            .expect("reader task")
+            .expect("read");
+        assert_eq!(&heard, b"later");
     }
 
     #[tokio::test(start_paused = true)]

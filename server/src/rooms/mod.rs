@@ -1,6 +1,7 @@
 //! The rooms layer: the directory of rooms and their seats, each room's world and
 //! players, and the threads that tick them. Rooms reach connections only through the
-//! `Downlink` their outboxes write to, so they run without sockets in their tests.
+//! `Downlink` their outboxes write to and the `Uplink` they read from, so they run
+//! without sockets in their tests.
 
 pub(crate) mod ack;
 pub(crate) mod directory;
@@ -20,6 +21,7 @@ pub(crate) mod scheduler;
 pub(crate) mod seat_token;
 mod snapshots;
 pub(crate) mod spectators;
+pub(crate) mod uplink;
 
 #[cfg(test)]
 mod tests;

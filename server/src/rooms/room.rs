@@ -30,6 +30,7 @@ use crate::rooms::recorder::Recorder;
 use crate::rooms::rewind_judge::RewindJudge;
 use crate::rooms::seat_token::{SeatClaim, SeatTokens, new_nonce};
 use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, Spectators, WatchRefused};
+use crate::rooms::uplink::Uplink;
 use crate::store::replays::{RecordingKey, ReplaySink};
 use crate::store::{MatchId, ResultSink};
 
@@ -82,6 +83,8 @@ pub(crate) struct PlayerLink {
     pub outbox: Outbox,
     /// What the connection measures of the player, for the console.
     pub stats: Arc<LinkStats>,
+    /// The player's messages, read by the room at its ticks.
+    pub uplink: Arc<dyn Uplink>,
 }
 
 #[derive(Debug)]
@@ -619,6 +622,7 @@ impl Room {
                 continue;
             };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
+            link.uplink.pull();
             let mut applied = 0;
             let mut waiting = link.inputs.waiting();
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {

@@ -26,6 +26,7 @@ use crate::rooms::runner::{RoomKey, RoomRunner, SLOTS_PER_TICK, Ticked};
 use crate::rooms::scheduler::{Janitor, RoomThread};
 use crate::rooms::seat_token::{SeatClaim, SeatTokens};
 use crate::rooms::spectators::{SpectatorLink, SpectatorSettings, WatchRefused};
+use crate::rooms::uplink::Uplink;
 use crate::store::replays::ReplayWriter;
 use crate::store::{EndReason, MatchId, MatchResult, ResultSink};
 
@@ -67,10 +68,38 @@ impl Downlink for MemoryDownlink {
     }
 }
 
+/// A player's socket as the room reads it: what the test sends waits here until the
+/// room pulls, as it waits in a real socket until the room's tick reads it.
+#[derive(Debug)]
+struct MemoryUplink {
+    unread: Mutex<Vec<InputFrame>>,
+    inputs: InputSender,
+}
+
+impl MemoryUplink {
+    fn new(inputs: InputSender) -> Arc<MemoryUplink> {
+        Arc::new(MemoryUplink {
+            unread: Mutex::default(),
+            inputs,
+        })
+    }
+
+    fn send(&self, frame: InputFrame) {
+        self.unread.lock().push(frame);
+    }
+}
+
+impl Uplink for MemoryUplink {
+    fn pull(&self) {
+        let unread = std::mem::take(&mut *self.unread.lock());
+        let _ = self.inputs.send(unread);
+    }
+}
+
 /// One player's end of an in-memory connection.
 struct TestPlayer {
     id: PlayerId,
-    inputs: InputSender,
+    inputs: Arc<MemoryUplink>,
     acks: Arc<AckSlot>,
     downlink: Arc<MemoryDownlink>,
     kicked: oneshot::Receiver<Kick>,
@@ -108,7 +137,7 @@ impl TestPlayer {
             buttons,
             ..InputFrame::default()
         };
-        self.inputs.send([frame]).expect("the room holds the queue");
+        self.inputs.send(frame);
     }
 
     fn kick_reason(&mut self) -> Option<CloseReason> {
@@ -250,7 +279,8 @@ impl TestRoom {
 
     /// Seats a player on the next tick.
     fn join(&mut self, name: &str) -> TestPlayer {
-        let (inputs, input_rx) = input_queue();
+        let (input_tx, input_rx) = input_queue();
+        let inputs = MemoryUplink::new(input_tx);
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -265,6 +295,7 @@ impl TestRoom {
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
                 stats: Arc::default(),
+                uplink: Arc::clone(&inputs) as Arc<dyn Uplink>,
             },
             lease: SeatLease::unlisted(),
             reply,
@@ -286,7 +317,7 @@ impl TestRoom {
 /// or sends it inputs.
 fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
     let (kick, _kicked) = oneshot::channel();
-    let (_inputs, input_rx) = input_queue();
+    let (input_tx, input_rx) = input_queue();
     RoomCmd::Join {
         name: name.into(),
         profile: profile_of(name),
@@ -297,6 +328,7 @@ fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
             acks: Arc::default(),
             outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
             stats: Arc::default(),
+            uplink: MemoryUplink::new(input_tx),
         },
         lease: SeatLease::unlisted(),
         reply,
@@ -514,7 +546,8 @@ impl TestRoom {
         newest_tick: Option<Tick>,
         link: u64,
     ) -> (Result<PlayerId, ResumeRefused>, TestPlayer) {
-        let (inputs, input_rx) = input_queue();
+        let (input_tx, input_rx) = input_queue();
+        let inputs = MemoryUplink::new(input_tx);
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -528,6 +561,7 @@ impl TestRoom {
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
                 stats: Arc::default(),
+                uplink: Arc::clone(&inputs) as Arc<dyn Uplink>,
             },
             reply,
         });
@@ -1234,7 +1268,7 @@ fn play_like_a_bot(player: &mut TestPlayer, style: usize, tick: usize) -> Vec<Se
         aim: (tick as f32 * 0.05 + style as f32).sin() * 3.0,
         view: None,
     };
-    let _ = player.inputs.send([frame]);
+    player.inputs.send(frame);
     let received = player.received();
     for msg in &received {
         if let ServerMsg::Snapshot(snapshot) = msg {

@@ -1,0 +1,330 @@
+//! A connection's reading side: its WebSocket stream and the limits every frame is held
+//! to (size, message and byte rates, the idle deadline). The connection's task reads it
+//! while it waits for a hello, and a spectator's throughout. Once a player is seated,
+//! the room reads it instead, at its ticks (`Uplink::pull`): the socket leaves the
+//! runtime's poller, so an arriving message wakes no thread, and a tick takes all that
+//! arrived in one go. The task then only waits to hear that the reading ended.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::task::noop_waker_ref;
+use parking_lot::Mutex;
+use shared::PlayerId;
+use shared::codec::encode_server;
+use shared::consts::{CHAT_BURST, CHAT_PER_SECOND};
+use shared::protocol::{CloseReason, ServerMsg};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
+
+use crate::net::conn::{ConnLimits, read_error};
+use crate::net::inbound::{Inbound, Refusal, read_message};
+use crate::net::ratelimit::TokenBucket;
+use crate::net::wire::{Wire, WireIo};
+use crate::ops::metrics::Metrics;
+use crate::rooms::ack::AckSlot;
+use crate::rooms::directory::RoomHandle;
+use crate::rooms::input_queue::InputSender;
+use crate::rooms::link_stats::LinkStats;
+use crate::rooms::room::RoomCmd;
+use crate::rooms::uplink::Uplink;
+
+#[derive(Debug)]
+pub(crate) struct Reader {
+    state: Mutex<Reading>,
+    /// Tells the connection's task that the room's reading came to an end.
+    ended: Notify,
+}
+
+#[derive(Debug)]
+struct Reading {
+    /// `None` once the connection's close has taken it.
+    socket: Option<WebSocketStream<WireIo>>,
+    wire: Arc<Wire>,
+    metrics: Arc<Metrics>,
+    idle_timeout: Duration,
+    /// Without a frame by then, the peer is gone (or never said hello).
+    deadline: Instant,
+    /// Whether each frame pushes the deadline back (after the hello).
+    live: bool,
+    messages: TokenBucket,
+    bytes: TokenBucket,
+    /// What this connection measures for the console: bytes in, the ping's round trip.
+    stats: Arc<LinkStats>,
+    /// The payload and time of the ping awaiting its pong.
+    ping_out: Option<(u64, Instant)>,
+    /// The code of the client's close frame, once one arrived (1005 if it had none).
+    close_code: Option<u16>,
+    /// Where a seated player's messages go, while the room reads them.
+    seat: Option<Seated>,
+    /// How the room's reading ended: `Ok` when the client closed or vanished.
+    end: Option<Result<(), Refusal>>,
+}
+
+/// Where a seated player's messages go.
+#[derive(Debug)]
+pub(crate) struct Seated {
+    id: PlayerId,
+    room: RoomHandle,
+    inputs: InputSender,
+    acks: Arc<AckSlot>,
+    chat: TokenBucket,
+}
+
+impl Seated {
+    pub(crate) fn new(
+        id: PlayerId,
+        room: RoomHandle,
+        inputs: InputSender,
+        acks: Arc<AckSlot>,
+    ) -> Seated {
+        Seated {
+            id,
+            room,
+            inputs,
+            acks,
+            chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND),
+        }
+    }
+}
+
+/// What one frame from the socket came to, once it passed the limits.
+enum Frame {
+    Data(Bytes),
+    /// A ping, pong or close: the WebSocket layer's business.
+    Control,
+    /// The client closed or vanished.
+    Closed,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        socket: WebSocketStream<WireIo>,
+        wire: Arc<Wire>,
+        metrics: Arc<Metrics>,
+        limits: &ConnLimits,
+    ) -> Reader {
+        Reader {
+            state: Mutex::new(Reading {
+                socket: Some(socket),
+                wire,
+                metrics,
+                idle_timeout: limits.idle_timeout,
+                deadline: Instant::now() + limits.join_timeout,
+                live: false,
+                messages: TokenBucket::new(limits.msg_burst, limits.msg_rate),
+                bytes: TokenBucket::new(limits.byte_burst, limits.byte_rate),
+                stats: Arc::default(),
+                ping_out: None,
+                close_code: None,
+                seat: None,
+                end: None,
+            }),
+            ended: Notify::new(),
+        }
+    }
+
+    /// Polls for the next data frame, for the connection's own task. `Ok(None)`: the
+    /// client closed or vanished.
+    pub(crate) fn poll_frame(&self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Refusal>> {
+        let mut reading = self.state.lock();
+        loop {
+            return Poll::Ready(match ready!(reading.poll_frame(cx)) {
+                Ok(Frame::Data(bytes)) => Ok(Some(bytes)),
+                Ok(Frame::Control) => continue,
+                Ok(Frame::Closed) => Ok(None),
+                Err(refusal) => Err(refusal),
+            });
+        }
+    }
+
+    /// From now on any frame proves the peer alive; silence longer than the idle
+    /// timeout (which spans at least one ping and its pong) ends the connection.
+    /// Returns the new deadline.
+    pub(crate) fn go_live(&self) -> Instant {
+        let mut reading = self.state.lock();
+        reading.live = true;
+        reading.deadline = Instant::now() + reading.idle_timeout;
+        reading.deadline
+    }
+
+    /// The idle deadline as frames have pushed it, and whether the hello has come.
+    pub(crate) fn deadline(&self) -> (Instant, bool) {
+        let reading = self.state.lock();
+        (reading.deadline, reading.live)
+    }
+
+    pub(crate) fn stats(&self) -> Arc<LinkStats> {
+        Arc::clone(&self.state.lock().stats)
+    }
+
+    pub(crate) fn close_code(&self) -> Option<u16> {
+        self.state.lock().close_code
+    }
+
+    /// Sends ping number `number`, whose pong measures the round trip.
+    pub(crate) fn ping(&self, number: u64) {
+        let mut reading = self.state.lock();
+        if reading.wire.send_ping(&number.to_le_bytes()).is_ok() {
+            reading.ping_out = Some((number, Instant::now()));
+        }
+    }
+
+    /// Hands the reading to the seat's room, which pulls at its ticks from now on.
+    pub(crate) fn hand_to_room(&self, seat: Seated) {
+        let mut reading = self.state.lock();
+        if let Some(socket) = &mut reading.socket {
+            socket.get_mut().poll_on_schedule();
+        }
+        reading.seat = Some(seat);
+    }
+
+    /// Waits until the room's reading ends, and says how.
+    pub(crate) async fn ended(&self) -> Result<(), Refusal> {
+        loop {
+            if let Some(end) = self.state.lock().end.take() {
+                return end;
+            }
+            self.ended.notified().await;
+        }
+    }
+
+    /// Takes the socket back for the connection's task, to close it: the room reads no
+    /// more, and the task's reads wait for data again.
+    pub(crate) fn take_socket(&self) -> Option<WebSocketStream<WireIo>> {
+        let mut reading = self.state.lock();
+        reading.seat = None;
+        let mut socket = reading.socket.take()?;
+        socket.get_mut().wake_on_data();
+        Some(socket)
+    }
+}
+
+impl Uplink for Reader {
+    fn pull(&self) {
+        let mut reading = self.state.lock();
+        if reading.seat.is_none() {
+            return;
+        }
+        // Nothing is ever woken: the room looks again at its next tick.
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let end = loop {
+            let Poll::Ready(frame) = reading.poll_frame(&mut cx) else {
+                return;
+            };
+            match frame {
+                Ok(Frame::Data(bytes)) => {
+                    if let Err(refusal) = reading.hand_on(&bytes) {
+                        break Err(refusal);
+                    }
+                }
+                Ok(Frame::Control) => {}
+                Ok(Frame::Closed) => break Ok(()),
+                Err(refusal) => break Err(refusal),
+            }
+        };
+        reading.seat = None;
+        reading.end = Some(end);
+        self.ended.notify_one();
+    }
+}
+
+impl Reading {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, Refusal>> {
+        let Some(socket) = &mut self.socket else {
+            return Poll::Ready(Ok(Frame::Closed));
+        };
+        Poll::Ready(match ready!(socket.poll_next_unpin(cx)) {
+            None => Ok(Frame::Closed),
+            Some(Err(err)) => read_error(&err).map(|_| Frame::Closed),
+            Some(Ok(msg)) => self.check(msg),
+        })
+    }
+
+    /// Counts a frame, holds it to the limits, and says what it came to.
+    fn check(&mut self, msg: Message) -> Result<Frame, Refusal> {
+        if let Message::Close(frame) = &msg {
+            // tungstenite answers it on the next read; nothing may follow the answer.
+            self.wire.seal();
+            self.close_code = Some(frame.as_ref().map_or(1005, |frame| frame.code.into()));
+        }
+        let n_bytes = msg.len();
+        self.metrics.ws_received_messages.inc();
+        self.metrics.ws_received_bytes.inc_by(n_bytes as u64);
+        self.stats.received(n_bytes);
+        if let Message::Pong(payload) = &msg
+            && let Some((number, sent_at)) = self.ping_out
+            && payload[..] == number.to_le_bytes()
+        {
+            self.stats.set_rtt(sent_at.elapsed());
+            self.ping_out = None;
+        }
+        if self.live {
+            self.deadline = Instant::now() + self.idle_timeout;
+        }
+        // Control frames count too: a ping flood costs pongs.
+        let n_bytes = u32::try_from(n_bytes).unwrap_or(u32::MAX);
+        if !self.messages.try_take() || !self.bytes.try_take_n(n_bytes) {
+            return Err((
+                CloseReason::Flood,
+                "more messages or bytes than the rate limit".into(),
+            ));
+        }
+        if msg.is_binary() {
+            return Ok(Frame::Data(msg.into_data()));
+        }
+        if msg.is_text() {
+            return Err((
+                CloseReason::Malformed,
+                "text frames are not part of the protocol".into(),
+            ));
+        }
+        Ok(Frame::Control)
+    }
+
+    /// Hands a seated player's message on to where it goes.
+    fn hand_on(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+        let message = read_message(bytes)?;
+        let Some(seat) = &mut self.seat else {
+            return Ok(());
+        };
+        match message {
+            Inbound::Ack(tick) => seat.acks.store(tick),
+            Inbound::Input { ack, frames } => {
+                if let Some(ack) = ack {
+                    seat.acks.store(ack);
+                }
+                // A burst past the queue's bound loses its newest frames: the room
+                // drops a backlog anyway, and a sustained flood is the message bucket's.
+                if seat.inputs.send(frames).is_err() {
+                    // The room let go of this player (kicked); the kick is on its way.
+                    return Err((CloseReason::TooSlow, "removed from the room".into()));
+                }
+            }
+            Inbound::Chat(text) => {
+                if !seat.chat.try_take() {
+                    let notice = ServerMsg::Notice {
+                        text: "chat limit reached: wait a moment".into(),
+                    };
+                    return reply(&self.wire, &notice);
+                }
+                if let Some(text) = text {
+                    seat.room.try_send(RoomCmd::Chat { id: seat.id, text });
+                }
+            }
+            Inbound::Ping { nonce } => return reply(&self.wire, &ServerMsg::Pong { nonce }),
+        }
+        Ok(())
+    }
+}
+
+/// Sends a message of the connection's own (a pong, a notice), in order with the room's.
+pub(crate) fn reply(wire: &Wire, msg: &ServerMsg) -> Result<(), Refusal> {
+    wire.send_message(&encode_server(msg))
+        .map_err(|_| (CloseReason::TooSlow, "the client stopped reading".into()))
+}
