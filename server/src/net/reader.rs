@@ -206,10 +206,14 @@ impl Reader {
 }
 
 impl Uplink for Reader {
-    fn pull(&self) {
+    fn pull(&self, due: bool) {
         let mut reading = self.state.lock();
-        if reading.seat.is_none() {
+        // A pong is timed by when it is read.
+        if reading.seat.is_none() || !(due || reading.ping_out.is_some()) {
             return;
+        }
+        if let Some(socket) = &mut reading.socket {
+            socket.get_mut().look_again();
         }
         // Nothing is ever woken: the room looks again at its next tick.
         let mut cx = Context::from_waker(noop_waker_ref());

@@ -521,6 +521,9 @@ pub(crate) struct WireIo {
     /// The socket's registration for reading, made when a read first had to wait.
     readable: Option<tokio::net::TcpStream>,
     on_schedule: bool,
+    /// On schedule: this look has found the socket empty, so reading again before the
+    /// next look would be a system call for nothing.
+    dry: bool,
 }
 
 impl WireIo {
@@ -529,6 +532,7 @@ impl WireIo {
             wire,
             readable: None,
             on_schedule: false,
+            dry: false,
         }
     }
 
@@ -540,9 +544,15 @@ impl WireIo {
         self.readable = None;
     }
 
+    /// On schedule: a new look at the socket begins, so reads go to the socket again.
+    pub(crate) fn look_again(&mut self) {
+        self.dry = false;
+    }
+
     /// From now on a read that finds nothing waits to be woken when data arrives.
     pub(crate) fn wake_on_data(&mut self) {
         self.on_schedule = false;
+        self.dry = false;
     }
 }
 
@@ -553,15 +563,22 @@ impl AsyncRead for WireIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.dry {
+            return Poll::Pending;
+        }
+        let room = buf.remaining();
         match this.wire.read(buf.initialize_unfilled()) {
             Ok(n) => {
                 buf.advance(n);
+                // Less than asked for: the socket held no more (or ended) just now.
+                this.dry = this.on_schedule && n < room;
                 return Poll::Ready(Ok(()));
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) => return Poll::Ready(Err(err)),
         }
         if this.on_schedule {
+            this.dry = true;
             return Poll::Pending;
         }
         let readable = match &mut this.readable {
@@ -869,6 +886,22 @@ mod tests {
         assert!(queued >= BACKLOG_LIMIT / 1000 - 20, "only {queued} queued");
     }
 
+    /// Looks at the socket again and again, as a room at its ticks would, until a read
+    /// comes back.
+    async fn look_until_read(io: &mut WireIo, buf: &mut ReadBuf<'_>) {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        // Loopback delivers at once; the bound is generous, for a loaded machine.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            io.look_again();
+            if Pin::new(&mut *io).poll_read(&mut cx, buf).is_ready() {
+                return;
+            }
+            assert!(Instant::now() < give_up, "the bytes never showed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     #[tokio::test]
     async fn a_reader_on_its_own_schedule_registers_for_nothing_and_finds_what_came_since() {
         let (wire, mut peer) = wire_and_peer().await;
@@ -884,14 +917,17 @@ mod tests {
         );
 
         peer.write_all(b"input").await.expect("send");
-        // Loopback delivers at once; the bound is generous, for a loaded machine.
-        let give_up = Instant::now() + Duration::from_secs(10);
-        while Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending() {
-            assert!(Instant::now() < give_up, "the bytes never showed");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        look_until_read(&mut io, &mut buf).await;
         assert_eq!(buf.filled(), b"input");
         assert!(io.readable.is_none(), "still registered for nothing");
+
+        // A short read means the socket was empty: the same look reads no more.
+        peer.write_all(b"more").await.expect("send");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        buf.clear();
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut buf).is_pending());
+        look_until_read(&mut io, &mut buf).await;
+        assert_eq!(buf.filled(), b"more");
 
         io.wake_on_data();
         let reader = tokio::spawn(async move {

@@ -262,12 +262,18 @@ impl Room {
 
     /// One simulation step: seats and unseats, applies the inputs, steps the world and
     /// queues what happened for every occupant.
-    pub(super) fn step(&mut self, commands: &mut mpsc::Receiver<RoomCmd>, dt: f32) {
+    /// `snapshot_tick`: this tick ends with snapshots.
+    pub(super) fn step(
+        &mut self,
+        commands: &mut mpsc::Receiver<RoomCmd>,
+        dt: f32,
+        snapshot_tick: bool,
+    ) {
         while let Ok(cmd) = commands.try_recv() {
             self.handle(cmd);
         }
         self.release_expired_seats();
-        self.collect_inputs();
+        self.collect_inputs(snapshot_tick);
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
         self.announce_saves();
@@ -614,15 +620,18 @@ impl Room {
         tracing::debug!(room = %self.id, player = id.0, "player left");
     }
 
-    /// Takes each player's queued inputs in sequence order, within the player's credit.
-    fn collect_inputs(&mut self) {
+    /// Reads what each player sent (see `uplink` for when), and takes their queued
+    /// inputs in sequence order, within the player's credit.
+    fn collect_inputs(&mut self, snapshot_tick: bool) {
         self.inputs.clear();
         for occupant in &mut self.occupants {
             let Some(link) = &mut occupant.link else {
                 continue;
             };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
-            link.uplink.pull();
+            let applicable = occupant.input_credit.min(MAX_INPUTS_PER_TICK) as usize;
+            let short = link.inputs.waiting().len() < applicable;
+            link.uplink.pull(short || snapshot_tick);
             let mut applied = 0;
             let mut waiting = link.inputs.waiting();
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {

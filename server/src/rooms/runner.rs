@@ -246,9 +246,10 @@ impl RoomRunner {
         let room = &mut self.room;
         let lateness = now.saturating_duration_since(self.next_tick);
         room.metrics.tick_lateness.observe(lateness.as_secs_f64());
-        room.step(&mut self.commands, self.dt);
         self.snapshot_credit += snapshot_hz;
-        if self.snapshot_credit >= tick_hz {
+        let snapshot_tick = self.snapshot_credit >= tick_hz;
+        room.step(&mut self.commands, self.dt, snapshot_tick);
+        if snapshot_tick {
             self.snapshot_credit -= tick_hz;
             room.send_snapshots();
         }

@@ -74,6 +74,8 @@ impl Downlink for MemoryDownlink {
 struct MemoryUplink {
     unread: Mutex<Vec<InputFrame>>,
     inputs: InputSender,
+    /// Whether the room said each look was due, in order.
+    looks: Mutex<Vec<bool>>,
 }
 
 impl MemoryUplink {
@@ -81,6 +83,7 @@ impl MemoryUplink {
         Arc::new(MemoryUplink {
             unread: Mutex::default(),
             inputs,
+            looks: Mutex::default(),
         })
     }
 
@@ -90,7 +93,11 @@ impl MemoryUplink {
 }
 
 impl Uplink for MemoryUplink {
-    fn pull(&self) {
+    fn pull(&self, due: bool) {
+        self.looks.lock().push(due);
+        if !due {
+            return;
+        }
         let unread = std::mem::take(&mut *self.unread.lock());
         let _ = self.inputs.send(unread);
     }
@@ -920,6 +927,31 @@ fn a_room_that_panics_costs_only_that_room() {
     assert!(
         !bystander.snapshot_headers().is_empty(),
         "the other room goes on sending snapshots"
+    );
+}
+
+#[test]
+fn a_room_reads_a_socket_when_the_queue_is_short_of_a_tick_and_on_snapshot_ticks() {
+    let mut room = TestRoom::new();
+    let mut player = room.join("ann");
+    room.until_snapshot();
+    player.inputs.looks.lock().clear();
+    for _ in 0..6 {
+        player.send_input();
+    }
+    // Two ticks a snapshot: A and C do not end with one, B does.
+    room.ticks(3);
+    assert_eq!(
+        *player.inputs.looks.lock(),
+        [true, true, false],
+        "A finds the queue empty; B snapshots; C still has three frames of the six queued"
+    );
+    room.ticks(4);
+    let looks = player.inputs.looks.lock().split_off(3);
+    assert_eq!(
+        looks,
+        [true, true, true, true],
+        "with the six frames taken, every tick finds the queue short"
     );
 }
 

@@ -1,14 +1,23 @@
 //! How a seated player's messages reach the room: the room reads them itself, on its
 //! own ticks, from the player's socket. An arriving message wakes no thread and costs
-//! no task; a tick takes whatever has arrived since the last look in one go.
+//! no task; a look takes whatever has arrived since the last one in one go.
+//!
+//! A look at a socket with nothing in it still costs a system call, so the room looks
+//! only when it may need what came: when the player's queue holds less input than the
+//! tick could apply, and on snapshot ticks (for the acknowledgement the snapshot's
+//! baseline comes from, and so that chat, pings and floods wait at most a snapshot
+//! interval). The uplink itself looks every tick while it times something (a ping's
+//! pong), so the round trip it measures is off by a tick at most.
 
 use std::fmt::Debug;
 
 /// A seated player's incoming side, as the room sees it.
 pub(crate) trait Uplink: Send + Sync + Debug {
-    /// Takes in, without waiting, everything the player sent since the last call: input
-    /// into the link's queue, acknowledgements into its slot, chat as a room command,
-    /// answers to pings on the wire. A connection that ends or misbehaves here is
-    /// closed by its own task; the room hears of it as it always does.
-    fn pull(&self);
+    /// Takes in, without waiting, everything the player sent since the last look:
+    /// input into the link's queue, acknowledgements into its slot, chat as a room
+    /// command, answers to pings on the wire. `due`: the room needs what may have come;
+    /// without it the uplink looks only if it has its own reason to. A connection that
+    /// ends or misbehaves here is closed by its own task; the room hears of it as it
+    /// always does.
+    fn pull(&self, due: bool);
 }
