@@ -262,18 +262,19 @@ impl Room {
 
     /// One simulation step: seats and unseats, applies the inputs, steps the world and
     /// queues what happened for every occupant.
-    /// `snapshot_tick`: this tick ends with snapshots.
+    /// `ticks_to_snapshot`: how many ticks after this one the next snapshots go out
+    /// (0: this tick ends with them).
     pub(super) fn step(
         &mut self,
         commands: &mut mpsc::Receiver<RoomCmd>,
         dt: f32,
-        snapshot_tick: bool,
+        ticks_to_snapshot: u32,
     ) {
         while let Ok(cmd) = commands.try_recv() {
             self.handle(cmd);
         }
         self.release_expired_seats();
-        self.collect_inputs(snapshot_tick);
+        self.collect_inputs(ticks_to_snapshot);
         self.world.step(&self.inputs, dt, &mut self.events);
         self.broadcast_events();
         self.announce_saves();
@@ -622,16 +623,17 @@ impl Room {
 
     /// Reads what each player sent (see `uplink` for when), and takes their queued
     /// inputs in sequence order, within the player's credit.
-    fn collect_inputs(&mut self, snapshot_tick: bool) {
+    fn collect_inputs(&mut self, ticks_to_snapshot: u32) {
         self.inputs.clear();
+        // Enough ticks before a snapshot that a whole batch read then is applied by it.
+        let look =
+            ticks_to_snapshot < u32::from(self.settings.input_batch).div_ceil(MAX_INPUTS_PER_TICK);
         for occupant in &mut self.occupants {
             let Some(link) = &mut occupant.link else {
                 continue;
             };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
-            let applicable = occupant.input_credit.min(MAX_INPUTS_PER_TICK) as usize;
-            let short = link.inputs.waiting().len() < applicable;
-            link.uplink.pull(short || snapshot_tick);
+            link.uplink.pull(look);
             let mut applied = 0;
             let mut waiting = link.inputs.waiting();
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {

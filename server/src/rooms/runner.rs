@@ -247,9 +247,11 @@ impl RoomRunner {
         let lateness = now.saturating_duration_since(self.next_tick);
         room.metrics.tick_lateness.observe(lateness.as_secs_f64());
         self.snapshot_credit += snapshot_hz;
-        let snapshot_tick = self.snapshot_credit >= tick_hz;
-        room.step(&mut self.commands, self.dt, snapshot_tick);
-        if snapshot_tick {
+        let ticks_to_snapshot = tick_hz
+            .saturating_sub(self.snapshot_credit)
+            .div_ceil(snapshot_hz.max(1));
+        room.step(&mut self.commands, self.dt, ticks_to_snapshot);
+        if ticks_to_snapshot == 0 {
             self.snapshot_credit -= tick_hz;
             room.send_snapshots();
         }

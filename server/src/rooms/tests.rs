@@ -394,13 +394,14 @@ fn a_player_gets_at_most_its_input_credit_per_tick() {
     room.ticks(MAX_INPUT_CREDIT as usize);
     room.until_snapshot();
     player.received();
-    // A burst well past the credit, all arriving before one tick.
+    // A burst well past the credit, all arriving before one look (the snapshot tick's).
     for _ in 0..10 {
         player.send_input();
     }
     room.until_snapshot();
     let first_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT);
     let second_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT - first_tick + 1);
+    let third_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT + 2 - first_tick - second_tick);
     let applied = player
         .snapshot_headers()
         .last()
@@ -408,8 +409,19 @@ fn a_player_gets_at_most_its_input_credit_per_tick() {
         .ack_input_low;
     assert_eq!(
         u32::from(applied),
-        first_tick + second_tick,
-        "the saved credit, then one input a tick"
+        first_tick,
+        "the saved credit, on the tick that read the burst"
+    );
+    room.until_snapshot();
+    let applied = player
+        .snapshot_headers()
+        .last()
+        .expect("a snapshot")
+        .ack_input_low;
+    assert_eq!(
+        u32::from(applied),
+        first_tick + second_tick + third_tick,
+        "then one input a tick"
     );
     // The rest of the burst goes in at one a tick; after it, a player who sends one
     // input per tick is never held back.
@@ -931,27 +943,25 @@ fn a_room_that_panics_costs_only_that_room() {
 }
 
 #[test]
-fn a_room_reads_a_socket_when_the_queue_is_short_of_a_tick_and_on_snapshot_ticks() {
+fn a_room_reads_a_socket_on_snapshot_ticks_and_what_it_read_shows_in_that_snapshot() {
     let mut room = TestRoom::new();
     let mut player = room.join("ann");
     room.until_snapshot();
+    player.received();
     player.inputs.looks.lock().clear();
-    for _ in 0..6 {
-        player.send_input();
-    }
-    // Two ticks a snapshot: A and C do not end with one, B does.
-    room.ticks(3);
+    // A batch of two (the test room's), sent before a tick that sends no snapshot.
+    player.send_input();
+    player.send_input();
+    room.tick();
+    assert_eq!(*player.inputs.looks.lock(), [false]);
+    assert!(player.snapshot_headers().is_empty(), "two ticks a snapshot");
+    room.tick();
+    assert_eq!(*player.inputs.looks.lock(), [false, true]);
+    let headers = player.snapshot_headers();
+    assert_eq!(headers.len(), 1);
     assert_eq!(
-        *player.inputs.looks.lock(),
-        [true, true, false],
-        "A finds the queue empty; B snapshots; C still has three frames of the six queued"
-    );
-    room.ticks(4);
-    let looks = player.inputs.looks.lock().split_off(3);
-    assert_eq!(
-        looks,
-        [true, true, true, true],
-        "with the six frames taken, every tick finds the queue short"
+        headers[0].ack_input_low, 2,
+        "both inputs, read on the snapshot tick, are in its snapshot"
     );
 }
 

@@ -3,11 +3,13 @@
 //! no task; a look takes whatever has arrived since the last one in one go.
 //!
 //! A look at a socket with nothing in it still costs a system call, so the room looks
-//! only when it may need what came: when the player's queue holds less input than the
-//! tick could apply, and on snapshot ticks (for the acknowledgement the snapshot's
-//! baseline comes from, and so that chat, pings and floods wait at most a snapshot
-//! interval). The uplink itself looks every tick while it times something (a ping's
-//! pong), so the round trip it measures is off by a tick at most.
+//! on the ticks that decide what a snapshot shows: the snapshot tick, and before it as
+//! many ticks as applying a whole input batch takes (one, for batches of up to
+//! `MAX_INPUTS_PER_TICK`). Input read then shows in the same snapshot as input read
+//! the moment it arrived; the snapshot's baseline comes from the newest
+//! acknowledgement; chat, pings and floods wait at most a snapshot interval. The
+//! uplink itself looks every tick while it times something (a ping's pong), so the
+//! round trip it measures is off by a tick at most.
 
 use std::fmt::Debug;
 
