@@ -185,6 +185,9 @@ impl Conn {
                         Err((CloseReason::TooSlow, "the client stopped reading".into()))
                     }
                 },
+                // Before the pings: a reading that ended may have answered a close frame,
+                // after which nothing more may be sent.
+                ended = self.reader.ended(), if self.room_reads => return ended.map(|()| None),
                 _ = self.pings.tick() => {
                     self.pings_sent += 1;
                     self.reader.ping(self.pings_sent);
@@ -192,7 +195,6 @@ impl Conn {
                 frame = poll_fn(|cx| self.reader.poll_frame(cx)), if !self.room_reads => {
                     return frame;
                 }
-                ended = self.reader.ended(), if self.room_reads => return ended.map(|()| None),
                 () = &mut self.idle => {
                     let (deadline, live) = self.reader.deadline();
                     if deadline > self.idle.deadline() {

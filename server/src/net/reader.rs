@@ -5,6 +5,7 @@
 //! runtime's poller, so an arriving message wakes no thread, and a tick takes all that
 //! arrived in one go. The task then only waits to hear that the reading ended.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -33,6 +34,9 @@ use crate::rooms::input_queue::InputSender;
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::room::RoomCmd;
 use crate::rooms::uplink::Uplink;
+
+/// How long after a ping the room looks every tick for its pong.
+const PONG_TIMED_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(crate) struct Reader {
@@ -170,7 +174,7 @@ impl Reader {
     /// Sends ping number `number`, whose pong measures the round trip.
     pub(crate) fn ping(&self, number: u64) {
         let mut reading = self.state.lock();
-        if reading.wire.send_ping(&number.to_le_bytes()).is_ok() {
+        if let Ok(true) = reading.wire.send_ping(&number.to_le_bytes()) {
             reading.ping_out = Some((number, Instant::now()));
         }
     }
@@ -208,28 +212,26 @@ impl Reader {
 impl Uplink for Reader {
     fn pull(&self, due: bool) {
         let mut reading = self.state.lock();
-        // A pong is timed by when it is read.
-        if reading.seat.is_none() || !(due || reading.ping_out.is_some()) {
+        // A pong is timed by when it is read; one that takes longer than this is
+        // read at the room's next look like anything else.
+        let timing = reading
+            .ping_out
+            .is_some_and(|(_, sent_at)| sent_at.elapsed() < PONG_TIMED_FOR);
+        if reading.seat.is_none() || !(due || timing) {
             return;
         }
-        if let Some(socket) = &mut reading.socket {
-            socket.get_mut().look_again();
-        }
-        // Nothing is ever woken: the room looks again at its next tick.
-        let mut cx = Context::from_waker(noop_waker_ref());
-        let end = loop {
-            let Poll::Ready(frame) = reading.poll_frame(&mut cx) else {
-                return;
-            };
-            match frame {
-                Ok(Frame::Data(bytes)) => {
-                    if let Err(refusal) = reading.hand_on(&bytes) {
-                        break Err(refusal);
-                    }
-                }
-                Ok(Frame::Control) => {}
-                Ok(Frame::Closed) => break Ok(()),
-                Err(refusal) => break Err(refusal),
+        // The client's bytes are parsed here, on the room's thread: a fault in that
+        // must cost this connection, not the room and its other players.
+        let looked = panic::catch_unwind(AssertUnwindSafe(|| reading.look()));
+        let end = match looked {
+            Ok(None) => return,
+            Ok(Some(end)) => end,
+            Err(_) => {
+                tracing::error!("reading a player's socket panicked; closing that connection");
+                Err((
+                    CloseReason::Malformed,
+                    "this connection's data could not be read".into(),
+                ))
             }
         };
         reading.seat = None;
@@ -239,6 +241,30 @@ impl Uplink for Reader {
 }
 
 impl Reading {
+    /// Takes in all that waits in the socket. `Some`: the reading has ended, and how.
+    fn look(&mut self) -> Option<Result<(), Refusal>> {
+        if let Some(socket) = &mut self.socket {
+            socket.get_mut().look_again();
+        }
+        // Nothing is ever woken: the room looks again at its next tick.
+        let mut cx = Context::from_waker(noop_waker_ref());
+        loop {
+            let Poll::Ready(frame) = self.poll_frame(&mut cx) else {
+                return None;
+            };
+            match frame {
+                Ok(Frame::Data(bytes)) => {
+                    if let Err(refusal) = self.hand_on(&bytes) {
+                        return Some(Err(refusal));
+                    }
+                }
+                Ok(Frame::Control) => {}
+                Ok(Frame::Closed) => return Some(Ok(())),
+                Err(refusal) => return Some(Err(refusal)),
+            }
+        }
+    }
+
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, Refusal>> {
         let Some(socket) = &mut self.socket else {
             return Poll::Ready(Ok(Frame::Closed));

@@ -199,13 +199,19 @@ impl Wire {
 
     /// Sends a WebSocket ping carrying `payload` (at most 125 bytes), in order with
     /// everything else.
-    pub(crate) fn send_ping(&self, payload: &[u8]) -> Result<(), WireError> {
+    /// `Ok(false)`: nothing was sent (the connection is closing or broken).
+    pub(crate) fn send_ping(&self, payload: &[u8]) -> Result<bool, WireError> {
         let (header, header_len) = ping_header(payload.len());
         let mut state = self.state.lock();
-        if self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])? {
+        if state.sealed {
+            // After a close frame a WebSocket endpoint sends nothing more.
+            return Ok(false);
+        }
+        let sent = self.write_or_queue(&mut state, [&header[..header_len], payload, &[], &[]])?;
+        if sent {
             self.count(1, 0);
         }
-        Ok(())
+        Ok(sent)
     }
 
     /// Raw bytes from the WebSocket layer (its pongs and close frames), kept in order
@@ -570,8 +576,9 @@ impl AsyncRead for WireIo {
         match this.wire.read(buf.initialize_unfilled()) {
             Ok(n) => {
                 buf.advance(n);
-                // Less than asked for: the socket held no more (or ended) just now.
-                this.dry = this.on_schedule && n < room;
+                // Less than asked for: the socket held no more (or ended) just now. On
+                // TLS it says only that the session's opened records ran out.
+                this.dry = this.on_schedule && !this.wire.encrypted && n < room;
                 return Poll::Ready(Ok(()));
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}

@@ -625,9 +625,12 @@ impl Room {
     /// inputs in sequence order, within the player's credit.
     fn collect_inputs(&mut self, ticks_to_snapshot: u32) {
         self.inputs.clear();
-        // Enough ticks before a snapshot that a whole batch read then is applied by it.
-        let look =
-            ticks_to_snapshot < u32::from(self.settings.input_batch).div_ceil(MAX_INPUTS_PER_TICK);
+        // A snapshot interval's input (a frame a tick), read on the snapshot tick, is
+        // applied on it when it is at most a tick's worth; past that the room looks
+        // every tick, as input arrives.
+        let ticks_per_snapshot =
+            u32::from(self.settings.tick_hz).div_ceil(u32::from(self.settings.snapshot_hz.max(1)));
+        let look = ticks_to_snapshot == 0 || ticks_per_snapshot > MAX_INPUTS_PER_TICK;
         for occupant in &mut self.occupants {
             let Some(link) = &mut occupant.link else {
                 continue;

@@ -211,13 +211,17 @@ impl TestRoom {
     }
 
     fn with_rules(rules: MatchRules) -> TestRoom {
+        TestRoom::with_rates(rules, SNAPSHOT_HZ)
+    }
+
+    fn with_rates(rules: MatchRules, snapshot_hz: u16) -> TestRoom {
         let store = Arc::new(MemoryStore::default());
         let data_dir = TestDir::new("room");
         let (replays, replay_sink) =
             ReplayWriter::start(&data_dir.0, &Metrics::new()).expect("the replay writer starts");
         let settings = RoomSettings {
             tick_hz: TICK_HZ,
-            snapshot_hz: SNAPSHOT_HZ,
+            snapshot_hz,
             input_batch: 2,
             capacity: 16,
             empty_grace: GRACE,
@@ -962,6 +966,28 @@ fn a_room_reads_a_socket_on_snapshot_ticks_and_what_it_read_shows_in_that_snapsh
     assert_eq!(
         headers[0].ack_input_low, 2,
         "both inputs, read on the snapshot tick, are in its snapshot"
+    );
+}
+
+#[test]
+fn with_more_ticks_a_snapshot_than_one_tick_applies_the_room_looks_every_tick() {
+    let ticks_per_snapshot = 6;
+    let mut room = TestRoom::with_rates(MatchRules::default(), TICK_HZ / ticks_per_snapshot);
+    let mut player = room.join("ann");
+    room.until_snapshot();
+    player.received();
+    player.inputs.looks.lock().clear();
+    for _ in 0..ticks_per_snapshot {
+        player.send_input();
+        room.tick();
+    }
+    assert_eq!(*player.inputs.looks.lock(), [true; 6]);
+    let headers = player.snapshot_headers();
+    assert_eq!(headers.len(), 1);
+    assert_eq!(
+        u32::from(headers[0].ack_input_low),
+        player.next_seq,
+        "an input a tick, each read on its tick, all in the snapshot"
     );
 }
 

@@ -3,13 +3,13 @@
 //! no task; a look takes whatever has arrived since the last one in one go.
 //!
 //! A look at a socket with nothing in it still costs a system call, so the room looks
-//! on the ticks that decide what a snapshot shows: the snapshot tick, and before it as
-//! many ticks as applying a whole input batch takes (one, for batches of up to
-//! `MAX_INPUTS_PER_TICK`). Input read then shows in the same snapshot as input read
-//! the moment it arrived; the snapshot's baseline comes from the newest
+//! on snapshot ticks only, when a snapshot interval's input (a frame a tick) is no
+//! more than one tick may apply (`MAX_INPUTS_PER_TICK`): input read then shows in the
+//! same snapshot as input read the moment it arrived. With more ticks a snapshot the
+//! room looks every tick. The snapshot's baseline comes from the newest
 //! acknowledgement; chat, pings and floods wait at most a snapshot interval. The
-//! uplink itself looks every tick while it times something (a ping's pong), so the
-//! round trip it measures is off by a tick at most.
+//! uplink itself looks every tick for a while after it sends a ping, so the round trip
+//! it measures from the pong is off by a tick at most.
 
 use std::fmt::Debug;
 
