@@ -133,6 +133,14 @@ impl TestPlayer {
             .collect()
     }
 
+    /// The input acknowledgement of the newest snapshot sent since the last call.
+    fn newest_input_acked(&self) -> u16 {
+        self.snapshot_headers()
+            .last()
+            .expect("a snapshot")
+            .ack_input_low
+    }
+
     fn send_input(&mut self) {
         self.send_input_held(0);
     }
@@ -406,22 +414,14 @@ fn a_player_gets_at_most_its_input_credit_per_tick() {
     let first_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT);
     let second_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT - first_tick + 1);
     let third_tick = MAX_INPUTS_PER_TICK.min(MAX_INPUT_CREDIT + 2 - first_tick - second_tick);
-    let applied = player
-        .snapshot_headers()
-        .last()
-        .expect("a snapshot")
-        .ack_input_low;
+    let applied = player.newest_input_acked();
     assert_eq!(
         u32::from(applied),
         first_tick,
         "the saved credit, on the tick that read the burst"
     );
     room.until_snapshot();
-    let applied = player
-        .snapshot_headers()
-        .last()
-        .expect("a snapshot")
-        .ack_input_low;
+    let applied = player.newest_input_acked();
     assert_eq!(
         u32::from(applied),
         first_tick + second_tick + third_tick,
@@ -435,11 +435,7 @@ fn a_player_gets_at_most_its_input_credit_per_tick() {
         room.tick();
     }
     room.until_snapshot();
-    let caught_up = player
-        .snapshot_headers()
-        .last()
-        .expect("a snapshot")
-        .ack_input_low;
+    let caught_up = player.newest_input_acked();
     assert_eq!(
         u32::from(caught_up),
         player.next_seq,
