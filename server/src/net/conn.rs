@@ -13,14 +13,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::{Fuse, FutureExt};
-use futures_util::{SinkExt, StreamExt};
 use shared::PlayerId;
 use shared::codec::encode_server;
 use shared::consts::MAX_CLIENT_MSG_BYTES;
 use shared::protocol::{CloseReason, Resume, ServerMsg};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, sleep_until, timeout};
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
@@ -31,11 +29,12 @@ use crate::cluster::{ClusterError, Placement};
 use crate::net::caps::ConnSlot;
 use crate::net::inbound::{Hello, Refusal, SpectatorInbound, read_hello, read_spectator_message};
 use crate::net::reader::{Reader, Seated, reply};
-use crate::net::upgrade::{Handover, websocket};
-use crate::net::wire::{Wire, WireError, WireIo};
+use crate::net::socket::Socket;
+use crate::net::upgrade::Handover;
+use crate::net::wire::{Wire, WireError};
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::{RoomHandle, Seat, SeatRefused};
-use crate::rooms::input_queue::input_queue;
+use crate::rooms::input_queue::InputQueue;
 use crate::rooms::operator::KICKED;
 use crate::rooms::outbox::{Kick, Outbox};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd};
@@ -73,7 +72,7 @@ pub(crate) async fn serve_socket(handover: Handover, app: Arc<AppState>, slot: C
         return;
     };
     app.metrics.connections.inc();
-    let socket = websocket(io, read_ahead, socket_config()).await;
+    let socket = Socket::new(io, &read_ahead, socket_config());
     let (kick_tx, kick_rx) = oneshot::channel();
     let mut conn = Conn::new(socket, wire, &app, kick_rx);
 
@@ -116,12 +115,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(
-        socket: WebSocketStream<WireIo>,
-        wire: Arc<Wire>,
-        app: &AppState,
-        kick: oneshot::Receiver<Kick>,
-    ) -> Conn {
+    fn new(socket: Socket, wire: Arc<Wire>, app: &AppState, kick: oneshot::Receiver<Kick>) -> Conn {
         let limits = app.limits;
         let mut pings =
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
@@ -245,18 +239,16 @@ fn drive(wire: &Arc<Wire>) -> Drive {
 /// (a little) for the client's half of the close handshake, draining the wire meanwhile
 /// with `drive` (the wire's `drive`).
 pub(crate) async fn close_socket(
-    socket: &mut WebSocketStream<WireIo>,
+    socket: &mut Socket,
     drive: impl Future<Output = WireError>,
     reason: CloseReason,
     detail: &str,
 ) {
     tokio::pin!(drive);
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code: reason.close_code().into(),
-            reason: close_text(detail).into(),
-        })))
-        .await;
+    let _ = socket.send(Message::Close(Some(CloseFrame {
+        code: reason.close_code().into(),
+        reason: close_text(detail).into(),
+    })));
     let _ = timeout(CLOSE_LINGER, async {
         loop {
             tokio::select! {
@@ -305,11 +297,10 @@ async fn session(
     {
         return spectate(conn, kick, app, room).await;
     }
-    let (input_tx, input_rx) = input_queue();
     let acks = Arc::new(AckSlot::default());
     let link = PlayerLink {
         id: LinkId(app.next_link.fetch_add(1, Ordering::Relaxed)),
-        inputs: input_rx,
+        inputs: InputQueue::default(),
         acks: Arc::clone(&acks),
         outbox: Outbox::new(Arc::clone(&conn.wire) as Arc<_>, kick),
         stats: conn.reader.stats(),
@@ -322,7 +313,7 @@ async fn session(
     };
 
     conn.go_live();
-    let seated = Seated::new(id, room.clone(), input_tx, acks);
+    let seated = Seated::new(id, room.clone(), acks);
     conn.reader.hand_to_room(seated);
     conn.room_reads = true;
     let played = conn.next_frame().await.map(|_| ());

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::Data;
 
-use crate::net::upgrade::{Handover, websocket};
+use crate::net::socket::Socket;
+use crate::net::upgrade::Handover;
 use crate::ops::metrics::Metrics;
 
 /// Sends every text and binary message back as it came. Pings, pongs and the close
@@ -21,7 +21,7 @@ pub(crate) async fn echo(handover: Handover, metrics: Arc<Metrics>) {
     let Some((wire, io, read_ahead)) = handover.into_wire(metrics) else {
         return;
     };
-    let mut socket = websocket(io, read_ahead, WebSocketConfig::default()).await;
+    let mut socket = Socket::new(io, &read_ahead, WebSocketConfig::default());
     loop {
         let msg = tokio::select! {
             msg = socket.next() => msg,

@@ -6,19 +6,17 @@
 
 use std::sync::Arc;
 
-use futures_util::{SinkExt, StreamExt};
 use shared::protocol::CloseReason;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
-use tokio_tungstenite::WebSocketStream;
-use tungstenite::Message;
 
 use crate::AppState;
 use crate::net::caps::ConnSlot;
 use crate::net::conn::{close_socket, read_error, socket_config};
 use crate::net::inbound::Refusal;
 use crate::net::ratelimit::TokenBucket;
-use crate::net::upgrade::{Handover, websocket};
-use crate::net::wire::{Wire, WireError, WireIo};
+use crate::net::socket::Socket;
+use crate::net::upgrade::Handover;
+use crate::net::wire::{Wire, WireError};
 use crate::rooms::listing::Listing;
 
 pub(crate) async fn serve_lobby(handover: Handover, app: Arc<AppState>, slot: ConnSlot) {
@@ -26,7 +24,7 @@ pub(crate) async fn serve_lobby(handover: Handover, app: Arc<AppState>, slot: Co
         return;
     };
     app.metrics.lobby_connections.inc();
-    let mut socket = websocket(io, read_ahead, socket_config()).await;
+    let mut socket = Socket::new(io, &read_ahead, socket_config());
     if let Err((reason, detail)) = feed(&mut socket, &wire, &app).await {
         tracing::debug!(?reason, %detail, "closing lobby connection");
         wire.seal();
@@ -38,11 +36,7 @@ pub(crate) async fn serve_lobby(handover: Handover, app: Arc<AppState>, slot: Co
 
 /// Sends listings until the client leaves or a limit ends the connection. `Ok` means
 /// the client closed or vanished.
-async fn feed(
-    socket: &mut WebSocketStream<WireIo>,
-    wire: &Wire,
-    app: &AppState,
-) -> Result<(), Refusal> {
+async fn feed(socket: &mut Socket, wire: &Wire, app: &AppState) -> Result<(), Refusal> {
     let limits = app.limits;
     let mut listings = app.listings.clone();
     let first = Arc::clone(&listings.borrow_and_update());
@@ -74,9 +68,8 @@ async fn feed(
                 continue;
             }
             _ = pings.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_ok() {
-                    wire.count(1, 0);
-                }
+                // A backlog too far behind is the drive's to end.
+                let _ = wire.send_ping(&[]);
                 continue;
             }
             frame = timeout_at(deadline, socket.next()) => frame,

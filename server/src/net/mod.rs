@@ -20,6 +20,7 @@ pub(crate) mod reader;
 pub(crate) mod redirect;
 pub(crate) mod replay_files;
 pub(crate) mod routes;
+pub(crate) mod socket;
 pub(crate) mod tls;
 pub(crate) mod upgrade;
 pub(crate) mod web_files;

@@ -7,11 +7,11 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use futures_util::task::noop_waker_ref;
 use parking_lot::Mutex;
 use shared::PlayerId;
@@ -20,17 +20,17 @@ use shared::consts::{CHAT_BURST, CHAT_PER_SECOND};
 use shared::protocol::{CloseReason, ServerMsg};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tungstenite::Message;
 
 use crate::net::conn::{ConnLimits, read_error};
 use crate::net::inbound::{Inbound, Refusal, read_message};
 use crate::net::ratelimit::TokenBucket;
-use crate::net::wire::{Wire, WireIo};
+use crate::net::socket::Socket;
+use crate::net::wire::Wire;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::RoomHandle;
-use crate::rooms::input_queue::InputSender;
+use crate::rooms::input_queue::InputQueue;
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::room::RoomCmd;
 use crate::rooms::uplink::Uplink;
@@ -41,6 +41,9 @@ const PONG_TIMED_FOR: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Reader {
     state: Mutex<Reading>,
+    /// A ping may be waiting for its pong, so the room should look every tick. Kept out
+    /// of the lock: on most ticks the room needs only this to know it may pass by.
+    timing: AtomicBool,
     /// Tells the connection's task that the room's reading came to an end.
     ended: Notify,
 }
@@ -48,7 +51,7 @@ pub(crate) struct Reader {
 #[derive(Debug)]
 struct Reading {
     /// `None` once the connection's close has taken it.
-    socket: Option<WebSocketStream<WireIo>>,
+    socket: Option<Socket>,
     wire: Arc<Wire>,
     metrics: Arc<Metrics>,
     idle_timeout: Duration,
@@ -75,22 +78,15 @@ struct Reading {
 pub(crate) struct Seated {
     id: PlayerId,
     room: RoomHandle,
-    inputs: InputSender,
     acks: Arc<AckSlot>,
     chat: TokenBucket,
 }
 
 impl Seated {
-    pub(crate) fn new(
-        id: PlayerId,
-        room: RoomHandle,
-        inputs: InputSender,
-        acks: Arc<AckSlot>,
-    ) -> Seated {
+    pub(crate) fn new(id: PlayerId, room: RoomHandle, acks: Arc<AckSlot>) -> Seated {
         Seated {
             id,
             room,
-            inputs,
             acks,
             chat: TokenBucket::new(CHAT_BURST, CHAT_PER_SECOND),
         }
@@ -108,7 +104,7 @@ enum Frame {
 
 impl Reader {
     pub(crate) fn new(
-        socket: WebSocketStream<WireIo>,
+        socket: Socket,
         wire: Arc<Wire>,
         metrics: Arc<Metrics>,
         limits: &ConnLimits,
@@ -129,6 +125,7 @@ impl Reader {
                 seat: None,
                 end: None,
             }),
+            timing: AtomicBool::new(false),
             ended: Notify::new(),
         }
     }
@@ -176,6 +173,7 @@ impl Reader {
         let mut reading = self.state.lock();
         if let Ok(true) = reading.wire.send_ping(&number.to_le_bytes()) {
             reading.ping_out = Some((number, Instant::now()));
+            self.timing.store(true, Ordering::Relaxed);
         }
     }
 
@@ -183,7 +181,7 @@ impl Reader {
     pub(crate) fn hand_to_room(&self, seat: Seated) {
         let mut reading = self.state.lock();
         if let Some(socket) = &mut reading.socket {
-            socket.get_mut().poll_on_schedule();
+            socket.io_mut().poll_on_schedule();
         }
         reading.seat = Some(seat);
     }
@@ -200,29 +198,33 @@ impl Reader {
 
     /// Takes the socket back for the connection's task, to close it: the room reads no
     /// more, and the task's reads wait for data again.
-    pub(crate) fn take_socket(&self) -> Option<WebSocketStream<WireIo>> {
+    pub(crate) fn take_socket(&self) -> Option<Socket> {
         let mut reading = self.state.lock();
         reading.seat = None;
         let mut socket = reading.socket.take()?;
-        socket.get_mut().wake_on_data();
+        socket.io_mut().wake_on_data();
         Some(socket)
     }
 }
 
 impl Uplink for Reader {
-    fn pull(&self, due: bool) {
+    fn pull(&self, due: bool, inputs: &mut InputQueue) {
+        if !due && !self.timing.load(Ordering::Relaxed) {
+            return;
+        }
         let mut reading = self.state.lock();
         // A pong is timed by when it is read; one that takes longer than this is
         // read at the room's next look like anything else.
         let timing = reading
             .ping_out
             .is_some_and(|(_, sent_at)| sent_at.elapsed() < PONG_TIMED_FOR);
+        self.timing.store(timing, Ordering::Relaxed);
         if reading.seat.is_none() || !(due || timing) {
             return;
         }
         // The client's bytes are parsed here, on the room's thread: a fault in that
         // must cost this connection, not the room and its other players.
-        let looked = panic::catch_unwind(AssertUnwindSafe(|| reading.look()));
+        let looked = panic::catch_unwind(AssertUnwindSafe(|| reading.look(inputs)));
         let end = match looked {
             Ok(None) => return,
             Ok(Some(end)) => end,
@@ -242,9 +244,9 @@ impl Uplink for Reader {
 
 impl Reading {
     /// Takes in all that waits in the socket. `Some`: the reading has ended, and how.
-    fn look(&mut self) -> Option<Result<(), Refusal>> {
+    fn look(&mut self, inputs: &mut InputQueue) -> Option<Result<(), Refusal>> {
         if let Some(socket) = &mut self.socket {
-            socket.get_mut().look_again();
+            socket.io_mut().look_again();
         }
         // Nothing is ever woken: the room looks again at its next tick.
         let mut cx = Context::from_waker(noop_waker_ref());
@@ -254,7 +256,7 @@ impl Reading {
             };
             match frame {
                 Ok(Frame::Data(bytes)) => {
-                    if let Err(refusal) = self.hand_on(&bytes) {
+                    if let Err(refusal) = self.hand_on(&bytes, inputs) {
                         return Some(Err(refusal));
                     }
                 }
@@ -269,7 +271,7 @@ impl Reading {
         let Some(socket) = &mut self.socket else {
             return Poll::Ready(Ok(Frame::Closed));
         };
-        Poll::Ready(match ready!(socket.poll_next_unpin(cx)) {
+        Poll::Ready(match ready!(socket.poll_next(cx)) {
             None => Ok(Frame::Closed),
             Some(Err(err)) => read_error(&err).map(|_| Frame::Closed),
             Some(Ok(msg)) => self.check(msg),
@@ -318,7 +320,7 @@ impl Reading {
     }
 
     /// Hands a seated player's message on to where it goes.
-    fn hand_on(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+    fn hand_on(&mut self, bytes: &[u8], inputs: &mut InputQueue) -> Result<(), Refusal> {
         let message = read_message(bytes)?;
         let Some(seat) = &mut self.seat else {
             return Ok(());
@@ -329,12 +331,7 @@ impl Reading {
                 if let Some(ack) = ack {
                     seat.acks.store(ack);
                 }
-                // A burst past the queue's bound loses its newest frames: the room
-                // drops a backlog anyway, and a sustained flood is the message bucket's.
-                if seat.inputs.send(frames).is_err() {
-                    // The room let go of this player (kicked); the kick is on its way.
-                    return Err((CloseReason::TooSlow, "removed from the room".into()));
-                }
+                inputs.extend(frames);
             }
             Inbound::Chat(text) => {
                 if !seat.chat.try_take() {

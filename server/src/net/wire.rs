@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rustls::ServerConnection;
-use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::io::{AsyncRead, Interest, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, timeout_at};
 use tungstenite::protocol::frame::coding::Data;
@@ -514,9 +514,9 @@ impl Downlink for Wire {
     }
 }
 
-/// The socket as the WebSocket layer sees it: reads from the socket, and writes
-/// through the wire, in order with the room's frames. Writes never wait; a write past
-/// the backlog limit fails, which ends the connection.
+/// The socket as the WebSocket layer sees it (see `socket`): reads from the socket, and
+/// writes through the wire, in order with the room's frames. Writes never wait; a write
+/// past the backlog limit fails, which ends the connection.
 ///
 /// A read that finds nothing waits for data, registered with the runtime's poller,
 /// unless the reader polls on its own schedule (`poll_on_schedule`): then it is only
@@ -612,26 +612,11 @@ impl AsyncRead for WireIo {
     }
 }
 
-impl AsyncWrite for WireIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(match self.wire.send_raw(buf) {
-            Ok(()) => Ok(buf.len()),
-            Err(err) => Err(io::Error::other(err)),
-        })
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// The socket closes when its last holder (the room or the connection) lets go
-    /// (with a close_notify first, on TLS).
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+impl WireIo {
+    /// Writes the WebSocket layer's own frames (pongs, close frames) through the wire.
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.wire.send_raw(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
-use crate::rooms::input_queue::InputTaker;
+use crate::rooms::input_queue::InputQueue;
 use crate::rooms::inspect::{RateWindow, RoomReport, TickTimes};
 use crate::rooms::link_stats::LinkStats;
 use crate::rooms::outbox::Outbox;
@@ -77,8 +77,9 @@ pub(crate) struct LinkId(pub u64);
 #[derive(Debug)]
 pub(crate) struct PlayerLink {
     pub id: LinkId,
-    /// Validated input frames, in arrival order. Bounded: a flooding client fills only its own.
-    pub inputs: InputTaker,
+    /// Validated input frames, in arrival order, that the room read and has yet to
+    /// apply. Bounded: a flooding client fills only its own.
+    pub inputs: InputQueue,
     pub acks: Arc<AckSlot>,
     pub outbox: Outbox,
     /// What the connection measures of the player, for the console.
@@ -636,9 +637,9 @@ impl Room {
                 continue;
             };
             occupant.input_credit = (occupant.input_credit + 1).min(MAX_INPUT_CREDIT);
-            link.uplink.pull(look);
+            link.uplink.pull(look, &mut link.inputs);
             let mut applied = 0;
-            let mut waiting = link.inputs.waiting();
+            let waiting = &mut link.inputs;
             while applied < MAX_INPUTS_PER_TICK && occupant.input_credit > 0 {
                 let Some(input) = waiting.pop_front() else {
                     break;

@@ -19,7 +19,7 @@ use crate::net::frame::binary_payloads;
 use crate::ops::metrics::Metrics;
 use crate::rooms::ack::AckSlot;
 use crate::rooms::directory::SeatLease;
-use crate::rooms::input_queue::{InputSender, input_queue};
+use crate::rooms::input_queue::InputQueue;
 use crate::rooms::outbox::{Downlink, Kick, Outbox, Overflow, Queued};
 use crate::rooms::room::{LinkId, PlayerLink, ResumeRefused, RoomCmd, RoomSettings};
 use crate::rooms::runner::{RoomKey, RoomRunner, SLOTS_PER_TICK, Ticked};
@@ -73,16 +73,14 @@ impl Downlink for MemoryDownlink {
 #[derive(Debug)]
 struct MemoryUplink {
     unread: Mutex<Vec<InputFrame>>,
-    inputs: InputSender,
     /// Whether the room said each look was due, in order.
     looks: Mutex<Vec<bool>>,
 }
 
 impl MemoryUplink {
-    fn new(inputs: InputSender) -> Arc<MemoryUplink> {
+    fn new() -> Arc<MemoryUplink> {
         Arc::new(MemoryUplink {
             unread: Mutex::default(),
-            inputs,
             looks: Mutex::default(),
         })
     }
@@ -93,13 +91,12 @@ impl MemoryUplink {
 }
 
 impl Uplink for MemoryUplink {
-    fn pull(&self, due: bool) {
+    fn pull(&self, due: bool, inputs: &mut InputQueue) {
         self.looks.lock().push(due);
         if !due {
             return;
         }
-        let unread = std::mem::take(&mut *self.unread.lock());
-        let _ = self.inputs.send(unread);
+        inputs.extend(std::mem::take(&mut *self.unread.lock()));
     }
 }
 
@@ -298,8 +295,7 @@ impl TestRoom {
 
     /// Seats a player on the next tick.
     fn join(&mut self, name: &str) -> TestPlayer {
-        let (input_tx, input_rx) = input_queue();
-        let inputs = MemoryUplink::new(input_tx);
+        let inputs = MemoryUplink::new();
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -310,7 +306,7 @@ impl TestRoom {
             token: format!("token-of-{name}"),
             link: PlayerLink {
                 id: LinkId(0),
-                inputs: input_rx,
+                inputs: InputQueue::default(),
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
                 stats: Arc::default(),
@@ -336,18 +332,17 @@ impl TestRoom {
 /// or sends it inputs.
 fn bare_join(name: &str, reply: oneshot::Sender<PlayerId>) -> RoomCmd {
     let (kick, _kicked) = oneshot::channel();
-    let (input_tx, input_rx) = input_queue();
     RoomCmd::Join {
         name: name.into(),
         profile: profile_of(name),
         token: String::new(),
         link: PlayerLink {
             id: LinkId(0),
-            inputs: input_rx,
+            inputs: InputQueue::default(),
             acks: Arc::default(),
             outbox: Outbox::new(Arc::new(MemoryDownlink::default()), kick),
             stats: Arc::default(),
-            uplink: MemoryUplink::new(input_tx),
+            uplink: MemoryUplink::new(),
         },
         lease: SeatLease::unlisted(),
         reply,
@@ -565,8 +560,7 @@ impl TestRoom {
         newest_tick: Option<Tick>,
         link: u64,
     ) -> (Result<PlayerId, ResumeRefused>, TestPlayer) {
-        let (input_tx, input_rx) = input_queue();
-        let inputs = MemoryUplink::new(input_tx);
+        let inputs = MemoryUplink::new();
         let (kick_tx, kicked) = oneshot::channel();
         let (reply, mut reply_rx) = oneshot::channel();
         let acks = Arc::new(AckSlot::default());
@@ -576,7 +570,7 @@ impl TestRoom {
             newest_tick,
             link: PlayerLink {
                 id: LinkId(link),
-                inputs: input_rx,
+                inputs: InputQueue::default(),
                 acks: Arc::clone(&acks),
                 outbox: Outbox::new(Arc::clone(&downlink) as Arc<dyn Downlink>, kick_tx),
                 stats: Arc::default(),
