@@ -1,4 +1,4 @@
-//! A connection's reading side: its WebSocket stream and the limits every frame is held
+//! A connection's reading side: its WebSocket (`socket`) and the limits every frame is held
 //! to (size, message and byte rates, the idle deadline). The connection's task reads it
 //! while it waits for a hello, and a spectator's throughout. Once a player is seated,
 //! the room reads it instead, at its ticks (`Uplink::pull`): the socket leaves the
