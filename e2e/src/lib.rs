@@ -64,14 +64,10 @@ impl Setup {
             "no bundle in {}: run `cargo xtask build`",
             self.web_root.display()
         );
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut config = server::Config::for_addr("127.0.0.1:0".parse()?);
         config.web_root = Some(self.web_root.clone());
         // Each server remembers nothing from another test's.
-        config.data_dir = self
-            .artifacts
-            .join(format!("data-{}-{n}", std::process::id()));
+        config.data_dir = test_scratch::fresh_folder(&self.artifacts.join("servers"));
         tweak(&mut config);
         server::start(config).await
     }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 
@@ -100,7 +99,7 @@ impl Postgres {
         // A port found free may be taken before the server binds it: try another.
         let mut last_error = None;
         for _ in 0..3 {
-            postgres.port = free_port()?;
+            postgres.port = test_scratch::free_port()?;
             postgres.configure()?;
             match postgres.pg_ctl(&["start", "-w", "-t", "60", "-l"], Some(&postgres.log)) {
                 Ok(()) => return Ok(postgres),
@@ -343,14 +342,9 @@ fn ids_of(user: &str) -> anyhow::Result<(u32, u32)> {
 /// target folder when the cluster's owner can reach it and the socket path fits, else
 /// under the system's temporary folder.
 fn new_base(run_as: Option<&str>) -> anyhow::Result<PathBuf> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = test_scratch::unique_name();
     let mut tried = Vec::new();
-    for root in scratch_roots() {
+    for root in test_scratch::roots("postgres") {
         remove_stale(&root, run_as);
         let base = root.join(&name);
         let socket = base.join("data").join(".s.PGSQL.65535");
@@ -380,38 +374,11 @@ fn new_base(run_as: Option<&str>) -> anyhow::Result<PathBuf> {
     bail!("no folder for a private PostgreSQL: {}", tried.join("; "))
 }
 
-/// `<target>/tmp/postgres`, found from this test binary's own path
-/// (`<target>/<profile>/deps/<binary>`), then the system's temporary folder.
-fn scratch_roots() -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(target) = exe.ancestors().nth(3)
-    {
-        roots.push(target.join("tmp").join("postgres"));
-    }
-    roots.push(std::env::temp_dir().join("skirmish-test-postgres"));
-    roots
-}
-
 /// Stops and removes instances left by test processes that no longer run (killed
 /// before their `Drop`), so a crashed run does not leave servers behind for good.
 fn remove_stale(root: &Path, run_as: Option<&str>) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .split('-')
-            .next()
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        let data = entry.path().join("data");
+    for stale in test_scratch::stale_folders(root) {
+        let data = stale.join("data");
         if data.join("postmaster.pid").exists()
             && let Ok(bin) = std::env::var(BIN_ENV)
         {
@@ -421,14 +388,8 @@ fn remove_stale(root: &Path, run_as: Option<&str>) {
                 .args(["stop", "-m", "immediate", "-w"])
                 .output();
         }
-        let _ = std::fs::remove_dir_all(entry.path());
+        let _ = std::fs::remove_dir_all(stale);
     }
-}
-
-/// A loopback port nobody listens on at this moment.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -53,7 +52,7 @@ impl Redis {
         let mut redis = Redis {
             bin: bin.to_owned(),
             base,
-            port: free_port()?,
+            port: test_scratch::free_port()?,
             child: None,
         };
         redis.restart()?;
@@ -162,55 +161,13 @@ impl Drop for Redis {
     }
 }
 
-/// A new, empty folder for one instance: `<target>/tmp/redis/<pid>-<n>`, found from this
-/// test binary's own path (`<target>/<profile>/deps/<binary>`), else under the system's
-/// temporary folder. Folders of test processes that no longer run are removed first.
+/// A new, empty folder for one instance (see `test_scratch`). Its servers died with any
+/// test process that left a folder behind: a redis-server here is always the test
+/// process's own child, killed on drop.
 fn new_base() -> anyhow::Result<PathBuf> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let root = std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .nth(3)
-                .map(|target| target.join("tmp").join("redis"))
-        })
-        .unwrap_or_else(|| std::env::temp_dir().join("skirmish-test-redis"));
-    remove_stale(&root);
-    let base = root.join(format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&base);
+    let base = test_scratch::fresh_folder(&test_scratch::roots("redis").remove(0));
     std::fs::create_dir_all(&base).with_context(|| format!("create {}", base.display()))?;
     Ok(base)
-}
-
-/// Removes the folders of test processes that no longer run. Their servers died with
-/// them: a redis-server here is always the test process's own child, killed on drop.
-fn remove_stale(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .split('-')
-            .next()
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// A loopback port nobody listens on at this moment.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

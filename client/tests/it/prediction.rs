@@ -24,11 +24,10 @@ const CORRECTION_BOUND: f32 = 2.0;
 const TEST_DEADLINE: Duration = Duration::from_secs(90);
 
 async fn start_server() -> server::Server {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut config = server::Config::for_addr("127.0.0.1:0".parse().expect("a valid address"));
-    config.data_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("client-data-{}-{n}", std::process::id()));
+    config.data_dir = test_scratch::fresh_folder(
+        &std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-servers"),
+    );
     server::start(config).await.expect("server starts")
 }
 

@@ -23,10 +23,7 @@ const AGONES_DEFAULT_HTTP_PORT: u16 = 9358;
 /// A loopback port free a moment ago, so the test knows the game's port (and can put
 /// the stand-in on a port nothing answers yet).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    test_scratch::free_port().expect("a free port")
 }
 
 /// The server binary on `game_port`, run as Agones runs it: `AGONES_SDK_HTTP_PORT`

@@ -68,12 +68,9 @@ pub fn refused_start(args: &[&str]) -> String {
     stderr
 }
 
-/// A data directory no other server in this run has used.
+/// A data directory no other server has used (see `test_scratch::fresh_folder`).
 pub fn fresh_data_dir() -> std::path::PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("data-{}-{n}", std::process::id()))
+    test_scratch::fresh_folder(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("servers"))
 }
 
 /// The resume grace window of test servers, unless a test sets its own.
