@@ -440,6 +440,35 @@ impl Page {
     }
 }
 
+/// Ends a test's pages whatever its checks came to: a screenshot of each (so a failure
+/// can be seen) and its console errors, then closes them. The checks' own failure comes
+/// first; after it, any page that logged an error or an uncaught exception fails the
+/// test.
+pub async fn close_pages(
+    pages: Vec<Page>,
+    artifacts: &Path,
+    checked: anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut logged = Vec::new();
+    for page in &pages {
+        let shot = page.screenshot(artifacts).await?;
+        eprintln!("screenshot: {}", shot.display());
+        let errors = page.errors().await?;
+        if !errors.is_empty() {
+            logged.push((page.label.clone(), errors));
+        }
+    }
+    for page in pages {
+        page.close().await?;
+    }
+    checked?;
+    anyhow::ensure!(
+        logged.is_empty(),
+        "console errors or uncaught exceptions, by page: {logged:?}"
+    );
+    Ok(())
+}
+
 /// The probe's entry for the player called `name`, as (x, y).
 pub fn position_of(probe: &Value, name: &str) -> Option<(f64, f64)> {
     probe["players"]

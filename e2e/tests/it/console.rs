@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use client::bots::{BotsConfig, Report};
-use e2e::{Driver, Page, Setup};
+use e2e::{Driver, Page, Setup, close_pages};
 use fantoccini::Locator;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -61,21 +61,9 @@ async fn an_operator_watches_kicks_a_bot_and_broadcasts_from_the_console() -> an
     // The console's window is made tall enough to show every panel at once.
     console.client.set_window_size(1280, 2200).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for page in [&console, &player] {
-        let shot = page.screenshot(&setup.artifacts).await?;
-        eprintln!("screenshot: {}", shot.display());
-    }
-    let errors = [console.errors().await?, player.errors().await?];
-    console.close().await?;
-    player.close().await?;
+    let closed = close_pages(vec![console, player], &setup.artifacts, outcome).await;
     crowd.abort();
-    outcome?;
-    assert_eq!(
-        errors,
-        [Vec::<String>::new(), Vec::new()],
-        "no console errors or uncaught exceptions in either page"
-    );
-    Ok(())
+    closed
 }
 
 async fn operate(console: &Page, player: &Page, victim: JoinHandle<Report>) -> anyhow::Result<()> {

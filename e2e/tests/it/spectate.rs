@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use e2e::{Device, Driver, PATIENCE, Page, Setup, position_of};
+use e2e::{Device, Driver, PATIENCE, Page, Setup, close_pages, position_of};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 use shared::consts::DEFAULT_ROOM_CAPACITY;
@@ -30,25 +30,7 @@ async fn a_spectator_page_watches_two_seconds_behind_and_follows_players() -> an
     let eve = driver.open("spectator", &format!("{base}/")).await?;
 
     let watched = watch(&ann, &eve).await;
-    for page in [&ann, &bob, &eve] {
-        let shot = page.screenshot(&setup.artifacts).await?;
-        eprintln!("screenshot: {}", shot.display());
-    }
-    let errors = [
-        ann.errors().await?,
-        bob.errors().await?,
-        eve.errors().await?,
-    ];
-    for page in [ann, bob, eve] {
-        page.close().await?;
-    }
-    watched?;
-    assert_eq!(
-        errors,
-        [Vec::<String>::new(), Vec::new(), Vec::new()],
-        "no console errors or uncaught exceptions in any page"
-    );
-    Ok(())
+    close_pages(vec![ann, bob, eve], &setup.artifacts, watched).await
 }
 
 async fn watch(ann: &Page, eve: &Page) -> anyhow::Result<()> {
@@ -191,17 +173,7 @@ async fn on_a_phone_a_tap_on_the_bar_follows_a_player() -> anyhow::Result<()> {
         )
         .await?;
     let tapped = tap_to_follow(&phone).await;
-    phone.screenshot(&setup.artifacts).await?;
-    let errors = [ann.errors().await?, phone.errors().await?];
-    ann.close().await?;
-    phone.close().await?;
-    tapped?;
-    assert_eq!(
-        errors,
-        [Vec::<String>::new(), Vec::new()],
-        "no console errors in either page"
-    );
-    Ok(())
+    close_pages(vec![ann, phone], &setup.artifacts, tapped).await
 }
 
 async fn tap_to_follow(phone: &Page) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use e2e::{Driver, Page, Setup, position_of};
+use e2e::{Driver, Page, Setup, close_pages, position_of};
 use fantoccini::key::Key;
 
 const ROOM: &str = "e2e";
@@ -26,21 +26,7 @@ async fn two_pages_join_by_deep_link_see_each_other_move_and_chat() -> anyhow::R
         .await?;
 
     let played = play(&ann, &bob).await;
-    // Screenshots and errors are collected whatever happened, so a failure can be seen.
-    for page in [&ann, &bob] {
-        let shot = page.screenshot(&setup.artifacts).await?;
-        eprintln!("screenshot: {}", shot.display());
-    }
-    let errors = [ann.errors().await?, bob.errors().await?];
-    ann.close().await?;
-    bob.close().await?;
-    played?;
-    assert_eq!(
-        errors,
-        [Vec::<String>::new(), Vec::new()],
-        "no console errors or uncaught exceptions in either page"
-    );
-    Ok(())
+    close_pages(vec![ann, bob], &setup.artifacts, played).await
 }
 
 /// Both see each other on the scoreboard, Bob sees Ann move, a chat line reaches both,
