@@ -18,10 +18,10 @@ use crate::rooms::input_queue::InputQueue;
 /// A seated player's incoming side, as the room sees it.
 pub(crate) trait Uplink: Send + Sync + Debug {
     /// Takes in, without waiting, everything the player sent since the last look:
-    /// input into `inputs` (the link's queue), acknowledgements into its slot, chat as a room
-    /// command, answers to pings on the wire. `due`: the room needs what may have come;
-    /// without it the uplink looks only if it has its own reason to. A connection that
-    /// ends or misbehaves here is closed by its own task; the room hears of it as it
-    /// always does.
+    /// input into `inputs` (the link's queue), acknowledgements into its slot, chat as
+    /// a room command, answers to pings on the wire. `due`: the room needs what may have
+    /// come; without it the uplink looks only if it has its own reason to. A connection
+    /// that ends or misbehaves here is closed by its own task; the room hears of it as
+    /// it always does.
     fn pull(&self, due: bool, inputs: &mut InputQueue);
 }
