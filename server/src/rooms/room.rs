@@ -68,6 +68,15 @@ pub(crate) struct RoomSettings {
     pub spectators: SpectatorSettings,
 }
 
+impl RoomSettings {
+    /// Ticks from one snapshot to the next, at least one.
+    pub(crate) fn ticks_per_snapshot(&self) -> u32 {
+        u32::from(self.tick_hz)
+            .div_ceil(u32::from(self.snapshot_hz.max(1)))
+            .max(1)
+    }
+}
+
 /// Which connection a link came from, so word from a connection that was since replaced
 /// (by a resume) is told apart from word from the current one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -629,9 +638,8 @@ impl Room {
         // A snapshot interval's input (a frame a tick), read on the snapshot tick, is
         // applied on it when it is at most a tick's worth; past that the room looks
         // every tick, as input arrives.
-        let ticks_per_snapshot =
-            u32::from(self.settings.tick_hz).div_ceil(u32::from(self.settings.snapshot_hz.max(1)));
-        let look = ticks_to_snapshot == 0 || ticks_per_snapshot > MAX_INPUTS_PER_TICK;
+        let look =
+            ticks_to_snapshot == 0 || self.settings.ticks_per_snapshot() > MAX_INPUTS_PER_TICK;
         for occupant in &mut self.occupants {
             let Some(link) = &mut occupant.link else {
                 continue;

@@ -172,9 +172,7 @@ impl RoomRunner {
     pub(crate) fn start_in_slot(&mut self, others: impl Iterator<Item = Instant>, now: Instant) {
         let settings = &self.room.settings;
         let slot = (self.period / SLOTS_PER_TICK).max(Duration::from_nanos(1));
-        let ticks_per_snapshot = u32::from(settings.tick_hz)
-            .div_ceil(u32::from(settings.snapshot_hz))
-            .max(1);
+        let ticks_per_snapshot = settings.ticks_per_snapshot();
         let slots = i128::from(SLOTS_PER_TICK * ticks_per_snapshot);
         let slot_ns = slot.as_nanos() as i128;
         let others: Vec<Instant> = others.collect();
